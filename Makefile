@@ -1,0 +1,62 @@
+# Tally: the two commands that matter are `make run` and `make test`.
+# Both install what is missing on a fresh Debian machine (apt, as root or via sudo).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+SWIFT          ?= swift
+CONFIG         ?= debug
+DATA_DIR       ?= $(CURDIR)/.tally-dev/data
+APT_PACKAGES   := liblz4-dev lz4 libpq-dev pkgconf postgresql
+# Each package is probed by a file it installs, so `deps` is a no-op when all are present.
+APT_PROBES     := /usr/include/lz4frame.h /usr/bin/lz4 /usr/include/postgresql/libpq-fe.h \
+                  /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb
+SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help deps build run test bench clean
+
+help:
+	@echo "make run    install what is missing, build, start tally-server on the embedded log"
+	@echo "make test   install what is missing, build, run every test"
+	@echo "make bench  release build, then the replay bench commands (figures as JSON)"
+
+## deps: install the apt packages that are missing (liblz4, lz4 CLI, libpq, PostgreSQL).
+deps:
+	@missing=0; for f in $(APT_PROBES); do [ -e "$$f" ] || missing=1; done; \
+	if [ "$$missing" = 1 ]; then \
+	  echo "==> installing apt packages: $(APT_PACKAGES)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+run: deps
+	$(SWIFT) build -c $(CONFIG) --product tally-server
+	@mkdir -p "$(DATA_DIR)"
+	$(SWIFT) run -c $(CONFIG) --skip-build tally-server --data-dir "$(DATA_DIR)"
+
+# `swift test` builds its own configuration; --parallel runs suites in worker processes.
+# The crash-recovery rounds are part of the normal run (TALLY_CRASH_ROUNDS, default 20).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel
+
+BENCH_EVENTS ?= 2000000
+bench: deps
+	$(SWIFT) build -c release --product replay
+	@bin=$$($(SWIFT) build -c release --show-bin-path)/replay; dir=$$(mktemp -d); \
+	echo "== durable append, group commit (256 appenders x 64)"; \
+	"$$bin" bench append --log "$$dir/a" --fsync always --appenders 256 --batch 64 --events $(BENCH_EVENTS); \
+	echo "== durable single-event appends (256 appenders x 1)"; \
+	"$$bin" bench append --log "$$dir/b" --fsync always --appenders 256 --batch 1 --events 200000; \
+	echo "== bulk append (fsync never)"; \
+	"$$bin" bench append --log "$$dir/c" --fsync never --appenders 256 --batch 64 --events $(BENCH_EVENTS); \
+	echo "== sequential read of the bulk log"; \
+	"$$bin" bench read --log "$$dir/c"; \
+	rm -rf "$$dir"
+
+clean:
+	rm -rf .build .tally-dev

@@ -1,0 +1,51 @@
+/// The one extension point of the log: the embedded `FileLog` and the shared PostgreSQL
+/// log implement it, and everything above (commands, projections, tools) is written
+/// against it. Both keep the same contract: gap-free commit-ordered positions, optimistic
+/// concurrency per stream, idempotency keys, durable acknowledgement, the same chain hash.
+public protocol EventStore: Sendable {
+    associatedtype Events: AsyncSequence<RecordedEvent, any Error> & Sendable
+
+    /// Appends to one or more streams atomically: every expected version holds and all
+    /// events are written, or nothing is. Returns only once the batch holding the events is
+    /// durable under the store's fsync policy. A repeated `idempotencyKey` returns the first
+    /// append's result and writes nothing.
+    func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult
+
+    /// The last committed position and its chain hash.
+    func head() async throws -> LogHead
+
+    /// Events from `position` (inclusive) to the head as it is when the read reaches it,
+    /// optionally filtered; batched internally.
+    func read(from position: LogPosition, filter: EventFilter?) -> Events
+
+    /// Everything stored from `position`, then new events as they commit; no gap, no
+    /// duplicate. Ends (returns nil) when the task is cancelled or the store closes.
+    func subscribe(from position: LogPosition) -> Events
+
+    /// One stream's events in version order, from `version`, at most `limit` of them; in time
+    /// proportional to the stream's size, not the log's.
+    func readStream(_ stream: String, fromVersion version: UInt64, limit: Int) async throws -> [RecordedEvent]
+
+    /// The stream's last version, or nil when it has no events.
+    func streamVersion(_ stream: String) async throws -> UInt64?
+}
+
+extension EventStore {
+    /// Appends events to one stream.
+    public func append(
+        to stream: String,
+        expected: ExpectedVersion = .any,
+        events: [ProposedEvent],
+        idempotencyKey: String? = nil
+    ) async throws -> AppendResult {
+        try await append([StreamAppend(stream: stream, expected: expected, events: events)], idempotencyKey: idempotencyKey)
+    }
+
+    public func read(from position: LogPosition = 1) -> Events {
+        read(from: position, filter: nil)
+    }
+
+    public func readStream(_ stream: String) async throws -> [RecordedEvent] {
+        try await readStream(stream, fromVersion: 0, limit: Int.max)
+    }
+}

@@ -1,0 +1,182 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Shared between the log, its writer thread and its readers.
+final class LogCore: Sendable {
+    let directory: String
+    let state: Mutex<LogState>
+
+    init(directory: String, state: consuming LogState) {
+        self.directory = directory
+        self.state = Mutex(state)
+    }
+
+    /// Suspends until the head passes `position`; false when the log closes or the task is
+    /// cancelled first.
+    func waitForCommit(beyond position: LogPosition) async -> Bool {
+        let id = state.withLock { s in
+            s.nextWaiterID += 1
+            return s.nextWaiterID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let immediate: Bool? = state.withLock { s in
+                    if s.cancelledWaiters.remove(id) != nil || s.closed { return false }
+                    if s.head > position { return true }
+                    s.waiters[id] = continuation
+                    s.waiterThresholds[id] = position
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter: CheckedContinuation<Bool, Never>? = state.withLock { s in
+                s.waiterThresholds[id] = nil
+                if let waiter = s.waiters.removeValue(forKey: id) { return waiter }
+                s.cancelledWaiters.insert(id)
+                return nil
+            }
+            waiter?.resume(returning: false)
+        }
+    }
+}
+
+/// The embedded event log: a directory of LZ4 segment files, written by one process
+/// through group commit, read by any number of readers. See docs/log-format.md.
+public final class FileLog: EventStore, Sendable {
+    public typealias Events = FileLogEvents
+
+    public let directory: String
+    public let options: Options
+    /// What opening found: torn tail cut, repair done, indexes rebuilt.
+    public let recovery: RecoveryReport
+    let core: LogCore
+    private let writer: FileLogWriter?
+    private let lockFile: SystemFile?
+
+    /// Opens (creating if needed) the log in `directory`, recovering from a crash: a torn
+    /// last batch is cut and reported; a damaged batch before the end makes opening fail
+    /// with its segment, offset and position unless `options.repair` is set.
+    public init(directory: String, options: Options = Options()) throws {
+        guard options.segmentSize >= 64 << 10, options.segmentSize <= 4 << 30 else {
+            throw EventLogError(.invalidInput, "segment size must be 64 KiB...4 GiB, got \(options.segmentSize) bytes")
+        }
+        self.directory = directory
+        self.options = options
+        var lock: SystemFile?
+        if !options.readOnly {
+            try Directory.create(directory)
+            lock = try Self.acquireWriterLock(directory: directory)
+        }
+        var opened = try LogOpener(directory: directory, options: options).open()
+        self.lockFile = lock
+        self.recovery = opened.report
+        let active = opened.active
+        self.core = LogCore(directory: directory, state: opened.takeState())
+        if options.readOnly {
+            writer = nil
+        } else {
+            writer = try FileLogWriter(core: core, options: options, active: active!)
+        }
+    }
+
+    deinit {
+        writer?.requestShutdown()
+    }
+
+    /// Flushes and stops the writer, syncs the active segment and releases the lock.
+    /// Pending appends complete first; appends after close fail with `.closed`.
+    public func close() async throws {
+        if let writer { try await writer.shutdown() }
+        let waiters = core.state.withLock { s in
+            s.closed = true
+            return s.takeReadyWaiters()
+        }
+        for waiter in waiters { waiter.resume(returning: false) }
+        lockFile?.close()
+    }
+
+    public func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult {
+        guard let writer else {
+            throw EventLogError(.readOnly, "the log at \(directory) is open read-only; open it without readOnly to append")
+        }
+        let pending = try PendingAppend.validate(appends, idempotencyKey: idempotencyKey)
+        return try await writer.submit(pending)
+    }
+
+    public func head() async throws -> LogHead {
+        currentHead()
+    }
+
+    /// The head without suspending.
+    public func currentHead() -> LogHead {
+        core.state.withLock { LogHead(position: $0.head, chainHash: $0.headHash) }
+    }
+
+    public func read(from position: LogPosition, filter: EventFilter?) -> FileLogEvents {
+        FileLogEvents(core: core, start: max(1, position), filter: filter, follow: false)
+    }
+
+    public func subscribe(from position: LogPosition) -> FileLogEvents {
+        FileLogEvents(core: core, start: max(1, position), filter: nil, follow: true)
+    }
+
+    public func readStream(_ stream: String, fromVersion version: UInt64, limit: Int) async throws -> [RecordedEvent] {
+        let positions: ArraySlice<LogPosition> = core.state.withLock { s in
+            guard let all = s.streams[stream], version < UInt64(all.count), limit > 0 else { return [] }
+            let start = Int(version)
+            let end = start + min(limit, all.count - start)
+            return all[start..<end]
+        }
+        let cursor = LogCursor(core: core)
+        var events: [RecordedEvent] = []
+        events.reserveCapacity(positions.count)
+        for position in positions {
+            guard let event = try cursor.event(at: position) else {
+                throw EventLogError(.corrupted, "stream \(stream) lists position \(position), which the log does not hold")
+            }
+            events.append(event)
+        }
+        return events
+    }
+
+    public func streamVersion(_ stream: String) async throws -> UInt64? {
+        core.state.withLock { s in s.streams[stream].map { UInt64($0.count - 1) } }
+    }
+
+    /// Writer counters (batches, fsyncs and their durations) for benchmarks and metrics.
+    public func statistics() -> Statistics {
+        let bytes = core.state.withLock { $0.bytesOnDisk }
+        var stats = writer?.statistics() ?? Statistics(batches: 0, events: 0, fsyncs: 0, recentFsyncNanoseconds: [], sealFailures: 0, bytesOnDisk: 0)
+        stats.bytesOnDisk = bytes
+        return stats
+    }
+
+    private static func acquireWriterLock(directory: String) throws -> SystemFile {
+        let path = directory + "/" + SegmentNaming.lockFile
+        let file = try SystemFile.open(path, writable: true, create: true)
+        if flock(file.descriptor, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            let holder = (try? file.read(count: min(32, (try? file.size()) ?? 0), at: 0)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let who = holder.isEmpty ? "another process" : "process \(holder.trimmingSpaces())"
+            throw EventLogError(
+                .locked,
+                "\(who) has the log at \(directory) open for writing; stop it, or open the log read-only",
+                cause: SystemCallError(call: "flock", errno: code)
+            )
+        }
+        let pid = Array(String(getpid()).utf8)
+        try file.truncate(to: 0)
+        try pid.withUnsafeBytes { (raw) throws in try file.write([raw], at: 0) }
+        return file
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        String(self.filter { !$0.isWhitespace })
+    }
+}

@@ -1,0 +1,106 @@
+/// When the writer makes a batch durable before acknowledging it.
+public enum FsyncPolicy: Sendable, Hashable, CustomStringConvertible {
+    /// fdatasync every batch before acknowledging any append in it (the default).
+    case always
+    /// Acknowledge once written; fdatasync at most this many milliseconds later.
+    case interval(milliseconds: Int)
+    /// Never fdatasync batches (bulk import); segments are still synced on seal and close.
+    case never
+
+    public var description: String {
+        switch self {
+        case .always: "always"
+        case .interval(let ms): "interval(\(ms)ms)"
+        case .never: "never"
+        }
+    }
+
+    /// Parses `always`, `never`, `interval` (100 ms) or `interval:MS`.
+    public init?(parsing text: String) {
+        switch text {
+        case "always": self = .always
+        case "never": self = .never
+        case "interval": self = .interval(milliseconds: 100)
+        default:
+            guard text.hasPrefix("interval:"), let ms = Int(text.dropFirst("interval:".count)), ms > 0, ms <= 60_000 else {
+                return nil
+            }
+            self = .interval(milliseconds: ms)
+        }
+    }
+}
+
+extension FileLog {
+    public struct Options: Sendable {
+        public var fsync: FsyncPolicy
+        /// A segment is sealed once it reaches this size (bytes); bounds 64 KiB...4 GiB.
+        public var segmentSize: Int
+        /// Open without the writer lock; appends fail, nothing on disk changes.
+        public var readOnly: Bool
+        /// Cut the log at the first damaged batch instead of refusing to open. The cut bytes
+        /// and any later segments are kept beside the log (`*.damaged`), never deleted.
+        public var repair: Bool
+        /// LZ4 acceleration level passed to the frame compressor (0 = default fast mode).
+        public var compressionLevel: Int32
+
+        public init(
+            fsync: FsyncPolicy = .always, segmentSize: Int = 128 << 20, readOnly: Bool = false,
+            repair: Bool = false, compressionLevel: Int32 = 0
+        ) {
+            self.fsync = fsync
+            self.segmentSize = segmentSize
+            self.readOnly = readOnly
+            self.repair = repair
+            self.compressionLevel = compressionLevel
+        }
+    }
+
+    /// What opening the log found and did.
+    public struct RecoveryReport: Sendable, Equatable, CustomStringConvertible {
+        public struct TornTail: Sendable, Equatable {
+            public var segment: String
+            public var offset: Int
+            public var bytes: Int
+            /// The position the cut batch would have started at.
+            public var fromPosition: LogPosition
+        }
+        public struct Repair: Sendable, Equatable {
+            public var segment: String
+            public var offset: Int
+            public var position: LogPosition
+            public var reason: String
+            /// Bytes cut from the damaged segment, kept in `<segment>.damaged`.
+            public var bytesCut: Int
+            /// Later segments moved aside as `<name>.damaged`.
+            public var segmentsMovedAside: [String]
+        }
+
+        public var tornTail: TornTail?
+        public var repair: Repair?
+        /// Sealed segments whose index was missing or stale and was rebuilt.
+        public var rebuiltIndexes: [String] = []
+
+        public var description: String {
+            var lines: [String] = []
+            if let t = tornTail {
+                lines.append("cut a torn tail of \(t.bytes) bytes from \(t.segment) at byte \(t.offset) (position \(t.fromPosition) onward was never acknowledged)")
+            }
+            if let r = repair {
+                lines.append("repaired: cut \(r.bytesCut) bytes from \(r.segment) at byte \(r.offset), position \(r.position) (\(r.reason)); moved aside: \(r.segmentsMovedAside)")
+            }
+            if !rebuiltIndexes.isEmpty { lines.append("rebuilt indexes: \(rebuiltIndexes.joined(separator: ", "))") }
+            return lines.isEmpty ? "clean" : lines.joined(separator: "; ")
+        }
+    }
+
+    /// Counters of the writer, for benchmarks and metrics.
+    public struct Statistics: Sendable {
+        public var batches: Int
+        public var events: Int
+        public var fsyncs: Int
+        /// Durations of the most recent fsyncs (up to 65,536), in nanoseconds.
+        public var recentFsyncNanoseconds: [UInt64]
+        public var sealFailures: Int
+        public var bytesOnDisk: Int
+    }
+}

@@ -1,0 +1,162 @@
+/// The segment the writer appends to.
+struct ActiveSegment {
+    var file: SystemFile
+    var size: Int
+    var builder: SegmentIndexBuilder
+    var segmentIndex: Int
+}
+
+/// Opens a data directory: loads sealed segments from their indexes (rebuilding stale
+/// ones), scans the last segment, cuts a torn tail, and refuses (or, when told to, repairs)
+/// damage anywhere before the end.
+struct LogOpener {
+    let directory: String
+    let options: FileLog.Options
+
+    struct Opened: ~Copyable {
+        var state: LogState
+        var report: FileLog.RecoveryReport
+        var active: ActiveSegment?
+
+        consuming func takeState() -> LogState { state }
+    }
+
+    func open() throws -> Opened {
+        var state = LogState()
+        var report = FileLog.RecoveryReport()
+        var found = try SegmentNaming.segments(in: directory)
+        if found.isEmpty {
+            guard !options.readOnly else {
+                if !Directory.exists(directory) {
+                    throw EventLogError(.io, "there is no log at \(directory): the directory does not exist")
+                }
+                return Opened(state: state, report: report, active: nil)
+            }
+            let name = SegmentNaming.segmentName(firstPosition: 1)
+            _ = try SystemFile.open(path(name), writable: true, create: true)
+            try Directory.sync(directory)
+            found = [(name, 1)]
+        }
+        var previousHash = BatchHeader.zeroHash
+        var next: LogPosition = 1
+        var active: ActiveSegment?
+        var index = 0
+        while index < found.count {
+            let (name, first) = found[index]
+            let isLast = index == found.count - 1
+            guard first == next else {
+                let reason = "segment \(name) starts at position \(first), expected \(next)"
+                if options.repair && !options.readOnly && index > 0 {
+                    // Keep the consistent prefix; the rest moves aside.
+                    report.repair = .init(segment: name, offset: 0, position: next, reason: reason, bytesCut: 0,
+                                          segmentsMovedAside: try moveAside(found[index...].map(\.name)))
+                    found.removeSubrange(index...)
+                    break
+                }
+                throw EventLogError(.corrupted, "\(reason): a segment is missing or misnamed in \(directory)")
+            }
+            let segmentPath = path(name)
+            state.segments.append(SegmentRecord(name: name, path: segmentPath, firstPosition: first))
+            let file = try SystemFile.open(segmentPath, writable: isLast && !options.readOnly)
+            let fileSize = try file.size()
+
+            if !isLast, let loaded = loadIndex(segment: name, size: fileSize, firstPosition: first, previousHash: previousHash) {
+                state.merge(loaded, segment: index)
+                state.bytesOnDisk += fileSize
+                next = loaded.nextPosition
+                previousHash = loaded.lastHash
+                index += 1
+                continue
+            }
+
+            var builder = SegmentIndexBuilder(firstPosition: first, previousHash: previousHash)
+            let scan = try SegmentScanner.scan(file, expectedFirstPosition: next, previousHash: previousHash) {
+                header, location, events throws in
+                builder.add(batch: location, chainHash: header.chainHash, events: events)
+            }
+            state.merge(builder.index, segment: index)
+            next = scan.nextPosition
+            previousHash = scan.lastHash
+            builder.index.segmentSize = scan.validLength
+
+            var end = scan.end
+            if case .tornTail = end, !isLast {
+                end = .damaged(offset: scan.validLength, reason: "sealed segment ends inside a batch")
+            }
+            switch end {
+            case .clean:
+                if !isLast && !options.readOnly {
+                    try Directory.writeAtomically(builder.index.encode(), to: path(SegmentNaming.indexName(forSegment: name)), directory: directory)
+                    report.rebuiltIndexes.append(name)
+                }
+            case .tornTail(let offset, let bytes):
+                if !options.readOnly {
+                    try file.truncate(to: offset)
+                    try file.sync()
+                }
+                report.tornTail = .init(segment: name, offset: offset, bytes: bytes, fromPosition: next)
+            case .damaged(let offset, let reason):
+                guard options.repair else {
+                    throw EventLogError(
+                        .corrupted,
+                        "\(directory)/\(name) is damaged at byte \(offset), position \(next): \(reason). "
+                            + "Nothing was changed. Inspect it with `replay verify`; to cut the log at position \(next), open it with repair"
+                    )
+                }
+                var movedAside: [String] = []
+                if !options.readOnly {
+                    let cut = try file.read(count: fileSize - offset, at: offset)
+                    try Directory.writeAtomically(cut, to: segmentPath + ".damaged", directory: directory)
+                    try file.truncate(to: offset)
+                    try file.sync()
+                    movedAside = try moveAside(found[(index + 1)...].map(\.name))
+                }
+                report.repair = .init(segment: name, offset: offset, position: next, reason: reason,
+                                      bytesCut: fileSize - offset, segmentsMovedAside: movedAside)
+                found.removeSubrange((index + 1)...)
+            }
+            state.bytesOnDisk += scan.validLength
+            if index == found.count - 1 && !options.readOnly {
+                // Reopen writable: a damaged sealed segment that became the last one was opened read-only.
+                let writable = isLast ? file : try SystemFile.open(segmentPath, writable: true)
+                active = ActiveSegment(file: writable, size: scan.validLength, builder: builder, segmentIndex: index)
+            }
+            index += 1
+        }
+        if active == nil && !options.readOnly, let last = state.segments.last {
+            // The last segment was loaded from an index (possible only after a repair moved later ones aside).
+            let file = try SystemFile.open(last.path, writable: true)
+            var builder = SegmentIndexBuilder(firstPosition: last.firstPosition, previousHash: previousHash)
+            _ = try SegmentScanner.scan(file, expectedFirstPosition: last.firstPosition, previousHash: builder.index.previousHash) {
+                header, location, events throws in builder.add(batch: location, chainHash: header.chainHash, events: events)
+            }
+            active = ActiveSegment(file: file, size: try file.size(), builder: builder, segmentIndex: state.segments.count - 1)
+        }
+        return Opened(state: state, report: report, active: active)
+    }
+
+    private func path(_ name: String) -> String { directory + "/" + name }
+
+    /// The segment's index if it is readable and matches the segment: same first position,
+    /// same size, same chain hash the previous segment ended with.
+    private func loadIndex(segment: String, size: Int, firstPosition: LogPosition, previousHash: [UInt8]) -> SegmentIndex? {
+        let indexPath = path(SegmentNaming.indexName(forSegment: segment))
+        guard Directory.exists(indexPath),
+              let file = try? SystemFile.open(indexPath, writable: false),
+              let bytes = try? file.read(count: try file.size(), at: 0),
+              let index = try? SegmentIndex.decode(bytes),
+              index.firstPosition == firstPosition, index.segmentSize == size,
+              index.previousHash == previousHash, !index.batches.isEmpty
+        else { return nil }
+        return index
+    }
+
+    private func moveAside(_ names: [String]) throws -> [String] {
+        for name in names {
+            try Directory.rename(path(name), path(name) + ".damaged")
+            Directory.remove(path(SegmentNaming.indexName(forSegment: name)))
+        }
+        if !names.isEmpty { try Directory.sync(directory) }
+        return names
+    }
+}

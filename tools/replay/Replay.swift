@@ -1,0 +1,21 @@
+import ArgumentParser
+
+/// `replay`: analysts' and auditors' tool over any Tally log.
+@main
+struct Replay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Verify, digest and benchmark Tally event logs.",
+        discussion: """
+            Exit codes: 0 success (an intact log, for verify); 1 the log is damaged or differs \
+            from the digest; 2 the log could not be opened or read; 64 bad usage.
+            """,
+        subcommands: [Verify.self, Digest.self, Bench.self, AppendUntilKilled.self]
+    )
+}
+
+/// Process exit codes scripts can rely on.
+enum ReplayExit {
+    static let damaged = ExitCode(1)
+    static let unreadable = ExitCode(2)
+}
