@@ -14,12 +14,13 @@ APT_PROBES     := /usr/include/lz4frame.h /usr/bin/lz4 /usr/include/postgresql/l
                   /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb
 SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build run test bench clean
+.PHONY: help deps build run test bench bench-micro clean
 
 help:
 	@echo "make run    install what is missing, build, start tally-server on the embedded log"
 	@echo "make test   install what is missing, build, run every test"
 	@echo "make bench  release build, then the replay bench commands (figures as JSON)"
+	@echo "make bench-micro  package-benchmark suite in Benchmarks/ (separate package, long first build)"
 
 ## deps: install the apt packages that are missing (liblz4, lz4 CLI, libpq, PostgreSQL).
 deps:
@@ -57,6 +58,9 @@ bench: deps
 	echo "== sequential read of the bulk log"; \
 	"$$bin" bench read --log "$$dir/c"; \
 	rm -rf "$$dir"
+
+bench-micro: deps
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown --no-progress
 
 clean:
 	rm -rf .build .tally-dev

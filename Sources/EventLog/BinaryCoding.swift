@@ -27,10 +27,13 @@ struct ByteWriter {
     }
 
     mutating func writeLengthPrefixed(_ string: String) {
-        var string = string
-        string.withUTF8 { utf8 in
+        let written: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
             writeVarint(UInt64(utf8.count))
             bytes.append(contentsOf: utf8)
+        }
+        if written == nil {
+            writeVarint(UInt64(string.utf8.count))
+            bytes.append(contentsOf: string.utf8)
         }
     }
 
@@ -78,7 +81,21 @@ struct ByteReader: ~Copyable {
         return T(littleEndian: value)
     }
 
+    @inline(__always)
     mutating func readVarint(_ what: StaticString) throws -> UInt64 {
+        // Fast path: most varints in an envelope are one byte.
+        if offset < base.count {
+            let byte = base[offset]
+            if byte < 0x80 {
+                offset += 1
+                return UInt64(byte)
+            }
+        }
+        return try readVarintSlow(what)
+    }
+
+    @inline(never)
+    mutating func readVarintSlow(_ what: StaticString) throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -95,10 +112,16 @@ struct ByteReader: ~Copyable {
         }
     }
 
+    @inline(__always)
     mutating func readVarint(_ what: StaticString, max: UInt64) throws -> UInt64 {
         let value = try readVarint(what)
-        guard value <= max else { throw EventLogError(.corrupted, "\(what) is \(value), above the bound \(max)") }
+        guard value <= max else { throw Self.aboveBound(what, value, max) }
         return value
+    }
+
+    @inline(never)
+    static func aboveBound(_ what: StaticString, _ value: UInt64, _ max: UInt64) -> EventLogError {
+        EventLogError(.corrupted, "\(what) is \(value), above the bound \(max)")
     }
 
     mutating func readZigZag(_ what: StaticString) throws -> Int64 {
@@ -115,11 +138,22 @@ struct ByteReader: ~Copyable {
         return UnsafeRawBufferPointer(rebasing: base[offset..<offset + count])
     }
 
+    /// A length-prefixed field's place in the input, bounded like `readLengthPrefixed`.
+    @inline(__always)
+    mutating func readField(_ what: StaticString, max: Int) throws -> FieldRange {
+        let length = try readVarint(what, max: UInt64(max))
+        let count = Int(length)
+        guard remaining >= count else { throw truncated(what) }
+        defer { offset += count }
+        return FieldRange(start: UInt32(offset), count: UInt32(count))
+    }
+
     mutating func readString(_ what: StaticString, max: Int) throws -> String {
         let raw = try readLengthPrefixed(what, max: max)
         return String(decoding: raw, as: UTF8.self)
     }
 
+    @inline(never)
     private func truncated(_ what: StaticString) -> EventLogError {
         EventLogError(.corrupted, "input ends inside \(what) at byte \(offset) of \(base.count)")
     }

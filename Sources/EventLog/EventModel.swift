@@ -63,37 +63,140 @@ public struct StreamAppend: Sendable, Hashable {
 }
 
 /// An event as stored: everything the appender gave plus where the log put it.
-public struct RecordedEvent: Sendable, Hashable {
-    public var position: LogPosition
-    public var stream: String
-    public var streamVersion: UInt64
-    public var type: String
-    public var schemaVersion: UInt16
+///
+/// Events read from the log are views into their batch's decoded bytes, which every event
+/// of the batch shares: decoding checks every envelope and records where each field is,
+/// and strings and payloads are built only when a caller asks for them. A read that
+/// looks at a few fields of millions of events allocates per batch, not per field.
+public struct RecordedEvent: Sendable, Hashable, CustomStringConvertible {
+    public let position: LogPosition
+    public let streamVersion: UInt64
     /// Microseconds since 1970-01-01 UTC.
-    public var recordedAt: Int64
-    public var actor: String
-    public var correlationID: String
-    public var causationID: String
-    /// The idempotency key of the append that wrote this event, if it had one.
-    public var idempotencyKey: String?
-    public var payload: [UInt8]
+    public let recordedAt: Int64
+    public let schemaVersion: UInt16
+    let storage: EnvelopeStorage
+    let fields: EnvelopeFields
+
+    init(position: LogPosition, streamVersion: UInt64, recordedAt: Int64, schemaVersion: UInt16, storage: EnvelopeStorage, fields: EnvelopeFields) {
+        self.position = position
+        self.streamVersion = streamVersion
+        self.recordedAt = recordedAt
+        self.schemaVersion = schemaVersion
+        self.storage = storage
+        self.fields = fields
+    }
 
     public init(
         position: LogPosition, stream: String, streamVersion: UInt64, type: String,
         schemaVersion: UInt16, recordedAt: Int64, actor: String, correlationID: String,
         causationID: String, idempotencyKey: String?, payload: [UInt8]
     ) {
-        self.position = position
-        self.stream = stream
-        self.streamVersion = streamVersion
-        self.type = type
-        self.schemaVersion = schemaVersion
-        self.recordedAt = recordedAt
-        self.actor = actor
-        self.correlationID = correlationID
-        self.causationID = causationID
-        self.idempotencyKey = idempotencyKey
-        self.payload = payload
+        var bytes: [UInt8] = []
+        func put(_ value: some Collection<UInt8>) -> FieldRange {
+            let range = FieldRange(start: UInt32(bytes.count), count: UInt32(value.count))
+            bytes.append(contentsOf: value)
+            return range
+        }
+        let fields = EnvelopeFields(
+            stream: put(stream.utf8), type: put(type.utf8), actor: put(actor.utf8),
+            correlation: put(correlationID.utf8), causation: put(causationID.utf8),
+            key: put((idempotencyKey ?? "").utf8), payload: put(payload)
+        )
+        self.init(position: position, streamVersion: streamVersion, recordedAt: recordedAt, schemaVersion: schemaVersion,
+                  storage: EnvelopeStorage(bytes), fields: fields)
+    }
+
+    public var stream: String { storage.string(fields.stream) }
+    public var type: String { storage.string(fields.type) }
+    public var actor: String { storage.string(fields.actor) }
+    public var correlationID: String { storage.string(fields.correlation) }
+    public var causationID: String { storage.string(fields.causation) }
+    /// The idempotency key of the append that wrote this event, if it had one.
+    public var idempotencyKey: String? { fields.key.count == 0 ? nil : storage.string(fields.key) }
+    public var payload: [UInt8] { storage.withBytes(fields.payload) { Array($0) } }
+    public var payloadCount: Int { Int(fields.payload.count) }
+
+    /// The payload's bytes without copying them, for folds over many events.
+    public func withPayload<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try storage.withBytes(fields.payload, body)
+    }
+
+    /// Compares the type without building a String.
+    public func hasType(_ name: String) -> Bool { storage.equals(fields.type, name) }
+
+    /// Compares the stream without building a String.
+    public func isInStream(_ name: String) -> Bool { storage.equals(fields.stream, name) }
+
+    func sameStream(as other: RecordedEvent) -> Bool {
+        storage.withBytes(fields.stream) { a in other.storage.withBytes(other.fields.stream) { b in a.elementsEqual(b) } }
+    }
+
+    public static func == (lhs: RecordedEvent, rhs: RecordedEvent) -> Bool {
+        guard lhs.position == rhs.position, lhs.streamVersion == rhs.streamVersion, lhs.recordedAt == rhs.recordedAt,
+              lhs.schemaVersion == rhs.schemaVersion else { return false }
+        for (a, b) in zip(lhs.fields.all, rhs.fields.all) {
+            let same = lhs.storage.withBytes(a) { x in rhs.storage.withBytes(b) { y in x.elementsEqual(y) } }
+            if !same { return false }
+        }
+        return true
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(position)
+        hasher.combine(streamVersion)
+        hasher.combine(recordedAt)
+        for field in fields.all { storage.withBytes(field) { hasher.combine(bytes: $0) } }
+    }
+
+    public var description: String {
+        "RecordedEvent(position: \(position), stream: \(stream), version: \(streamVersion), type: \(type), "
+            + "schema: \(schemaVersion), recordedAt: \(recordedAt), actor: \(actor), payload: \(payloadCount) bytes)"
+    }
+}
+
+/// Where a field's bytes are in an `EnvelopeStorage`.
+struct FieldRange: Sendable, Hashable {
+    var start: UInt32
+    var count: UInt32
+}
+
+struct EnvelopeFields: Sendable, Hashable {
+    var stream: FieldRange
+    var type: FieldRange
+    var actor: FieldRange
+    var correlation: FieldRange
+    var causation: FieldRange
+    var key: FieldRange
+    var payload: FieldRange
+
+    var all: [FieldRange] { [stream, type, actor, correlation, causation, key, payload] }
+
+    static let empty = EnvelopeFields(
+        stream: FieldRange(start: 0, count: 0), type: FieldRange(start: 0, count: 0), actor: FieldRange(start: 0, count: 0),
+        correlation: FieldRange(start: 0, count: 0), causation: FieldRange(start: 0, count: 0), key: FieldRange(start: 0, count: 0),
+        payload: FieldRange(start: 0, count: 0)
+    )
+}
+
+/// The decoded bytes of one batch (or one event), immutable and shared by its events.
+final class EnvelopeStorage: Sendable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func withBytes<Result>(_ range: FieldRange, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try bytes.withUnsafeBytes { all in
+            try body(UnsafeRawBufferPointer(rebasing: all[Int(range.start)..<Int(range.start) + Int(range.count)]))
+        }
+    }
+
+    func string(_ range: FieldRange) -> String {
+        withBytes(range) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func equals(_ range: FieldRange, _ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { utf8 in withBytes(range) { $0.elementsEqual(UnsafeRawBufferPointer(utf8)) } }
     }
 }
 

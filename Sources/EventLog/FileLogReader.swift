@@ -1,13 +1,14 @@
 import Synchronization
 
 /// Reads committed batches of a `FileLog` with positioned reads, keeping the current
-/// segment open and the last decoded batch at hand. One per reader; not shared.
-final class LogCursor {
+/// segment open and the last decoded batch at hand. One per reader. It is used by one
+/// task at a time: a reader's read-ahead task is always awaited before the reader touches
+/// the cursor again, hence `@unchecked Sendable`.
+final class LogCursor: @unchecked Sendable {
     private let core: LogCore
     private var file: SystemFile?
     private let decompressor = LZ4FrameDecompressor()
     private var buffer: [UInt8] = []
-    private var raw: [UInt8] = []
     private var cached: (first: LogPosition, events: [RecordedEvent])?
 
     init(core: LogCore) { self.core = core }
@@ -35,16 +36,11 @@ final class LogCursor {
             if let filter, !filter.mayMatchBatch(minRecordedAt: header.minRecordedAt, maxRecordedAt: header.maxRecordedAt) {
                 return nil
             }
-            if raw.count < Int(header.rawLength) { raw = [UInt8](repeating: 0, count: Int(header.rawLength)) }
-            return try raw.withUnsafeMutableBytes { (r) throws -> [RecordedEvent] in
-                let out = UnsafeMutableRawBufferPointer(rebasing: r[0..<Int(header.rawLength)])
-                let frame = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(region)[BatchHeader.framedSize...])
-                do {
-                    try decompressor.decompress(frame, into: out)
-                    return try EnvelopeCodec.decodeBatch(UnsafeRawBufferPointer(out), header: header)
-                } catch {
-                    throw EventLogError(.corrupted, "\(path): batch at byte \(location.offset), position \(location.firstPosition): \(EventLogError.wrapping(error).message)")
-                }
+            let frame = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(region)[BatchHeader.framedSize...])
+            do {
+                return try decompressor.decodeBatch(frame: frame, header: header)
+            } catch {
+                throw EventLogError(.corrupted, "\(path): batch at byte \(location.offset), position \(location.firstPosition): \(EventLogError.wrapping(error).message)")
             }
         }
         guard let events else { return (location.lastPosition, []) }
@@ -85,6 +81,15 @@ public struct FileLogEvents: AsyncSequence, Sendable {
         let follow: Bool
         var buffer: [RecordedEvent] = []
         var index = 0
+        /// Large batches ahead of `next`, decoding on other threads while the caller works
+        /// (each with its own cursor), in position order.
+        var readAhead: [(task: Task<(last: LogPosition, events: [RecordedEvent])?, any Error>, cursor: LogCursor)] = []
+        var spareCursors: [LogCursor] = []
+        /// The first position not yet handed to a read-ahead task.
+        var planned: LogPosition = 0
+        static let readAheadDepth = 2
+        /// Smaller batches are decoded inline: a task would cost more than it saves.
+        static let readAheadMinimumEvents: UInt32 = 256
 
         init(cursor: LogCursor, core: LogCore, next: LogPosition, filter: EventFilter?, follow: Bool) {
             self.cursor = cursor
@@ -112,14 +117,39 @@ public struct FileLogEvents: AsyncSequence, Sendable {
         /// at the end.
         mutating func nextBatch() async throws -> [RecordedEvent]? {
             while true {
-                if Task.isCancelled { return nil }
-                if let (last, events) = try cursor.batch(containing: next, filter: filter) {
+                if Task.isCancelled {
+                    for pending in readAhead { pending.task.cancel() }
+                    return nil
+                }
+                let fetched: (last: LogPosition, events: [RecordedEvent])?
+                if !readAhead.isEmpty {
+                    let pending = readAhead.removeFirst()
+                    fetched = try await pending.task.value
+                    spareCursors.append(pending.cursor)
+                } else {
+                    fetched = try cursor.batch(containing: next, filter: filter)
+                }
+                if let (last, events) = fetched {
                     let skip = events.first.map { Int(next - $0.position) } ?? 0
                     next = last + 1
+                    scheduleReadAhead()
                     return skip == 0 ? events : Array(events[skip...])
                 }
                 guard follow else { return nil }
                 guard await core.waitForCommit(beyond: next - 1) else { return nil }
+            }
+        }
+
+        /// Starts decoding the large committed batches after `next`, up to the read-ahead depth.
+        private mutating func scheduleReadAhead() {
+            if readAhead.isEmpty { planned = next }
+            while readAhead.count < Self.readAheadDepth {
+                guard let (location, _) = core.state.withLock({ $0.locate(planned) }),
+                      location.eventCount >= Self.readAheadMinimumEvents else { return }
+                let reader = spareCursors.popLast() ?? LogCursor(core: core)
+                let (position, filter) = (planned, filter)
+                readAhead.append((Task { try reader.batch(containing: position, filter: filter) }, reader))
+                planned = location.lastPosition + 1
             }
         }
     }

@@ -256,30 +256,23 @@ final class FileLogWriter: @unchecked Sendable {
     private func write(_ accepted: [(pending: PendingAppend, result: AppendResult)]) throws {
         let now = wallClockMicroseconds()
         raw.bytes.removeAll(keepingCapacity: true)
-        var minAt = Int64.max
-        var maxAt = Int64.min
         var touched: [String: [LogPosition]] = [:]
         var keys: [String: AppendResult] = [:]
         var position = head + 1
         let first = position
+        var encoder = BatchEncoder()
         for (pending, result) in accepted {
             for append in pending.appends {
-                var version = result.streamVersions[append.stream]! + 1 - UInt64(append.events.count)
-                var positions = touched[append.stream] ?? []
-                for event in append.events {
-                    let at = event.recordedAt ?? now
-                    minAt = min(minAt, at)
-                    maxAt = max(maxAt, at)
-                    EnvelopeCodec.encode(position: position, stream: append.stream, streamVersion: version, event: event,
-                                         recordedAt: at, idempotencyKey: pending.idempotencyKey, into: &raw)
-                    positions.append(position)
-                    position += 1
-                    version += 1
-                }
-                touched[append.stream] = positions
+                let count = UInt64(append.events.count)
+                let firstVersion = result.streamVersions[append.stream]! + 1 - count
+                encoder.encode(stream: append.stream, firstVersion: firstVersion, events: append.events, now: now,
+                               idempotencyKey: pending.idempotencyKey, into: &raw)
+                touched[append.stream, default: []].append(contentsOf: position..<position + count)
+                position += count
             }
             if let key = pending.idempotencyKey { keys[key] = AppendResult(positions: result.positions, streamVersions: result.streamVersions, deduplicated: true) }
         }
+        let (minAt, maxAt) = (encoder.minRecordedAt, encoder.maxRecordedAt)
         let count = position - first
         let rawLength = raw.bytes.count
         let (header, headerBytes, frameLength) = try raw.bytes.withUnsafeBytes { (input) throws in

@@ -77,6 +77,23 @@ final class LZ4FrameDecompressor {
         }
     }
 
+    /// Decompresses a batch's data frame into fresh bytes (its events keep them) and decodes it.
+    func decodeBatch(frame: UnsafeRawBufferPointer, header: BatchHeader) throws -> [RecordedEvent] {
+        let rawLength = Int(header.rawLength)
+        var failure: (any Error)?
+        let raw = [UInt8](unsafeUninitializedCapacity: rawLength) { buffer, initialized in
+            do {
+                try decompress(frame, into: UnsafeMutableRawBufferPointer(buffer))
+                initialized = rawLength
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return try EnvelopeCodec.decodeBatch(raw, header: header)
+    }
+
     private func resetAfterError() {
         if let context { LZ4F_freeDecompressionContext(context) }
         context = nil

@@ -48,7 +48,7 @@ struct PendingAppend: Sendable {
             }
         }
         try bounded(event.type, "type", EventLimits.maxTypeBytes, required: true)
-        guard event.type.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F || $0 == 0x2E }) else {
+        guard isTypeName(event.type) else {
             throw EventLogError(.invalidInput, "event type '\(event.type)' may hold only letters, digits, '_' and '.'")
         }
         try bounded(event.actor, "actor", EventLimits.maxActorBytes)
@@ -59,4 +59,18 @@ struct PendingAppend: Sendable {
         }
         guard event.schemaVersion >= 1 else { throw EventLogError(.invalidInput, "schema versions start at 1") }
     }
+}
+
+/// Letters, digits, `_` and `.`, checked over contiguous UTF-8 when the string has it.
+private func isTypeName(_ type: String) -> Bool {
+    func allowed(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || byte == 0x5F || byte == 0x2E
+    }
+    if let result = type.utf8.withContiguousStorageIfAvailable({ bytes in
+        for byte in bytes where !allowed(byte) { return false }
+        return true
+    }) {
+        return result
+    }
+    return type.utf8.allSatisfy(allowed)
 }

@@ -150,15 +150,22 @@ struct SegmentIndexBuilder {
     mutating func add(batch: BatchLocation, chainHash: [UInt8], events: [RecordedEvent]) {
         var touched: [String: [LogPosition]] = [:]
         var keys: [String: AppendResult] = [:]
+        var run: (stream: String, event: RecordedEvent, positions: [LogPosition])?
         for event in events {
-            touched[event.stream, default: []].append(event.position)
-            if let key = event.idempotencyKey {
+            if let current = run, current.event.sameStream(as: event) {
+                run!.positions.append(event.position)
+            } else {
+                if let current = run { touched[current.stream, default: []].append(contentsOf: current.positions) }
+                run = (event.stream, event, [event.position])
+            }
+            if event.fields.key.count > 0, let key = event.idempotencyKey {
                 var entry = keys[key] ?? AppendResult(positions: event.position...event.position, streamVersions: [:], deduplicated: true)
                 entry.positions = entry.positions.lowerBound...event.position
                 entry.streamVersions[event.stream] = event.streamVersion
                 keys[key] = entry
             }
         }
+        if let current = run { touched[current.stream, default: []].append(contentsOf: current.positions) }
         add(batch: batch, chainHash: chainHash, streams: touched, keys: keys)
     }
 

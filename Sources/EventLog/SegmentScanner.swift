@@ -45,7 +45,6 @@ enum SegmentScanner {
         let decompressor = LZ4FrameDecompressor()
         var headerBytes = [UInt8](repeating: 0, count: BatchHeader.framedSize)
         var data: [UInt8] = []
-        var raw: [UInt8] = []
         var offset = 0
         while offset < size {
             let remaining = size - offset
@@ -89,12 +88,7 @@ enum SegmentScanner {
                     guard header.computeChainHash(dataFrame: frameView) == header.chainHash else {
                         throw EventLogError(.corrupted, "chain hash mismatch")
                     }
-                    if raw.count < Int(header.rawLength) { raw = [UInt8](repeating: 0, count: Int(header.rawLength)) }
-                    return try raw.withUnsafeMutableBytes { (r) throws -> [RecordedEvent] in
-                        let out = UnsafeMutableRawBufferPointer(rebasing: r[0..<Int(header.rawLength)])
-                        try decompressor.decompress(frameView, into: out)
-                        return try EnvelopeCodec.decodeBatch(UnsafeRawBufferPointer(out), header: header)
-                    }
+                    return try decompressor.decodeBatch(frame: frameView, header: header)
                 }
             } catch {
                 return damaged(EventLogError.wrapping(error).message)

@@ -117,10 +117,17 @@ struct BenchRead: AsyncParsableCommand {
         var events = 0
         var payloadBytes = 0
         var lastPosition: UInt64 = 0
+        // Touch every event: its position (checked to be consecutive) and payload length.
         for try await batch in store.read(from: 1).batches {
             events += batch.count
-            for event in batch { payloadBytes &+= event.payload.count }
-            lastPosition = batch.last?.position ?? lastPosition
+            for event in batch {
+                guard event.position == lastPosition + 1 else {
+                    printError("position \(event.position) follows \(lastPosition): the read skipped or repeated events")
+                    throw ReplayExit.damaged
+                }
+                lastPosition = event.position
+                payloadBytes &+= event.payloadCount
+            }
         }
         let seconds = monotonicSeconds() - started
         guard lastPosition == store.currentHead().position, events == Int(lastPosition) else {
