@@ -41,9 +41,13 @@ run: deps
 
 # `swift test` builds its own configuration; --parallel runs suites in worker processes.
 # The crash-recovery rounds are part of the normal run (TALLY_CRASH_ROUNDS, default 20).
+# A run that executes no test is a failure, not a pass: the summary line must count some.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --parallel
+	@mkdir -p .build
+	$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log
+	@grep -Eq 'Test run with [1-9][0-9]* tests? .*passed' .build/test-output.log \
+	  || { echo "make test: no Swift Testing test ran, or the run did not pass" >&2; exit 1; }
 
 BENCH_EVENTS ?= 2000000
 bench: deps

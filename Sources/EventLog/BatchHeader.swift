@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 
 /// The header of one batch, stored in an LZ4 skippable frame just before the batch's data
 /// frame. Byte layout (little-endian) in docs/log-format.md.

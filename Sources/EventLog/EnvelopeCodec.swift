@@ -47,8 +47,11 @@ enum EnvelopeCodec {
             }
             let schema = try r.readVarint("schema version", max: UInt64(UInt16.max))
             let delta = try r.readZigZag("recorded-at")
-            let (at, overflow) = recordedAt.addingReportingOverflow(delta)
-            guard !overflow, at >= header.minRecordedAt, at <= header.maxRecordedAt else {
+            // The writer stores the wrapping difference (`&-`), so wrapping addition restores
+            // any recorded-at exactly (Int64.min after Int64.max included); the range check
+            // still catches damage.
+            let at = recordedAt &+ delta
+            guard at >= header.minRecordedAt, at <= header.maxRecordedAt else {
                 throw EventLogError(.corrupted, "event \(position) lies outside its batch's time range")
             }
             recordedAt = at

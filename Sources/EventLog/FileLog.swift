@@ -71,7 +71,7 @@ public final class FileLog: EventStore, Sendable {
             try Directory.create(directory)
             lock = try Self.acquireWriterLock(directory: directory)
         }
-        var opened = try LogOpener(directory: directory, options: options).open()
+        let opened = try LogOpener(directory: directory, options: options).open()
         self.lockFile = lock
         self.recovery = opened.report
         let active = opened.active

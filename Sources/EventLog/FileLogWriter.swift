@@ -14,8 +14,10 @@ public struct WrongExpectedVersion: Error, Sendable, Hashable {
 }
 
 /// The single writer of a `FileLog`: a dedicated thread that turns everything queued into
-/// one batch, writes it with one system call, makes it durable per the fsync policy and
-/// only then publishes it and acknowledges every append in it (group commit).
+/// one batch, decides it (expected versions, idempotency), writes it with one system call,
+/// and hands it on to be made durable and published. Under `always` a `BatchSyncer` does
+/// that on its own thread while this one writes the next batch; under `interval` and
+/// `never` the batch is published as soon as it is written.
 final class FileLogWriter: @unchecked Sendable {
     private struct Queue {
         var items: [PendingAppend] = []
@@ -25,7 +27,7 @@ final class FileLogWriter: @unchecked Sendable {
         var closeError: EventLogError?
     }
 
-    private struct Counters {
+    struct Counters {
         var batches = 0
         var events = 0
         var fsyncs = 0
@@ -47,15 +49,18 @@ final class FileLogWriter: @unchecked Sendable {
     private let core: LogCore
     private let options: FileLog.Options
     private let queue = Mutex(Queue())
-    private let counters = Mutex(Counters())
+    private let counters = Locked(Counters())
     private let wakeup = DispatchSemaphore(value: 0)
+    private var syncer: BatchSyncer?
 
     // Touched by the writer thread only.
     private var active: ActiveSegment
     private var compressor: LZ4FrameCompressor
     private var raw = ByteWriter(capacity: 1 << 20)
-    private var lastHash: [UInt8]
+    /// The last written (not necessarily published) position and chain hash.
     private var head: LogPosition
+    private var lastHash: [UInt8]
+    private var sequence = 0
     private var dirty = false
     private var lastSync = monotonicNanoseconds()
 
@@ -65,6 +70,10 @@ final class FileLogWriter: @unchecked Sendable {
         self.active = active
         self.compressor = LZ4FrameCompressor(level: options.compressionLevel)
         (head, lastHash) = core.state.withLock { ($0.head, $0.headHash) }
+        if options.fsync == .always {
+            let counters = self.counters
+            syncer = BatchSyncer(core: core) { nanoseconds in counters.withLock { $0.recordFsync(nanoseconds) } }
+        }
         startThread { [self] in run() }
     }
 
@@ -163,29 +172,37 @@ final class FileLogWriter: @unchecked Sendable {
     private func syncIfIntervalElapsed() {
         guard dirty, case .interval(let ms) = options.fsync else { return }
         if monotonicNanoseconds() - lastSync >= UInt64(ms) * 1_000_000 {
-            do { try syncActive() } catch { fail(error) }
+            try? syncActive()
         }
     }
 
-    private typealias Outcome = (CheckedContinuation<AppendResult, any Error>, Result<AppendResult, any Error>)
+    /// An append accepted into the batch being built, with the result it will get.
+    private typealias Accepted = (pending: PendingAppend, result: AppendResult)
 
-    /// Decides, writes, syncs and publishes one group of appends.
+    /// Decides one group of appends, writes the accepted ones as one batch and hands it on.
     private func commit(_ group: [PendingAppend]) {
-        var outcomes: [Outcome] = []
-        var accepted: [(pending: PendingAppend, result: AppendResult)] = []
+        var immediate: [(CheckedContinuation<AppendResult, any Error>, Result<AppendResult, any Error>)] = []
+        var accepted: [Accepted] = []
         var duplicates: [(pending: PendingAppend, of: Int)] = []
+        let batchSequence = sequence + 1
 
         let failure: EventLogError? = core.state.withLock { s in
             if let failure = s.failure { return failure }
-            var next = s.head + 1
-            var staged: [String: UInt64] = [:]  // stream -> event count after staged appends
+            var next = head + 1
+            var staged: [String: UInt64] = [:]  // stream -> event count after the appends staged so far
             var stagedKeys: [String: Int] = [:]
             for pending in group {
+                let continuation = pending.continuation!
                 if let key = pending.idempotencyKey {
-                    if let existing = s.idempotency[key] {
-                        var result = existing
-                        result.deduplicated = true
-                        outcomes.append((pending.continuation!, .success(result)))
+                    if var existing = s.idempotency[key] {
+                        existing.deduplicated = true
+                        immediate.append((continuation, .success(existing)))
+                        continue
+                    }
+                    if var unsynced = s.unsyncedKeys[key] {
+                        // Its first append is written but not durable yet: answer with it, then.
+                        unsynced.result.deduplicated = true
+                        s.lateAcknowledgements[unsynced.sequence, default: []].append(Acknowledgement(continuation: continuation, result: unsynced.result))
                         continue
                     }
                     if let first = stagedKeys[key] {
@@ -193,34 +210,13 @@ final class FileLogWriter: @unchecked Sendable {
                         continue
                     }
                 }
-                var conflict: WrongExpectedVersion?
-                for append in pending.appends {
-                    let count = staged[append.stream] ?? UInt64(s.streams[append.stream]?.count ?? 0)
-                    let current: UInt64? = count == 0 ? nil : count - 1
-                    let ok: Bool
-                    switch append.expected {
-                    case .any: ok = true
-                    case .noStream: ok = current == nil
-                    case .exact(let version): ok = current == version
-                    }
-                    if !ok {
-                        conflict = WrongExpectedVersion(stream: append.stream, expected: append.expected, actual: current)
-                        break
-                    }
-                }
-                if let conflict {
-                    let actual = conflict.actual.map { "is at version \($0)" } ?? "has no events"
-                    let error = EventLogError(
-                        .wrongExpectedVersion,
-                        "stream \(conflict.stream) \(actual), the append expected \(conflict.expected); nothing was written. Read the stream and decide again",
-                        cause: conflict
-                    )
-                    outcomes.append((pending.continuation!, .failure(error)))
+                if let conflict = Self.conflict(in: pending, staged: staged, state: s) {
+                    immediate.append((continuation, .failure(conflict)))
                     continue
                 }
                 var versions: [String: UInt64] = [:]
                 for append in pending.appends {
-                    let count = (staged[append.stream] ?? UInt64(s.streams[append.stream]?.count ?? 0)) + UInt64(append.events.count)
+                    let count = (staged[append.stream] ?? s.decidedCount(of: append.stream)) + UInt64(append.events.count)
                     staged[append.stream] = count
                     versions[append.stream] = count - 1
                 }
@@ -235,25 +231,74 @@ final class FileLogWriter: @unchecked Sendable {
             for pending in group { pending.continuation!.resume(throwing: failure) }
             return
         }
-        if !accepted.isEmpty {
-            do {
-                try write(accepted)
-                for (pending, result) in accepted { outcomes.append((pending.continuation!, .success(result))) }
-                for (pending, index) in duplicates {
-                    var result = accepted[index].result
-                    result.deduplicated = true
-                    outcomes.append((pending.continuation!, .success(result)))
-                }
-            } catch {
-                for (pending, _) in accepted { outcomes.append((pending.continuation!, .failure(error))) }
-                for (pending, _) in duplicates { outcomes.append((pending.continuation!, .failure(error))) }
-            }
+        for (continuation, result) in immediate { continuation.resume(with: result) }
+        guard !accepted.isEmpty else { return }
+
+        var acknowledgements = accepted.map { Acknowledgement(continuation: $0.pending.continuation!, result: $0.result) }
+        for (pending, index) in duplicates {
+            var result = accepted[index].result
+            result.deduplicated = true
+            acknowledgements.append(Acknowledgement(continuation: pending.continuation!, result: result))
         }
-        for (continuation, result) in outcomes { continuation.resume(with: result) }
+        let batch: WrittenBatch
+        do {
+            batch = try write(accepted, sequence: batchSequence, acknowledgements: acknowledgements)
+        } catch {
+            for ack in acknowledgements { ack.continuation.resume(throwing: error) }
+            return
+        }
+        sequence = batchSequence
+        core.state.withLock { s in
+            for (stream, positions) in batch.touched {
+                s.unsyncedStreams[stream] = (s.decidedCount(of: stream) + UInt64(positions.count), batch.sequence)
+            }
+            for (key, result) in batch.keys { s.unsyncedKeys[key] = (result, batch.sequence) }
+        }
+        counters.withLock { c in
+            c.batches += 1
+            c.events += Int(batch.location.eventCount)
+        }
+        if let syncer {
+            syncer.submit(batch)
+        } else {
+            if case .interval(let ms) = options.fsync, monotonicNanoseconds() - lastSync >= UInt64(ms) * 1_000_000 {
+                do {
+                    try syncActive()
+                } catch {
+                    core.abandon([batch], error: error)
+                    return
+                }
+            }
+            core.publish([batch])
+        }
+        sealIfFull()
     }
 
-    /// Encodes, compresses, writes and syncs one batch, then publishes it to readers.
-    private func write(_ accepted: [(pending: PendingAppend, result: AppendResult)]) throws {
+    private static func conflict(in pending: PendingAppend, staged: [String: UInt64], state s: borrowing LogState) -> EventLogError? {
+        for append in pending.appends {
+            let count = staged[append.stream] ?? s.decidedCount(of: append.stream)
+            let current: UInt64? = count == 0 ? nil : count - 1
+            let ok: Bool
+            switch append.expected {
+            case .any: ok = true
+            case .noStream: ok = current == nil
+            case .exact(let version): ok = current == version
+            }
+            if !ok {
+                let cause = WrongExpectedVersion(stream: append.stream, expected: append.expected, actual: current)
+                let actual = current.map { "is at version \($0)" } ?? "has no events"
+                return EventLogError(
+                    .wrongExpectedVersion,
+                    "stream \(append.stream) \(actual), the append expected \(append.expected); nothing was written. Read the stream and decide again",
+                    cause: cause
+                )
+            }
+        }
+        return nil
+    }
+
+    /// Encodes, compresses and writes one batch with one system call.
+    private func write(_ accepted: [Accepted], sequence: Int, acknowledgements: [Acknowledgement]) throws -> WrittenBatch {
         let now = wallClockMicroseconds()
         raw.bytes.removeAll(keepingCapacity: true)
         var touched: [String: [LogPosition]] = [:]
@@ -270,84 +315,57 @@ final class FileLogWriter: @unchecked Sendable {
                 touched[append.stream, default: []].append(contentsOf: position..<position + count)
                 position += count
             }
-            if let key = pending.idempotencyKey { keys[key] = AppendResult(positions: result.positions, streamVersions: result.streamVersions, deduplicated: true) }
+            if let key = pending.idempotencyKey {
+                keys[key] = AppendResult(positions: result.positions, streamVersions: result.streamVersions, deduplicated: true)
+            }
         }
-        let (minAt, maxAt) = (encoder.minRecordedAt, encoder.maxRecordedAt)
         let count = position - first
         let rawLength = raw.bytes.count
-        let (header, headerBytes, frameLength) = try raw.bytes.withUnsafeBytes { (input) throws in
+        let offset = active.size
+        let (header, writtenBytes) = try raw.bytes.withUnsafeBytes { input in
             let frame = try compressor.compress(input)
             var header = BatchHeader(
-                firstPosition: first, eventCount: UInt32(count), rawLength: UInt32(rawLength), minRecordedAt: minAt,
-                maxRecordedAt: maxAt, dataLength: UInt32(frame.count), dataChecksum: CRC32C.checksum(frame),
-                previousHash: lastHash, chainHash: []
+                firstPosition: first, eventCount: UInt32(count), rawLength: UInt32(rawLength),
+                minRecordedAt: encoder.minRecordedAt, maxRecordedAt: encoder.maxRecordedAt,
+                dataLength: UInt32(frame.count), dataChecksum: CRC32C.checksum(frame), previousHash: lastHash, chainHash: []
             )
             header.chainHash = header.computeChainHash(dataFrame: frame)
             let headerBytes = header.encodeFramed()
-            let offset = active.size
             do {
-                try headerBytes.withUnsafeBytes { (h) throws in try active.file.write([h, frame], at: offset) }
+                try headerBytes.withUnsafeBytes { try active.file.write([$0, frame], at: offset) }
             } catch {
                 // Nothing was acknowledged: take the partial write back so the file stays a valid log.
-                do { try active.file.truncate(to: offset) } catch { fail(EventLogError.wrapping(error)) }
+                do { try active.file.truncate(to: offset) } catch { core.fail(error) }
                 throw error
             }
-            return (header, headerBytes, frame.count)
+            return (header, headerBytes.count + frame.count)
         }
-        let location = BatchLocation(firstPosition: first, eventCount: UInt32(count), offset: active.size, dataLength: UInt32(frameLength))
-        active.size += headerBytes.count + frameLength
-        dirty = true
-        switch options.fsync {
-        case .always:
-            try syncActive(failing: true)
-        case .interval(let ms):
-            if monotonicNanoseconds() - lastSync >= UInt64(ms) * 1_000_000 { try syncActive(failing: true) }
-        case .never:
-            break
-        }
+        let location = BatchLocation(firstPosition: first, eventCount: UInt32(count), offset: offset, dataLength: header.dataLength)
+        active.size += writtenBytes
         active.builder.add(batch: location, chainHash: header.chainHash, streams: touched, keys: keys)
         head = header.lastPosition
         lastHash = header.chainHash
-        let segmentIndex = active.segmentIndex
-        let waiters = core.state.withLock { s in
-            s.head = header.lastPosition
-            s.headHash = header.chainHash
-            s.add(batches: [location], segment: segmentIndex)
-            for (stream, positions) in touched { s.streams[stream, default: []].append(contentsOf: positions) }
-            for (key, result) in keys where s.idempotency[key] == nil { s.idempotency[key] = result }
-            s.bytesOnDisk += location.totalSize
-            return s.takeReadyWaiters()
-        }
-        for waiter in waiters { waiter.resume(returning: true) }
-        counters.withLock { c in
-            c.batches += 1
-            c.events += Int(count)
-        }
-        sealIfFull()
+        dirty = true
+        return WrittenBatch(
+            sequence: sequence, location: location, chainHash: header.chainHash, segmentIndex: active.segmentIndex,
+            file: active.file, touched: touched, keys: keys, acknowledgements: acknowledgements
+        )
     }
 
-    private func syncActive(failing: Bool = true) throws {
+    private func syncActive() throws {
         let start = monotonicNanoseconds()
         do {
             try active.file.syncData()
         } catch {
             // After a failed fsync the kernel may have dropped the dirty pages: the file's
             // content is unknown, so the log stops accepting appends until reopened.
-            fail(error)
+            core.fail(error)
             throw error
         }
         let elapsed = monotonicNanoseconds() - start
         counters.withLock { $0.recordFsync(elapsed) }
         lastSync = monotonicNanoseconds()
         dirty = false
-    }
-
-    private func fail(_ error: any Error) {
-        core.state.withLock { s in
-            if s.failure == nil {
-                s.failure = EventLogError(.closed, "the log at \(core.directory) stopped after a failed write or sync; reopen it", cause: EventLogError.wrapping(error))
-            }
-        }
     }
 
     /// Seals the active segment once it is full: sync, write its index, start the next one.
@@ -360,7 +378,7 @@ final class FileLogWriter: @unchecked Sendable {
         do {
             try active.file.sync()
             dirty = false
-            let (name) = core.state.withLock { $0.segments[active.segmentIndex].name }
+            let name = core.state.withLock { $0.segments[active.segmentIndex].name }
             try Directory.writeAtomically(active.builder.index.encode(), to: directory + "/" + SegmentNaming.indexName(forSegment: name), directory: directory)
             let file = try SystemFile.open(nextPath, writable: true, create: true)
             do {
@@ -373,7 +391,7 @@ final class FileLogWriter: @unchecked Sendable {
                 s.segments.append(SegmentRecord(name: nextName, path: nextPath, firstPosition: head + 1))
                 return s.segments.count - 1
             }
-            active.file.close()
+            // The sealed file closes when the syncer has dropped its last batch of it.
             active = ActiveSegment(file: file, size: 0, builder: SegmentIndexBuilder(firstPosition: head + 1, previousHash: lastHash), segmentIndex: index)
         } catch {
             counters.withLock { $0.sealFailures += 1 }
@@ -381,6 +399,7 @@ final class FileLogWriter: @unchecked Sendable {
     }
 
     private func finish() {
+        syncer?.close()
         var closeError: EventLogError?
         do {
             try active.file.sync()
@@ -411,9 +430,9 @@ private final class ThreadBody {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-/// Starts a detached OS thread: the writer blocks in write(2) and fdatasync(2), which must
-/// not happen on the cooperative pool's few threads.
-private func startThread(_ body: @escaping () -> Void) {
+/// Starts a detached OS thread: the writer and syncer block in write(2) and fdatasync(2),
+/// which must not happen on the cooperative pool's few threads.
+func startThread(_ body: @escaping () -> Void) {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
     let rc = pthread_create(&thread, nil, { argument in
@@ -421,6 +440,15 @@ private func startThread(_ body: @escaping () -> Void) {
         body.body()
         return nil
     }, box)
-    precondition(rc == 0, "cannot start the log writer thread: \(systemErrorMessage(rc))")
+    precondition(rc == 0, "cannot start a log thread: \(systemErrorMessage(rc))")
     pthread_detach(thread)
+}
+
+/// A value behind a mutex, in a class so that several owners can share it.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        try mutex.withLock { try body(&$0) }
+    }
 }

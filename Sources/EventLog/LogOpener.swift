@@ -107,8 +107,10 @@ struct LogOpener {
                 if !options.readOnly {
                     let cut = try file.read(count: fileSize - offset, at: offset)
                     try Directory.writeAtomically(cut, to: segmentPath + ".damaged", directory: directory)
-                    try file.truncate(to: offset)
-                    try file.sync()
+                    // A sealed segment was opened read-only: ftruncate needs a writable descriptor.
+                    let writable = isLast ? file : try SystemFile.open(segmentPath, writable: true)
+                    try writable.truncate(to: offset)
+                    try writable.sync()
                     movedAside = try moveAside(found[(index + 1)...].map(\.name))
                 }
                 report.repair = .init(segment: name, offset: offset, position: next, reason: reason,

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A segment as the log tracks it while open.
 struct SegmentRecord: Sendable {
     var name: String
@@ -27,6 +29,18 @@ struct LogState: ~Copyable {
     var cancelledWaiters: Set<Int> = []
     var nextWaiterID = 0
     var bytesOnDisk = 0
+    /// Streams and keys of batches written but not yet durable and published, with the
+    /// sequence number of the last such batch: decisions must see them, readers must not.
+    var unsyncedStreams: [String: (count: UInt64, sequence: Int)] = [:]
+    var unsyncedKeys: [String: (result: AppendResult, sequence: Int)] = [:]
+    /// Repeats of an idempotency key whose first append is written but not yet durable:
+    /// acknowledged when that batch is published.
+    var lateAcknowledgements: [Int: [Acknowledgement]] = [:]
+
+    /// Events in `stream`, counting batches written but not yet published.
+    func decidedCount(of stream: String) -> UInt64 {
+        unsyncedStreams[stream]?.count ?? UInt64(streams[stream]?.count ?? 0)
+    }
 
     /// The batch holding `position`, with the path of its segment.
     func locate(_ position: LogPosition) -> (BatchLocation, String)? {
@@ -65,5 +79,76 @@ struct LogState: ~Copyable {
             waiterThresholds[id] = nil
         }
         return ready
+    }
+}
+
+/// An append waiting for its batch to be published, and what to tell it.
+struct Acknowledgement {
+    var continuation: CheckedContinuation<AppendResult, any Error>
+    var result: AppendResult
+}
+
+/// A batch written to its segment, waiting to be made durable and published.
+struct WrittenBatch {
+    var sequence: Int
+    var location: BatchLocation
+    var chainHash: [UInt8]
+    var segmentIndex: Int
+    var file: SystemFile
+    var touched: [String: [LogPosition]]
+    var keys: [String: AppendResult]
+    var acknowledgements: [Acknowledgement]
+
+    var lastPosition: LogPosition { location.lastPosition }
+}
+
+extension LogCore {
+    /// Makes written batches visible to readers, in order, and acknowledges their appends.
+    /// Call only once they are as durable as the fsync policy says.
+    func publish(_ batches: [WrittenBatch]) {
+        var acknowledgements: [Acknowledgement] = []
+        let waiters = state.withLock { s in
+            for batch in batches {
+                s.head = batch.lastPosition
+                s.headHash = batch.chainHash
+                s.add(batches: [batch.location], segment: batch.segmentIndex)
+                for (stream, positions) in batch.touched {
+                    s.streams[stream, default: []].append(contentsOf: positions)
+                    if let entry = s.unsyncedStreams[stream], entry.sequence <= batch.sequence { s.unsyncedStreams[stream] = nil }
+                }
+                for (key, result) in batch.keys {
+                    if s.idempotency[key] == nil { s.idempotency[key] = result }
+                    if let entry = s.unsyncedKeys[key], entry.sequence <= batch.sequence { s.unsyncedKeys[key] = nil }
+                }
+                s.bytesOnDisk += batch.location.totalSize
+                acknowledgements += batch.acknowledgements
+                if let late = s.lateAcknowledgements.removeValue(forKey: batch.sequence) { acknowledgements += late }
+            }
+            return s.takeReadyWaiters()
+        }
+        for ack in acknowledgements { ack.continuation.resume(returning: ack.result) }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    /// Fails written batches that will never be published (their sync failed, or the log
+    /// failed before it).
+    func abandon(_ batches: [WrittenBatch], error: any Error) {
+        var acknowledgements: [Acknowledgement] = []
+        state.withLock { s in
+            for batch in batches {
+                acknowledgements += batch.acknowledgements
+                if let late = s.lateAcknowledgements.removeValue(forKey: batch.sequence) { acknowledgements += late }
+            }
+        }
+        for ack in acknowledgements { ack.continuation.resume(throwing: error) }
+    }
+
+    /// Marks the log failed: no further append is accepted until it is reopened.
+    func fail(_ error: any Error) {
+        state.withLock { s in
+            if s.failure == nil {
+                s.failure = EventLogError(.closed, "the log at \(directory) stopped after a failed write or sync; reopen it", cause: EventLogError.wrapping(error))
+            }
+        }
     }
 }

@@ -1,0 +1,99 @@
+import Dispatch
+import Synchronization
+
+/// The second half of group commit under `fsync always`: a thread that makes every batch
+/// written so far durable with one fdatasync, then publishes them and acknowledges their
+/// appends. While it syncs, the writer writes the next batch, so a sync is never idle
+/// waiting for encoding and every sync covers as many appends as have arrived.
+final class BatchSyncer: @unchecked Sendable {
+    private struct Queue {
+        var batches: [WrittenBatch] = []
+        var writerWaiting = false
+        var closing = false
+    }
+
+    private let core: LogCore
+    private let queue = Mutex(Queue())
+    private let work = DispatchSemaphore(value: 0)
+    private let space = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let recordFsync: @Sendable (UInt64) -> Void
+
+    init(core: LogCore, recordFsync: @escaping @Sendable (UInt64) -> Void) {
+        self.core = core
+        self.recordFsync = recordFsync
+        startThread { [self] in run() }
+    }
+
+    /// Hands a written batch over. Blocks while one batch already waits behind a running
+    /// sync: appends that arrive meanwhile gather into the writer's next, larger batch.
+    func submit(_ batch: WrittenBatch) {
+        while true {
+            let accepted = queue.withLock { q in
+                if q.batches.isEmpty {
+                    q.batches.append(batch)
+                    return true
+                }
+                q.writerWaiting = true
+                return false
+            }
+            if accepted {
+                work.signal()
+                return
+            }
+            space.wait()
+        }
+    }
+
+    /// Syncs and publishes what is queued, then stops the thread.
+    func close() {
+        queue.withLock { $0.closing = true }
+        work.signal()
+        finished.wait()
+    }
+
+    private func run() {
+        while true {
+            work.wait()
+            while true {
+                let (batches, closing, wakeWriter) = queue.withLock { q in
+                    let taken = q.batches
+                    q.batches = []
+                    let wake = q.writerWaiting
+                    q.writerWaiting = false
+                    return (taken, q.closing, wake)
+                }
+                if wakeWriter { space.signal() }
+                if batches.isEmpty {
+                    if closing {
+                        finished.signal()
+                        return
+                    }
+                    break
+                }
+                sync(batches)
+            }
+        }
+    }
+
+    private func sync(_ batches: [WrittenBatch]) {
+        if let failure = core.state.withLock({ $0.failure }) {
+            core.abandon(batches, error: failure)
+            return
+        }
+        var files: [ObjectIdentifier: SystemFile] = [:]
+        for batch in batches { files[ObjectIdentifier(batch.file)] = batch.file }
+        do {
+            let start = monotonicNanoseconds()
+            for file in files.values { try file.syncData() }
+            recordFsync(monotonicNanoseconds() - start)
+        } catch {
+            // The kernel may have dropped the dirty pages: nothing in them is acknowledged,
+            // and the log refuses appends until reopened.
+            core.fail(error)
+            core.abandon(batches, error: error)
+            return
+        }
+        core.publish(batches)
+    }
+}
