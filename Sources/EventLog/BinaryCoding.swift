@@ -1,19 +1,23 @@
 /// Appends little-endian integers, LEB128 varints and length-prefixed bytes to a buffer.
-struct ByteWriter {
-    var bytes: [UInt8]
+/// Public so that the domain's payload codec shares the log's byte conventions.
+public struct ByteWriter {
+    public var bytes: [UInt8]
 
-    init(capacity: Int = 0) {
+    public init(capacity: Int = 0) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func writeUInt8(_ value: UInt8) { bytes.append(value) }
+    @inlinable
+    public mutating func writeUInt8(_ value: UInt8) { bytes.append(value) }
 
-    mutating func writeLE<T: FixedWidthInteger>(_ value: T) {
+    @inlinable
+    public mutating func writeLE<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    mutating func writeVarint(_ value: UInt64) {
+    @inlinable
+    public mutating func writeVarint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
             bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
@@ -22,11 +26,13 @@ struct ByteWriter {
         bytes.append(UInt8(v))
     }
 
-    mutating func writeZigZag(_ value: Int64) {
+    @inlinable
+    public mutating func writeZigZag(_ value: Int64) {
         writeVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 
-    mutating func writeLengthPrefixed(_ string: String) {
+    @inlinable
+    public mutating func writeLengthPrefixed(_ string: String) {
         let written: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
             writeVarint(UInt64(utf8.count))
             bytes.append(contentsOf: utf8)
@@ -37,12 +43,13 @@ struct ByteWriter {
         }
     }
 
-    mutating func writeLengthPrefixed(_ payload: [UInt8]) {
+    @inlinable
+    public mutating func writeLengthPrefixed(_ payload: [UInt8]) {
         writeVarint(UInt64(payload.count))
         bytes.append(contentsOf: payload)
     }
 
-    static func varintSize(_ value: UInt64) -> Int {
+    public static func varintSize(_ value: UInt64) -> Int {
         var v = value
         var n = 1
         while v >= 0x80 {
@@ -54,25 +61,29 @@ struct ByteWriter {
 }
 
 /// Reads what `ByteWriter` writes, checking every length against the bytes that remain
-/// and against the caller's bound. Never traps: malformed input throws.
-struct ByteReader: ~Copyable {
-    let base: UnsafeRawBufferPointer
-    var offset: Int
+/// and against the caller's bound. Never traps: malformed input throws `EventLogError`
+/// with code `corrupted`.
+public struct ByteReader: ~Copyable {
+    @usableFromInline let base: UnsafeRawBufferPointer
+    @usableFromInline var offset: Int
 
-    init(_ base: UnsafeRawBufferPointer, offset: Int = 0) {
+    public init(_ base: UnsafeRawBufferPointer, offset: Int = 0) {
         self.base = base
         self.offset = offset
     }
 
-    var remaining: Int { base.count - offset }
+    @inlinable
+    public var remaining: Int { base.count - offset }
 
-    mutating func readUInt8(_ what: StaticString) throws -> UInt8 {
+    @inlinable
+    public mutating func readUInt8(_ what: StaticString) throws -> UInt8 {
         guard offset < base.count else { throw truncated(what) }
         defer { offset += 1 }
         return base[offset]
     }
 
-    mutating func readLE<T: FixedWidthInteger>(_: T.Type, _ what: StaticString) throws -> T {
+    @inlinable
+    public mutating func readLE<T: FixedWidthInteger>(_: T.Type, _ what: StaticString) throws -> T {
         let size = MemoryLayout<T>.size
         guard remaining >= size else { throw truncated(what) }
         var value = T.zero
@@ -81,8 +92,8 @@ struct ByteReader: ~Copyable {
         return T(littleEndian: value)
     }
 
-    @inline(__always)
-    mutating func readVarint(_ what: StaticString) throws -> UInt64 {
+    @inlinable @inline(__always)
+    public mutating func readVarint(_ what: StaticString) throws -> UInt64 {
         // Fast path: most varints in an envelope are one byte.
         if offset < base.count {
             let byte = base[offset]
@@ -94,7 +105,7 @@ struct ByteReader: ~Copyable {
         return try readVarintSlow(what)
     }
 
-    @inline(never)
+    @usableFromInline @inline(never)
     mutating func readVarintSlow(_ what: StaticString) throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -112,25 +123,27 @@ struct ByteReader: ~Copyable {
         }
     }
 
-    @inline(__always)
-    mutating func readVarint(_ what: StaticString, max: UInt64) throws -> UInt64 {
+    @inlinable @inline(__always)
+    public mutating func readVarint(_ what: StaticString, max: UInt64) throws -> UInt64 {
         let value = try readVarint(what)
         guard value <= max else { throw Self.aboveBound(what, value, max) }
         return value
     }
 
-    @inline(never)
+    @usableFromInline @inline(never)
     static func aboveBound(_ what: StaticString, _ value: UInt64, _ max: UInt64) -> EventLogError {
         EventLogError(.corrupted, "\(what) is \(value), above the bound \(max)")
     }
 
-    mutating func readZigZag(_ what: StaticString) throws -> Int64 {
+    @inlinable
+    public mutating func readZigZag(_ what: StaticString) throws -> Int64 {
         let raw = try readVarint(what)
         return Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
     }
 
     /// A length-prefixed byte run of at most `max` bytes, as a slice of the input.
-    mutating func readLengthPrefixed(_ what: StaticString, max: Int) throws -> UnsafeRawBufferPointer {
+    @inlinable
+    public mutating func readLengthPrefixed(_ what: StaticString, max: Int) throws -> UnsafeRawBufferPointer {
         let length = try readVarint(what, max: UInt64(max))
         let count = Int(length)
         guard remaining >= count else { throw truncated(what) }
@@ -148,13 +161,14 @@ struct ByteReader: ~Copyable {
         return FieldRange(start: UInt32(offset), count: UInt32(count))
     }
 
-    mutating func readString(_ what: StaticString, max: Int) throws -> String {
+    @inlinable
+    public mutating func readString(_ what: StaticString, max: Int) throws -> String {
         let raw = try readLengthPrefixed(what, max: max)
         return String(decoding: raw, as: UTF8.self)
     }
 
-    @inline(never)
-    private func truncated(_ what: StaticString) -> EventLogError {
+    @usableFromInline @inline(never)
+    func truncated(_ what: StaticString) -> EventLogError {
         EventLogError(.corrupted, "input ends inside \(what) at byte \(offset) of \(base.count)")
     }
 }

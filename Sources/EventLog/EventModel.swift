@@ -124,6 +124,11 @@ public struct RecordedEvent: Sendable, Hashable, CustomStringConvertible {
     /// Compares the type without building a String.
     public func hasType(_ name: String) -> Bool { storage.equals(fields.type, name) }
 
+    /// The type's UTF-8 bytes without building a String, for lookups in folds.
+    public func withTypeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try storage.withBytes(fields.type, body)
+    }
+
     /// Compares the stream without building a String.
     public func isInStream(_ name: String) -> Bool { storage.equals(fields.stream, name) }
 

@@ -3,7 +3,7 @@
 /// against it. Both keep the same contract: gap-free commit-ordered positions, optimistic
 /// concurrency per stream, idempotency keys, durable acknowledgement, the same chain hash.
 public protocol EventStore: Sendable {
-    associatedtype Events: AsyncSequence<RecordedEvent, any Error> & Sendable
+    associatedtype Events: EventSequence
 
     /// Appends to one or more streams atomically: every expected version holds and all
     /// events are written, or nothing is. Returns only once the batch holding the events is
@@ -28,6 +28,14 @@ public protocol EventStore: Sendable {
 
     /// The stream's last version, or nil when it has no events.
     func streamVersion(_ stream: String) async throws -> UInt64?
+}
+
+/// The events a store reads or tails, one at a time or, for folds over many events
+/// (replay, projections), a stored batch at a time.
+public protocol EventSequence: AsyncSequence<RecordedEvent, any Error>, Sendable {
+    associatedtype Batches: AsyncSequence<[RecordedEvent], any Error> & Sendable
+    /// The same events in the store's batches: each element is non-empty and in order.
+    var batches: Batches { get }
 }
 
 extension EventStore {

@@ -57,7 +57,7 @@ final class LogCursor: @unchecked Sendable {
 
 /// Events of a `FileLog` from a position: to the head (`read`) or on, as they commit
 /// (`subscribe`). Reads a batch at a time; each iterator has its own cursor.
-public struct FileLogEvents: AsyncSequence, Sendable {
+public struct FileLogEvents: EventSequence {
     public typealias Element = RecordedEvent
     public typealias Failure = any Error
 

@@ -11,6 +11,12 @@ public struct WrongExpectedVersion: Error, Sendable, Hashable {
     public var expected: ExpectedVersion
     /// The stream's version when the append was decided; nil when the stream had no events.
     public var actual: UInt64?
+
+    public init(stream: String, expected: ExpectedVersion, actual: UInt64?) {
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+    }
 }
 
 /// The single writer of a `FileLog`: a dedicated thread that turns everything queued into
@@ -184,6 +190,7 @@ final class FileLogWriter: @unchecked Sendable {
         var immediate: [(CheckedContinuation<AppendResult, any Error>, Result<AppendResult, any Error>)] = []
         var accepted: [Accepted] = []
         var duplicates: [(pending: PendingAppend, of: Int)] = []
+        var deferredConflicts: [Acknowledgement] = []
         let batchSequence = sequence + 1
 
         let failure: EventLogError? = core.state.withLock { s in
@@ -202,7 +209,7 @@ final class FileLogWriter: @unchecked Sendable {
                     if var unsynced = s.unsyncedKeys[key] {
                         // Its first append is written but not durable yet: answer with it, then.
                         unsynced.result.deduplicated = true
-                        s.lateAcknowledgements[unsynced.sequence, default: []].append(Acknowledgement(continuation: continuation, result: unsynced.result))
+                        s.lateAcknowledgements[unsynced.sequence, default: []].append(Acknowledgement(continuation: continuation, outcome: .success(unsynced.result)))
                         continue
                     }
                     if let first = stagedKeys[key] {
@@ -210,16 +217,30 @@ final class FileLogWriter: @unchecked Sendable {
                         continue
                     }
                 }
-                if let conflict = Self.conflict(in: pending, staged: staged, state: s) {
-                    immediate.append((continuation, .failure(conflict)))
+                // One lookup per stream (streams are distinct within an append): its count decides
+                // the expected version and numbers the events.
+                var versions: [String: UInt64] = [:]
+                var conflict: (error: EventLogError, stream: String)?
+                for append in pending.appends {
+                    let before = staged[append.stream] ?? s.decidedCount(of: append.stream)
+                    if let error = Self.conflict(append, streamCount: before) {
+                        conflict = (error, append.stream)
+                        break
+                    }
+                    versions[append.stream] = before + UInt64(append.events.count) - 1
+                }
+                if let (error, stream) = conflict {
+                    // Decided against events not yet readable: tell the loser once they are.
+                    if staged[stream] != nil {
+                        deferredConflicts.append(Acknowledgement(continuation: continuation, outcome: .failure(error)))
+                    } else if let unsynced = s.unsyncedStreams[stream] {
+                        s.lateAcknowledgements[unsynced.sequence, default: []].append(Acknowledgement(continuation: continuation, outcome: .failure(error)))
+                    } else {
+                        immediate.append((continuation, .failure(error)))
+                    }
                     continue
                 }
-                var versions: [String: UInt64] = [:]
-                for append in pending.appends {
-                    let count = (staged[append.stream] ?? s.decidedCount(of: append.stream)) + UInt64(append.events.count)
-                    staged[append.stream] = count
-                    versions[append.stream] = count - 1
-                }
+                for (stream, version) in versions { staged[stream] = version + 1 }
                 let first = next
                 next += UInt64(pending.eventCount)
                 if let key = pending.idempotencyKey { stagedKeys[key] = accepted.count }
@@ -234,11 +255,12 @@ final class FileLogWriter: @unchecked Sendable {
         for (continuation, result) in immediate { continuation.resume(with: result) }
         guard !accepted.isEmpty else { return }
 
-        var acknowledgements = accepted.map { Acknowledgement(continuation: $0.pending.continuation!, result: $0.result) }
+        var acknowledgements = accepted.map { Acknowledgement(continuation: $0.pending.continuation!, outcome: .success($0.result)) }
+        acknowledgements += deferredConflicts
         for (pending, index) in duplicates {
             var result = accepted[index].result
             result.deduplicated = true
-            acknowledgements.append(Acknowledgement(continuation: pending.continuation!, result: result))
+            acknowledgements.append(Acknowledgement(continuation: pending.continuation!, outcome: .success(result)))
         }
         let batch: WrittenBatch
         do {
@@ -248,11 +270,15 @@ final class FileLogWriter: @unchecked Sendable {
             return
         }
         sequence = batchSequence
-        core.state.withLock { s in
-            for (stream, positions) in batch.touched {
-                s.unsyncedStreams[stream] = (s.decidedCount(of: stream) + UInt64(positions.count), batch.sequence)
+        if syncer != nil {
+            // Written but not yet readable until the syncer publishes it: later decisions must
+            // count it. (Without a syncer the batch is published below, before the next decision.)
+            core.state.withLock { s in
+                for (stream, positions) in batch.touched {
+                    s.unsyncedStreams[stream] = (s.decidedCount(of: stream) + UInt64(positions.count), batch.sequence)
+                }
+                for (key, result) in batch.keys { s.unsyncedKeys[key] = (result, batch.sequence) }
             }
-            for (key, result) in batch.keys { s.unsyncedKeys[key] = (result, batch.sequence) }
         }
         counters.withLock { c in
             c.batches += 1
@@ -274,27 +300,21 @@ final class FileLogWriter: @unchecked Sendable {
         sealIfFull()
     }
 
-    private static func conflict(in pending: PendingAppend, staged: [String: UInt64], state s: borrowing LogState) -> EventLogError? {
-        for append in pending.appends {
-            let count = staged[append.stream] ?? s.decidedCount(of: append.stream)
-            let current: UInt64? = count == 0 ? nil : count - 1
-            let ok: Bool
-            switch append.expected {
-            case .any: ok = true
-            case .noStream: ok = current == nil
-            case .exact(let version): ok = current == version
-            }
-            if !ok {
-                let cause = WrongExpectedVersion(stream: append.stream, expected: append.expected, actual: current)
-                let actual = current.map { "is at version \($0)" } ?? "has no events"
-                return EventLogError(
-                    .wrongExpectedVersion,
-                    "stream \(append.stream) \(actual), the append expected \(append.expected); nothing was written. Read the stream and decide again",
-                    cause: cause
-                )
-            }
+    /// The refusal of `append` when its stream holds `streamCount` events, or nil.
+    private static func conflict(_ append: StreamAppend, streamCount count: UInt64) -> EventLogError? {
+        let current: UInt64? = count == 0 ? nil : count - 1
+        switch append.expected {
+        case .any: return nil
+        case .noStream: if current == nil { return nil }
+        case .exact(let version): if current == version { return nil }
         }
-        return nil
+        let cause = WrongExpectedVersion(stream: append.stream, expected: append.expected, actual: current)
+        let actual = current.map { "is at version \($0)" } ?? "has no events"
+        return EventLogError(
+            .wrongExpectedVersion,
+            "stream \(append.stream) \(actual), the append expected \(append.expected); nothing was written. Read the stream and decide again",
+            cause: cause
+        )
     }
 
     /// Encodes, compresses and writes one batch with one system call.

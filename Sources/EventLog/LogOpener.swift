@@ -61,7 +61,7 @@ struct LogOpener {
             let fileSize = try file.size()
 
             if !isLast, let loaded = loadIndex(segment: name, size: fileSize, firstPosition: first, previousHash: previousHash) {
-                state.merge(loaded, segment: index)
+                state.merge(loaded, segment: index, lazily: options.readOnly)
                 state.bytesOnDisk += fileSize
                 next = loaded.nextPosition
                 previousHash = loaded.lastHash
@@ -74,7 +74,7 @@ struct LogOpener {
                 header, location, events throws in
                 builder.add(batch: location, chainHash: header.chainHash, events: events)
             }
-            state.merge(builder.index, segment: index)
+            state.merge(builder.index, segment: index, lazily: options.readOnly)
             next = scan.nextPosition
             previousHash = scan.lastHash
             builder.index.segmentSize = scan.validLength

@@ -21,6 +21,8 @@ struct LogState: ~Copyable {
     /// Each stream's event positions in version order; a stream's version is `count - 1`.
     var streams: [String: [LogPosition]] = [:]
     var idempotency: [String: AppendResult] = [:]
+    /// Segment indexes of a read-only open whose streams are not merged yet, in order.
+    var unmergedIndexes: [SegmentIndex] = []
     var closed = false
     /// Set when a write or sync failed in a way that leaves the file's state unknown.
     var failure: EventLogError?
@@ -39,7 +41,8 @@ struct LogState: ~Copyable {
 
     /// Events in `stream`, counting batches written but not yet published.
     func decidedCount(of stream: String) -> UInt64 {
-        unsyncedStreams[stream]?.count ?? UInt64(streams[stream]?.count ?? 0)
+        if !unsyncedStreams.isEmpty, let unsynced = unsyncedStreams[stream] { return unsynced.count }
+        return UInt64(streams[stream]?.count ?? 0)
     }
 
     /// The batch holding `position`, with the path of its segment.
@@ -61,14 +64,36 @@ struct LogState: ~Copyable {
         batchSegments.append(contentsOf: repeatElement(UInt32(segment), count: newBatches.count))
     }
 
-    mutating func merge(_ index: SegmentIndex, segment: Int) {
+    /// Adds a segment's batches; its streams and idempotency keys are merged now, or, with
+    /// `lazily` (read-only opens), on the first stream lookup: a tool that reads the log
+    /// from a position never pays for an index of millions of streams.
+    mutating func merge(_ index: SegmentIndex, segment: Int, lazily: Bool = false) {
         add(batches: index.batches, segment: segment)
-        for (name, positions) in index.streams { streams[name, default: []].append(contentsOf: positions) }
-        for (key, result) in index.idempotency where idempotency[key] == nil { idempotency[key] = result }
+        if lazily {
+            unmergedIndexes.append(index)
+        } else {
+            mergeStreams(of: index)
+        }
         if let last = index.batches.last {
             head = last.lastPosition
             headHash = index.lastHash
         }
+    }
+
+    private mutating func mergeStreams(of index: SegmentIndex) {
+        for (name, positions) in index.streams { streams[name, default: []].append(contentsOf: positions) }
+        for (key, result) in index.idempotency where idempotency[key] == nil { idempotency[key] = result }
+    }
+
+    /// The stream index, complete: merges what a lazy open left aside. Call before reading
+    /// `streams` or `idempotency`.
+    mutating func mergedStreams() -> [String: [LogPosition]] {
+        if !unmergedIndexes.isEmpty {
+            let pending = unmergedIndexes
+            unmergedIndexes = []
+            for index in pending { mergeStreams(of: index) }
+        }
+        return streams
     }
 
     /// Takes the waiters whose threshold the head has passed (all of them when closing).
@@ -82,10 +107,12 @@ struct LogState: ~Copyable {
     }
 }
 
-/// An append waiting for its batch to be published, and what to tell it.
+/// An append waiting for a batch to be published, and what to tell it then: its result, or
+/// a conflict decided against that batch (told only once the batch is readable, so that a
+/// loser that reads the stream and decides again sees the winner's events).
 struct Acknowledgement {
     var continuation: CheckedContinuation<AppendResult, any Error>
-    var result: AppendResult
+    var outcome: Result<AppendResult, any Error>
 }
 
 /// A batch written to its segment, waiting to be made durable and published.
@@ -114,11 +141,13 @@ extension LogCore {
                 s.add(batches: [batch.location], segment: batch.segmentIndex)
                 for (stream, positions) in batch.touched {
                     s.streams[stream, default: []].append(contentsOf: positions)
-                    if let entry = s.unsyncedStreams[stream], entry.sequence <= batch.sequence { s.unsyncedStreams[stream] = nil }
+                    if !s.unsyncedStreams.isEmpty, let entry = s.unsyncedStreams[stream], entry.sequence <= batch.sequence {
+                        s.unsyncedStreams[stream] = nil
+                    }
                 }
                 for (key, result) in batch.keys {
                     if s.idempotency[key] == nil { s.idempotency[key] = result }
-                    if let entry = s.unsyncedKeys[key], entry.sequence <= batch.sequence { s.unsyncedKeys[key] = nil }
+                    if !s.unsyncedKeys.isEmpty, let entry = s.unsyncedKeys[key], entry.sequence <= batch.sequence { s.unsyncedKeys[key] = nil }
                 }
                 s.bytesOnDisk += batch.location.totalSize
                 acknowledgements += batch.acknowledgements
@@ -126,7 +155,7 @@ extension LogCore {
             }
             return s.takeReadyWaiters()
         }
-        for ack in acknowledgements { ack.continuation.resume(returning: ack.result) }
+        for ack in acknowledgements { ack.continuation.resume(with: ack.outcome) }
         for waiter in waiters { waiter.resume(returning: true) }
     }
 

@@ -179,6 +179,30 @@ import Testing
         }
     }
 
+    /// A loser told "wrong expected version" reads the stream at once and must see the
+    /// winner's events: the conflict is told only once they are readable, even while the
+    /// winning batch is still being made durable.
+    @Test func aLoserThatReadsAtOnceSeesTheWinner() async throws {
+        try await withTempDir { dir in
+            let log = try FileLog(directory: dir.path)  // fsync always: the winner waits on its sync
+            for round in 0..<40 {
+                let stream = "loser-\(round)"
+                let outcome = await Self.race(8) { i in
+                    do {
+                        return try await log.append(to: stream, expected: .noStream, events: [textEvent("\(i)")])
+                    } catch let error as EventLogError where error.code == .wrongExpectedVersion {
+                        let seen = try await log.streamVersion(stream)
+                        #expect(seen == 0, "round \(round): a loser read version \(String(describing: seen)) right after its conflict")
+                        throw error
+                    }
+                }
+                #expect(outcome.wins.count == 1)
+                #expect(outcome.losses.count == 7)
+            }
+            try await log.close()
+        }
+    }
+
     @Test func conflictInAMultiStreamAppendWritesNothing() async throws {
         try await withTempDir { dir in
             let log = try FileLog(directory: dir.path)

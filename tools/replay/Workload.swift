@@ -1,5 +1,9 @@
 import EventLog
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// SplitMix64: a small, fast, deterministic generator, so the same seed gives the same log.
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
@@ -29,44 +33,19 @@ struct ZipfSampler {
     }
 
     func sample(_ rng: inout SplitMix64) -> Int {
-        let u = Double(rng.next() >> 11) / Double(1 << 53)
+        rank(Double(rng.next() >> 11) / Double(1 << 53))
+    }
+
+    /// The rank (0 = most popular) for a uniform `u` in 0..<1: the inverse CDF.
+    func rank(_ u: Double) -> Int {
         var low = 0
         var high = cdf.count - 1
         while low < high {
             let mid = (low + high) / 2
-            if cdf[mid] < u { low = mid + 1 } else { high = mid }
+            if cdf[mid] <= u { low = mid + 1 } else { high = mid }
         }
         return low
     }
-}
-
-private func pow(_ base: Double, _ exponent: Double) -> Double {
-    // exp(exponent * ln(base)) without Foundation.
-    var result = 1.0
-    let lnBase = ln(base)
-    var term = 1.0
-    let x = exponent * lnBase
-    for n in 1..<40 {
-        term *= x / Double(n)
-        result += term
-    }
-    return result
-}
-
-private func ln(_ value: Double) -> Double {
-    // ln(v) = 2 * atanh((v-1)/(v+1)), converging for the positive values used here.
-    let y = (value - 1) / (value + 1)
-    let y2 = y * y
-    var term = y
-    var sum = 0.0
-    var n = 1.0
-    for _ in 0..<200 {
-        sum += term / n
-        term *= y2
-        n += 2
-        if abs(term) < 1e-17 { break }
-    }
-    return 2 * sum
 }
 
 /// Appends shaped like the creator-analytics product: users searching and unlocking
