@@ -24,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // Persistent maps: a published view shares structure with the live fold (O(1) copies).
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -46,6 +49,7 @@ let package = Package(
         ),
         .target(
             name: "Events",
+            dependencies: ["EventLog"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -55,7 +59,12 @@ let package = Package(
         ),
         .target(
             name: "Projections",
-            dependencies: ["EventLog", "Events"],
+            dependencies: [
+                "EventLog",
+                "Events",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -79,6 +88,9 @@ let package = Package(
             name: "replay",
             dependencies: [
                 "EventLog",
+                "Events",
+                "Commands",
+                "Projections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/replay",
@@ -87,6 +99,11 @@ let package = Package(
         .testTarget(
             name: "EventLogTests",
             dependencies: ["EventLog", "replay"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DomainTests",
+            dependencies: ["EventLog", "Events", "Commands", "Projections", "replay"],
             swiftSettings: swiftSettings
         ),
     ]

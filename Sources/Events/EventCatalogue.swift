@@ -1,30 +1,41 @@
-/// The domain's event types and the stream category each belongs to. The payload codec
-/// for each type arrives with the domain issue; the names are fixed now because the log,
-/// projections and tools all key on them.
-public enum EventCatalogue {
-    public struct Entry: Sendable, Hashable {
-        public var type: String
-        /// The stream category: events of this type go to `<category>-<id>` streams.
-        public var category: String
+public import EventLog
+
+/// The catalogue's event types. The raw value is the type name stored in the log; each
+/// type lives in streams of one category (`<category>-<id>`).
+public enum EventType: String, Sendable, Hashable, CaseIterable, Codable {
+    case creditsGranted = "CreditsGranted"
+    case creatorSearched = "CreatorSearched"
+    case profileRefreshed = "ProfileRefreshed"
+    case profileUnlocked = "ProfileUnlocked"
+    case postAnalysisCompleted = "PostAnalysisCompleted"
+    case postAnalysisFailed = "PostAnalysisFailed"
+    case cdnJobQueued = "CdnJobQueued"
+    case cdnJobSucceeded = "CdnJobSucceeded"
+    case cdnJobFailed = "CdnJobFailed"
+    case healthSampled = "HealthSampled"
+    case circuitBreakerChanged = "CircuitBreakerChanged"
+
+    /// The schema version this build writes. Older versions are upcast on read (none exist
+    /// yet: version 1 is the first); newer ones are kept opaque.
+    public static let currentSchemaVersion: UInt16 = 1
+
+    public var category: String {
+        switch self {
+        case .creditsGranted, .creatorSearched, .profileUnlocked: "user"
+        case .profileRefreshed, .postAnalysisCompleted, .postAnalysisFailed: "profile"
+        case .cdnJobQueued, .cdnJobSucceeded, .cdnJobFailed: "cdn"
+        case .healthSampled, .circuitBreakerChanged: "health"
+        }
     }
 
-    public static let entries: [Entry] = [
-        Entry(type: "CreditsGranted", category: "user"),
-        Entry(type: "CreatorSearched", category: "user"),
-        Entry(type: "ProfileRefreshed", category: "profile"),
-        Entry(type: "ProfileUnlocked", category: "user"),
-        Entry(type: "PostAnalysisCompleted", category: "profile"),
-        Entry(type: "PostAnalysisFailed", category: "profile"),
-        Entry(type: "CdnJobQueued", category: "cdn"),
-        Entry(type: "CdnJobSucceeded", category: "cdn"),
-        Entry(type: "CdnJobFailed", category: "cdn"),
-        Entry(type: "HealthSampled", category: "health"),
-        Entry(type: "CircuitBreakerChanged", category: "health"),
-    ]
+    private static let names: [(type: EventType, bytes: [UInt8])] = allCases.map { ($0, Array($0.rawValue.utf8)) }
 
-    private static let byType: [String: Entry] = Dictionary(uniqueKeysWithValues: entries.map { ($0.type, $0) })
-
-    /// The catalogue entry of `type`, or nil for a type this build does not know (kept
-    /// as opaque bytes and skipped by projections, never a crash).
-    public static func entry(for type: String) -> Entry? { byType[type] }
+    /// The type of a stored event without building its type string (folds call this for
+    /// every event). Nil for a type this build does not know.
+    public init?(of event: RecordedEvent) {
+        guard let found = event.withTypeBytes({ bytes in
+            Self.names.first { $0.bytes.count == bytes.count && $0.bytes.withUnsafeBytes { $0.elementsEqual(bytes) } }?.type
+        }) else { return nil }
+        self = found
+    }
 }

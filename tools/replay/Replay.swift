@@ -5,12 +5,12 @@ import ArgumentParser
 struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Verify, digest and benchmark Tally event logs.",
+        abstract: "Inspect, verify, replay and benchmark Tally event logs.",
         discussion: """
             Exit codes: 0 success (an intact log, for verify); 1 the log is damaged or differs \
             from the digest; 2 the log could not be opened or read; 64 bad usage.
             """,
-        subcommands: [Verify.self, Digest.self, Bench.self, AppendUntilKilled.self]
+        subcommands: [Stats.self, Unlocked.self, Rebuild.self, InspectCommand.self, ExportCommand.self, ImportCommand.self, Verify.self, Digest.self, Generate.self, Bench.self, AppendUntilKilled.self]
     )
 }
 

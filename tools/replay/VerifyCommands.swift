@@ -160,8 +160,13 @@ final class Progress: @unchecked Sendable {
     private let label: String
     private let enabled = isatty(2) != 0
     private var lastPrint: UInt64 = 0
+    /// The position at which the work is done, for a percentage.
+    private let total: UInt64?
 
-    init(label: String) { self.label = label }
+    init(label: String, total: UInt64? = nil) {
+        self.label = label
+        self.total = total
+    }
 
     func update(_ position: UInt64) {
         guard enabled else { return }
@@ -170,7 +175,12 @@ final class Progress: @unchecked Sendable {
         let now = UInt64(ts.tv_sec) * 1_000 + UInt64(ts.tv_nsec) / 1_000_000
         guard now - lastPrint >= 200 else { return }
         lastPrint = now
-        let line = "\r\(label): position \(position)"
+        var line = "\r\(label): position \(position)"
+        if let total, total > 0 {
+            let percent = min(100, position * 100 / total)
+            let filled = Int(percent / 5)
+            line += " of \(total) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "] \(percent)%"
+        }
         var bytes = Array(line.utf8)
         _ = write(2, &bytes, bytes.count)
     }

@@ -1,0 +1,105 @@
+import EventLog
+import Events
+
+/// Why a command was refused or failed. Every failure of a command is one of these, so
+/// the API maps errors to statuses in one place: `code` is stable (clients key on it),
+/// `message` says what went wrong and what to do, `cause` carries the underlying error.
+/// A command that throws wrote nothing.
+public struct CommandError: Error, Sendable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The input broke a rule (field bounds, username rules, a reused idempotency key);
+        /// the cause is the `DomainError` when there is one. Fix the request. (HTTP 400)
+        public static let invalidInput = Code(rawValue: "invalid_input")
+        /// The wallet's balance is below the unlock cost. Grant credits first. (HTTP 402)
+        public static let insufficientCredits = Code(rawValue: "insufficient_credits")
+        /// The stream kept moving through every retry. Retry later with the same
+        /// idempotency key. (HTTP 409)
+        public static let conflict = Code(rawValue: "conflict")
+        /// The store failed or is closed; the cause is the store's error. Retry later with
+        /// the same idempotency key. (HTTP 503)
+        public static let storeUnavailable = Code(rawValue: "store_unavailable")
+        /// A batch holds more items than one command takes. Split it. (HTTP 400)
+        public static let batchTooLarge = Code(rawValue: "batch_too_large")
+
+        public var description: String { rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+    public var cause: (any Error)?
+    /// For batch commands: the index of the item at fault.
+    public var itemIndex: Int?
+    /// The field at fault (JSON name), when one is.
+    public var field: String?
+    /// For `insufficient_credits`: the balance and the cost the command needed.
+    public var balance: Int64?
+    public var cost: Int64?
+
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil, itemIndex: Int? = nil, field: String? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+        self.itemIndex = itemIndex
+        self.field = field
+    }
+
+    public var description: String {
+        if let cause { return "\(code): \(message) (cause: \(cause))" }
+        return "\(code): \(message)"
+    }
+}
+
+extension CommandError {
+    /// Refused input, wrapping the `DomainError` that names the field.
+    static func invalid(_ error: DomainError, item: Int? = nil) -> CommandError {
+        let prefix = item.map { "item \($0): " } ?? ""
+        return CommandError(.invalidInput, prefix + error.message + "; correct it and send the request again",
+                            cause: error, itemIndex: item, field: error.field)
+    }
+
+    static func insufficientCredits(balance: Int64, cost: Int64) -> CommandError {
+        var error = CommandError(
+            .insufficientCredits,
+            "the balance is \(balance) credit\(balance == 1 ? "" : "s") and unlocking costs \(cost); grant credits first. Nothing was charged"
+        )
+        error.balance = balance
+        error.cost = cost
+        return error
+    }
+
+    /// An idempotency key that the log had seen on a different request.
+    static func keyReused(_ key: String) -> CommandError {
+        CommandError(
+            .invalidInput,
+            "idempotency key '\(key)' was first used for a different request; use a new key for a new request",
+            field: "idempotency_key"
+        )
+    }
+
+    /// A store failure: refused input stays `invalid_input`, anything else is `store_unavailable`.
+    static func store(_ error: any Error) -> CommandError {
+        if let error = error as? CommandError { return error }
+        if let logError = error as? EventLogError, logError.code == .invalidInput {
+            return CommandError(.invalidInput, "the event log refused the events: \(logError.message)", cause: error)
+        }
+        return CommandError(
+            .storeUnavailable,
+            "the event store is unavailable (\(error)); nothing was written. Retry later with the same idempotency key",
+            cause: error
+        )
+    }
+
+    /// Runs a domain check, turning its `DomainError` into `invalid_input`.
+    static func validating<T>(item: Int? = nil, _ body: () throws -> T) throws(CommandError) -> T {
+        do {
+            return try body()
+        } catch let error as DomainError {
+            throw .invalid(error, item: item)
+        } catch {
+            throw CommandError(.invalidInput, "\(error)", cause: error, itemIndex: item)
+        }
+    }
+}

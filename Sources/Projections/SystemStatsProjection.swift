@@ -1,0 +1,170 @@
+public import EventLog
+public import Events
+
+/// Folds the log into `SystemStats`. The fold keeps the distinct sets the view counts;
+/// the published view is the small computed `SystemStats`, so publishing never copies them.
+public struct SystemStatsProjection: DomainProjection, Codable {
+    public static let name = "system-stats"
+    public static let version = 1
+
+    /// Per post: ever completed (bit 0), last analysis failed (bit 1).
+    struct PostOutcome: OptionSet, Hashable, Codable {
+        var rawValue: UInt8
+        static let completed = PostOutcome(rawValue: 1)
+        static let lastFailed = PostOutcome(rawValue: 2)
+    }
+
+    struct UnlockPair: Hashable, Codable {
+        var user: String
+        var username: String
+    }
+
+    struct CdnTally: Hashable, Codable {
+        var queued: Int64 = 0
+        var succeeded: Int64 = 0
+        var failed: Int64 = 0
+    }
+
+    var usernames: Set<String> = []
+    var analysedUsernames: Set<String> = []
+    var posts: [String: PostOutcome] = [:]
+    var postsWithAnalysis = 0
+    var postsFailedUnrecovered = 0
+    var analysesCompleted: Int64 = 0
+    var analysesFailed: Int64 = 0
+    var searches: Int64 = 0
+    var cacheHits: Int64 = 0
+    var unlockEvents: Int64 = 0
+    var unlockPairs: Set<UnlockPair> = []
+    var unlockUsers: Set<String> = []
+    var creditsGranted: Int64 = 0
+    var creditsSpent: Int64 = 0
+    /// Indexed like `CdnPriority.allCases`.
+    var cdn: [CdnTally] = Array(repeating: CdnTally(), count: CdnPriority.allCases.count)
+    var health: [String: SystemStats.ComponentHealth] = [:]
+    var breakers: [String: BreakerState] = [:]
+
+    public init() {}
+
+    public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) {
+        switch domain {
+        case .creditsGranted(let e):
+            creditsGranted &+= e.amount
+        case .creatorSearched(let e):
+            searches += 1
+            if e.servedFrom == .cache { cacheHits += 1 }
+            usernames.insert(e.username)
+        case .profileRefreshed(let e):
+            usernames.insert(e.username)
+        case .profileUnlocked(let e):
+            unlockEvents += 1
+            creditsSpent &+= e.creditsSpent
+            usernames.insert(e.username)
+            unlockPairs.insert(UnlockPair(user: e.user, username: e.username))
+            unlockUsers.insert(e.user)
+        case .postAnalysisCompleted(let e):
+            analysesCompleted += 1
+            usernames.insert(e.username)
+            analysedUsernames.insert(e.username)
+            record(post: e.postID, failed: false)
+        case .postAnalysisFailed(let e):
+            analysesFailed += 1
+            usernames.insert(e.username)
+            record(post: e.postID, failed: true)
+        case .cdnJobQueued(let e):
+            cdn[e.priority.index].queued += 1
+            if let username = e.username { usernames.insert(username) }
+        case .cdnJobSucceeded(let e):
+            cdn[e.priority.index].succeeded += 1
+        case .cdnJobFailed(let e):
+            cdn[e.priority.index].failed += 1
+        case .healthSampled(let e):
+            health[e.component] = SystemStats.ComponentHealth(
+                status: e.status, memoryPct: e.memoryPct, cpuPct: e.cpuPct, diskPct: e.diskPct, latencyMs: e.latencyMs,
+                sampledAt: event.recordedAt, breaker: breakers[e.component]
+            )
+        case .circuitBreakerChanged(let e):
+            breakers[e.component] = e.state
+            health[e.component]?.breaker = e.state
+        }
+    }
+
+    private mutating func record(post: String, failed: Bool) {
+        let before = posts[post] ?? []
+        var after = before
+        if !failed { after.insert(.completed) }
+        if failed { after.insert(.lastFailed) } else { after.remove(.lastFailed) }
+        guard after != before || posts[post] == nil else { return }
+        posts[post] = after
+        if after.contains(.completed) && !before.contains(.completed) { postsWithAnalysis += 1 }
+        switch (before.contains(.lastFailed), after.contains(.lastFailed)) {
+        case (false, true): postsFailedUnrecovered += 1
+        case (true, false): postsFailedUnrecovered -= 1
+        default: break
+        }
+    }
+
+    public func makeView() -> SystemStats {
+        var s = SystemStats()
+        s.profiles.total = usernames.count
+        s.profiles.withAIAnalysis = analysedUsernames.count
+        s.profiles.aiCompletionRate = ratio(analysedUsernames.count, usernames.count)
+        s.posts = SystemStats.Posts(total: posts.count, withAIAnalysis: postsWithAnalysis, failedUnrecovered: postsFailedUnrecovered)
+        s.analyses = SystemStats.Analyses(
+            completed: analysesCompleted, failed: analysesFailed,
+            completionRate: ratio(analysesCompleted, analysesCompleted + analysesFailed)
+        )
+        s.searches = SystemStats.Searches(total: searches, cacheHits: cacheHits, cacheHitRatio: ratio(cacheHits, searches))
+        s.unlocks = SystemStats.Unlocks(total: unlockEvents, distinct: unlockPairs.count, users: unlockUsers.count)
+        s.credits = SystemStats.Credits(granted: creditsGranted, spent: creditsSpent)
+        var total = CdnTally()
+        for (priority, tally) in zip(CdnPriority.allCases, cdn) {
+            s.cdn.byPriority[priority.rawValue] = SystemStats.CdnCounts(
+                queued: tally.queued, succeeded: tally.succeeded, failed: tally.failed,
+                successRate: ratio(tally.succeeded, tally.succeeded + tally.failed)
+            )
+            total.queued += tally.queued
+            total.succeeded += tally.succeeded
+            total.failed += tally.failed
+        }
+        s.cdn.queued = total.queued
+        s.cdn.succeeded = total.succeeded
+        s.cdn.failed = total.failed
+        s.cdn.successRate = ratio(total.succeeded, total.succeeded + total.failed)
+        s.health.latest = health
+        var counts = Dictionary(uniqueKeysWithValues: HealthStatus.allCases.map { ($0.rawValue, 0) })
+        for component in health.values { counts[component.status.rawValue, default: 0] += 1 }
+        s.health.statusCounts = counts
+        s.system = Self.systemStatus(health)
+        return s
+    }
+
+    static func systemStatus(_ health: [String: SystemStats.ComponentHealth]) -> SystemStats.System {
+        var system = SystemStats.System()
+        if !health.isEmpty {
+            let statuses = health.values.map(\.status)
+            let breakerOpen = health.values.contains { $0.breaker == .open || $0.breaker == .halfOpen }
+            system.status = statuses.contains(.down) ? "down" : (statuses.contains(.degraded) || breakerOpen) ? "degraded" : "healthy"
+        }
+        if let ai = health[SystemStats.aiComponent] {
+            system.aiSystem = switch ai.status {
+            case .ok: ai.breaker == .open ? "degraded" : "operational"
+            case .degraded: "degraded"
+            case .down: "down"
+            }
+        }
+        return system
+    }
+}
+
+extension CdnPriority {
+    /// Position in `allCases`, for per-priority arrays.
+    var index: Int {
+        switch self {
+        case .critical: 0
+        case .high: 1
+        case .medium: 2
+        case .low: 3
+        }
+    }
+}

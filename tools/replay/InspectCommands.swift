@@ -1,0 +1,288 @@
+import ArgumentParser
+import EventLog
+import Events
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `replay inspect` and `replay export`: events as the JSON lines `EventLine` defines (the
+/// same lines `replay import` and the audit endpoint read), or as CSV.
+
+struct InspectCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Print events as JSON lines, filtered by stream, type, position and time.",
+        discussion: """
+            One event per line: position, stream, version, type, schema_version, recorded_at \
+            (ISO 8601 UTC), actor, correlation_id, causation_id, idempotency_key (when set), \
+            data (null for an event this build cannot read, which then carries "opaque"). \
+            --stream reads the stream's index, not the whole log. --since is inclusive, --until \
+            exclusive; both take 2026-11-25T14:03:07Z (fraction up to 6 digits, Z or ±HH:MM) \
+            or a date, meaning its midnight UTC. Exit 2 when the log cannot be read.
+            """
+    )
+
+    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "Only this stream (e.g. user-42).") var stream: String?
+    @Option(help: "Only events of this type; repeat for several.") var type: [String] = []
+    @Option(help: "Start at this position.") var fromPosition: UInt64 = 1
+    @Option(help: "Only events recorded at or after this time (ISO 8601 UTC or a date).") var since: String?
+    @Option(help: "Only events recorded before this time (ISO 8601 UTC or a date).") var until: String?
+    @Option(help: "Print at most this many events.") var limit: Int?
+
+    func validate() throws {
+        _ = try selection()
+    }
+
+    func selection() throws -> EventSelection {
+        var s = EventSelection()
+        s.stream = stream
+        s.types = type.isEmpty ? nil : Set(type)
+        s.fromPosition = max(1, fromPosition)
+        s.since = try since.map { try EventSelection.time($0, option: "--since") }
+        s.until = try until.map { try EventSelection.time($0, option: "--until") }
+        if let since = s.since, let until = s.until, since >= until {
+            throw ValidationError("--since must be before --until")
+        }
+        if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
+        s.limit = limit
+        return s
+    }
+
+    func run() async throws {
+        var output = LineOutput(descriptor: 1)
+        try await execute(into: &output)
+        try output.flush()
+    }
+
+    /// Does the work of `run`, writing into `output` (tests collect it in memory).
+    func execute(into output: inout LineOutput) async throws {
+        let store = try EventSelection.openReadOnly(log)
+        try await EventSelection.writing(log) {
+            try await selection().forEach(in: store) { event in
+                EventLine.render(event, into: &output.buffer)
+                try output.flushIfFull()
+            }
+        }
+    }
+}
+
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write every event, up to a time or position, as JSON lines or CSV.",
+        discussion: """
+            jsonl: exactly the lines `replay inspect` prints, which `replay import` reads back. \
+            csv (RFC 4180): a header row, then one row per event with one column per envelope \
+            field, the data as JSON text and, for an event this build cannot read, the opaque \
+            object as JSON. --until is exclusive; --until-position inclusive. Exit 2 when the \
+            log cannot be read.
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case jsonl, csv
+    }
+
+    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "jsonl or csv.") var format: Format = .jsonl
+    @Option(help: "Only events recorded before this time (ISO 8601 UTC or a date).") var until: String?
+    @Option(help: "Only events up to and including this position.") var untilPosition: UInt64?
+
+    func validate() throws {
+        _ = try selection()
+    }
+
+    func selection() throws -> EventSelection {
+        if until != nil && untilPosition != nil { throw ValidationError("give --until or --until-position, not both") }
+        var s = EventSelection()
+        s.until = try until.map { try EventSelection.time($0, option: "--until") }
+        s.untilPosition = untilPosition
+        return s
+    }
+
+    func run() async throws {
+        var output = LineOutput(descriptor: 1)
+        try await execute(into: &output)
+        try output.flush()
+    }
+
+    func execute(into output: inout LineOutput) async throws {
+        let store = try EventSelection.openReadOnly(log)
+        let selection = try selection()
+        let progress = Progress(label: "export", total: selection.untilPosition ?? store.currentHead().position)
+        defer { progress.finish() }
+        if format == .csv {
+            CSV.appendRow(EventLine.keys.map { Optional($0) }, to: &output.buffer)
+        }
+        try await EventSelection.writing(log) {
+            try await selection.forEach(in: store) { event in
+                switch format {
+                case .jsonl: EventLine.render(event, into: &output.buffer)
+                case .csv: CSV.appendEvent(event, to: &output.buffer)
+                }
+                if try output.flushIfFull() { progress.update(event.position) }
+            }
+        }
+    }
+}
+
+/// Which events a command reads, and the one loop that reads them.
+struct EventSelection {
+    var stream: String?
+    var types: Set<String>?
+    var fromPosition: LogPosition = 1
+    /// Inclusive.
+    var untilPosition: LogPosition?
+    /// Inclusive lower bound of recorded-at, µs.
+    var since: Int64?
+    /// Exclusive upper bound of recorded-at, µs.
+    var until: Int64?
+    var limit: Int?
+
+    static func time(_ text: String, option: String) throws -> Int64 {
+        do {
+            return try EventTime.parseISO8601(text, field: option)
+        } catch let error as DomainError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    static func openReadOnly(_ directory: String) throws -> FileLog {
+        do {
+            return try FileLog(directory: directory, options: .init(readOnly: true))
+        } catch {
+            printError("cannot open the log at \(directory): \(error)")
+            throw ReplayExit.unreadable
+        }
+    }
+
+    /// Runs `body`, turning a read failure of the log into exit 2 with its reason. Errors
+    /// writing the output are reported as such.
+    static func writing(_ directory: String, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as OutputError {
+            printError("cannot write the output: \(error)")
+            throw ReplayExit.unreadable
+        } catch {
+            printError("cannot read the log at \(directory): \(error)")
+            throw ReplayExit.unreadable
+        }
+    }
+
+    /// Calls `body` with each selected event in position order; returns how many. A stream
+    /// is read through its index a page at a time; otherwise the log is scanned from
+    /// `fromPosition`, skipping batches outside the time range without decompressing them.
+    @discardableResult
+    func forEach(in store: FileLog, _ body: (RecordedEvent) throws -> Void) async throws -> Int {
+        var count = 0
+        if let limit, limit == 0 { return 0 }
+        func accept(_ event: RecordedEvent) throws -> Bool {
+            if let untilPosition, event.position > untilPosition { return false }
+            if event.position < fromPosition { return true }
+            if let since, event.recordedAt < since { return true }
+            if let until, event.recordedAt >= until { return true }
+            if let types, !types.contains(event.type) { return true }
+            try body(event)
+            count += 1
+            if let limit, count >= limit { return false }
+            return true
+        }
+        if let stream {
+            var version: UInt64 = 0
+            while true {
+                let page = try await store.readStream(stream, fromVersion: version, limit: 4_096)
+                for event in page {
+                    guard try accept(event) else { return count }
+                }
+                if page.count < 4_096 { return count }
+                version += UInt64(page.count)
+            }
+        }
+        let filter = EventFilter(types: types, since: since, until: until)
+        for try await batch in store.read(from: fromPosition, filter: filter).batches {
+            for event in batch {
+                guard try accept(event) else { return count }
+            }
+        }
+        return count
+    }
+}
+
+struct OutputError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Output lines gathered in a buffer and written with one write(2) per MiB, or kept in
+/// memory (`descriptor` nil) for tests.
+struct LineOutput {
+    var buffer: [UInt8] = []
+    let descriptor: Int32?
+    static let flushThreshold = 1 << 20
+
+    init(descriptor: Int32?) {
+        self.descriptor = descriptor
+        buffer.reserveCapacity(descriptor == nil ? 0 : Self.flushThreshold + (64 << 10))
+    }
+
+    /// True when it wrote.
+    @discardableResult
+    mutating func flushIfFull() throws -> Bool {
+        guard descriptor != nil, buffer.count >= Self.flushThreshold else { return false }
+        try flush()
+        return true
+    }
+
+    mutating func flush() throws {
+        guard let descriptor, !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw OutputError(description: String(cString: strerror(errno))) }
+                offset += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    var text: String { String(decoding: buffer, as: UTF8.self) }
+}
+
+/// RFC 4180 rows: fields quoted when they hold a comma, a quote, CR or LF (quotes doubled);
+/// rows end with CRLF.
+enum CSV {
+    static func appendEvent(_ event: RecordedEvent, to bytes: inout [UInt8]) {
+        let line = EventLine.object(event)
+        appendRow(EventLine.keys.map { key -> String? in
+            switch line[key] {
+            case nil: nil
+            case .string(let s)?: s
+            case let value?: value.serialized()
+            }
+        }, to: &bytes)
+    }
+
+    static func appendRow(_ fields: [String?], to bytes: inout [UInt8]) {
+        for (i, field) in fields.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            guard let field else { continue }
+            let utf8 = field.utf8
+            let needsQuotes = utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
+            guard needsQuotes else {
+                bytes.append(contentsOf: utf8)
+                continue
+            }
+            bytes.append(UInt8(ascii: "\""))
+            for byte in utf8 {
+                if byte == UInt8(ascii: "\"") { bytes.append(byte) }
+                bytes.append(byte)
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+        bytes.append(contentsOf: [0x0D, 0x0A])
+    }
+}
