@@ -1,0 +1,99 @@
+import EventLog
+import Events
+import Foundation
+import Projections
+import Synchronization
+import Testing
+
+/// `replay stats`, `unlocked`, `rebuild` and `bench replay` through the real binary, checked
+/// against the same folds run in-process on a generated log.
+@Suite struct ReplayViewCommandTests {
+    typealias Run = (status: Int32, stdout: String, stderr: String)
+
+    static func run(_ arguments: [String], in dir: String) throws -> Run {
+        try ImportExportTests.run(arguments, in: dir)
+    }
+
+    static func json(_ run: Run) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8))
+        return try #require(object as? [String: Any], "not a JSON object: \(run.stdout) \(run.stderr)")
+    }
+
+    static func searches(_ object: [String: Any]) -> Int? {
+        ((object["stats"] as? [String: Any])?["searches"] as? [String: Any])?["total"] as? Int
+    }
+
+    @Test func statsUnlockedRebuildAndBenchAnswerLikeTheFolds() async throws {
+        try await ImportExportTests.withDirectory { dir in
+            let log = dir + "/log"
+            let generated = try Self.run(["generate", "--log", log, "--events", "20000", "--seed", "5"], in: dir)
+            try #require(generated.status == 0, "\(generated.stderr)")
+
+            let store = try FileLog(directory: log, options: .init(readOnly: true))
+            let full = try await SystemStatsProjection.rebuild(from: store).projection.makeView()
+            let half = try await SystemStatsProjection.rebuild(from: store, until: 10_000).projection.makeView()
+            let unlocked = try await UnlockedProfilesProjection.rebuild(from: store).projection.makeView()
+            // A time in the middle of the log, and the stats of exactly the events recorded by then.
+            var times: [Int64] = []
+            var asOf = SystemStatsProjection()
+            for try await event in store.read(from: 1) { times.append(event.recordedAt) }
+            let cut = times.sorted()[times.count / 3]
+            for try await event in store.read(from: 1) where event.recordedAt <= cut { asOf.apply(event) }
+            var someUser: String?
+            for try await event in store.read(from: 1) {
+                if case .profileUnlocked(let e)? = event.domainEvent { someUser = e.user }
+            }
+            try await store.close()
+
+            let stats = try Self.json(try Self.run(["stats", "--log", log], in: dir))
+            #expect(stats["position"] as? Int == 20_000)
+            #expect(Self.searches(stats) == Int(full.searches.total))
+            let halfStats = try Self.json(try Self.run(["stats", "--log", log, "--until-position", "10000"], in: dir))
+            #expect(halfStats["position"] as? Int == 10_000)
+            #expect(Self.searches(halfStats) == Int(half.searches.total))
+            #expect(half.searches.total < full.searches.total)
+            let timed = try Self.json(try Self.run(["stats", "--log", log, "--until-time", EventTime.iso8601(micros: cut)], in: dir))
+            #expect(Self.searches(timed) == Int(asOf.makeView().searches.total))
+            let table = try Self.run(["stats", "--log", log, "--format", "table"], in: dir)
+            #expect(table.status == 0 && table.stdout.contains("searches.total") && table.stdout.contains("\(full.searches.total)"))
+
+            let user = try #require(someUser, "the generated log holds no unlock")
+            let page = try Self.json(try Self.run(["unlocked", "--log", log, "--user", user], in: dir))
+            let profiles = try #require(page["profiles"] as? [[String: Any]])
+            #expect(profiles.compactMap { $0["username"] as? String } == unlocked.unlocked(user: user, limit: 100).profiles.map(\.username))
+
+            let snapshots = dir + "/snapshots"
+            let rebuilt = try Self.json(try Self.run(["rebuild", "--log", log, "--snapshots", snapshots], in: dir))
+            #expect(rebuilt["events"] as? Int == 20_000)
+            let reopened = try FileLog(directory: log, options: .init(fsync: .never))
+            let loaded = Mutex<LogPosition?>(nil)
+            let runner = ProjectionRunner<SystemStatsProjection, FileLog>(store: reopened, snapshots: SnapshotStore(directory: snapshots)) { event in
+                if case .snapshotLoaded(_, let position) = event { loaded.withLock { $0 = position } }
+            }
+            let task = Task { try await runner.run() }
+            #expect(await runner.waitForPosition(20_000, timeout: .seconds(10)))
+            #expect(loaded.withLock { $0 } == 20_000, "the runner did not start from the rebuilt snapshot")
+            #expect(runner.current.view == full)
+            task.cancel()
+            try await task.value
+            try await reopened.close()
+
+            let bench = try Self.json(try Self.run(["bench", "replay", "--log", log], in: dir))
+            #expect(bench["events"] as? Int == 20_000)
+            #expect((bench["peak_rss_mib"] as? Double ?? 0) > 0)
+        }
+    }
+
+    @Test func badInputGetsClearExitCodes() async throws {
+        try await ImportExportTests.withDirectory { dir in
+            let missing = try Self.run(["stats", "--log", dir + "/nothing-here"], in: dir)
+            #expect(missing.status == 2, "\(missing)")
+            let badTime = try Self.run(["stats", "--log", dir, "--until-time", "yesterday"], in: dir)
+            #expect(badTime.status == 64 && badTime.stderr.contains("ISO 8601"), "\(badTime)")
+            let both = try Self.run(["stats", "--log", dir, "--until-time", "2026-01-01", "--until-position", "3"], in: dir)
+            #expect(both.status == 64, "\(both)")
+            let badLimit = try Self.run(["unlocked", "--log", dir, "--user", "u", "--limit", "0"], in: dir)
+            #expect(badLimit.status == 64, "\(badLimit)")
+        }
+    }
+}
