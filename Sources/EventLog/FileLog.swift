@@ -125,8 +125,8 @@ public final class FileLog: EventStore, Sendable {
     }
 
     public func readStream(_ stream: String, fromVersion version: UInt64, limit: Int) async throws -> [RecordedEvent] {
-        let positions: ArraySlice<LogPosition> = core.state.withLock { s in
-            guard let all = s.mergedStreams()[stream], version < UInt64(all.count), limit > 0 else { return [] }
+        let positions: ArraySlice<LogPosition> = try core.state.withLock { s in
+            guard let all = try s.mergedStreams()[stream], version < UInt64(all.count), limit > 0 else { return [] }
             let start = Int(version)
             let end = start + min(limit, all.count - start)
             return all[start..<end]
@@ -144,7 +144,7 @@ public final class FileLog: EventStore, Sendable {
     }
 
     public func streamVersion(_ stream: String) async throws -> UInt64? {
-        core.state.withLock { s in s.mergedStreams()[stream].map { UInt64($0.count - 1) } }
+        try core.state.withLock { s in try s.mergedStreams()[stream].map { UInt64($0.count - 1) } }
     }
 
     /// Writer counters (batches, fsyncs and their durations) for benchmarks and metrics.

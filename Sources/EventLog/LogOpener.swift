@@ -146,7 +146,7 @@ struct LogOpener {
         guard Directory.exists(indexPath),
               let file = try? SystemFile.open(indexPath, writable: false),
               let bytes = try? file.read(count: try file.size(), at: 0),
-              let index = try? SegmentIndex.decode(bytes),
+              let index = try? SegmentIndex.decode(bytes, deferringStreams: options.readOnly),
               index.firstPosition == firstPosition, index.segmentSize == size,
               index.previousHash == previousHash, !index.batches.isEmpty
         else { return nil }

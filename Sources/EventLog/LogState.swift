@@ -87,11 +87,12 @@ struct LogState: ~Copyable {
 
     /// The stream index, complete: merges what a lazy open left aside. Call before reading
     /// `streams` or `idempotency`.
-    mutating func mergedStreams() -> [String: [LogPosition]] {
-        if !unmergedIndexes.isEmpty {
-            let pending = unmergedIndexes
-            unmergedIndexes = []
-            for index in pending { mergeStreams(of: index) }
+    mutating func mergedStreams() throws -> [String: [LogPosition]] {
+        while !unmergedIndexes.isEmpty {
+            // An index's checksum was verified on open; decoding its streams can still fail
+            // on a malformed (not damaged) file, and then the lookup fails, not the process.
+            mergeStreams(of: try unmergedIndexes[0].withStreams())
+            unmergedIndexes.removeFirst()
         }
         return streams
     }

@@ -14,6 +14,15 @@ struct SegmentIndex: Equatable {
     var streams: [String: [LogPosition]]
     /// Results of the idempotency keys first used in this segment.
     var idempotency: [String: AppendResult]
+    /// A read-only open leaves `streams` and `idempotency` undecoded: the index file's bytes
+    /// (checksum already verified) and where that section starts. See `withStreams()`.
+    var undecodedStreams: (bytes: [UInt8], offset: Int)?
+
+    static func == (a: SegmentIndex, b: SegmentIndex) -> Bool {
+        a.firstPosition == b.firstPosition && a.segmentSize == b.segmentSize && a.previousHash == b.previousHash
+            && a.lastHash == b.lastHash && a.batches == b.batches && a.streams == b.streams && a.idempotency == b.idempotency
+            && a.undecodedStreams?.bytes == b.undecodedStreams?.bytes && a.undecodedStreams?.offset == b.undecodedStreams?.offset
+    }
 
     var nextPosition: LogPosition { batches.last.map { $0.lastPosition + 1 } ?? firstPosition }
 
@@ -60,7 +69,8 @@ struct SegmentIndex: Equatable {
     }
 
     /// Decodes an index file, checking the CRC and every count against the bytes present.
-    static func decode(_ bytes: [UInt8]) throws -> SegmentIndex {
+    /// `deferringStreams` stops after the batches (see `undecodedStreams`).
+    static func decode(_ bytes: [UInt8], deferringStreams: Bool = false) throws -> SegmentIndex {
         guard bytes.count >= 4 + 8 + 8 + 64 + 4 else { throw EventLogError(.corrupted, "index file is too short") }
         return try bytes.withUnsafeBytes { (all) throws -> SegmentIndex in
             let body = UnsafeRawBufferPointer(rebasing: all[0..<all.count - 4])
@@ -87,44 +97,69 @@ struct SegmentIndex: Equatable {
                 guard count >= 1, position >= 1 else { throw EventLogError(.corrupted, "empty batch in index") }
                 batches.append(BatchLocation(firstPosition: position, eventCount: UInt32(count), offset: Int(offset), dataLength: UInt32(length)))
             }
-            let streamCount = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
-            var streams: [String: [LogPosition]] = [:]
-            streams.reserveCapacity(streamCount)
-            for _ in 0..<streamCount {
-                let name = try r.readString("stream", max: EventLimits.maxStreamBytes)
-                let count = Int(try r.readVarint("stream event count", max: UInt64(r.remaining)))
-                var positions: [LogPosition] = []
-                positions.reserveCapacity(count)
-                var previous: LogPosition = 0
-                for _ in 0..<count {
-                    let delta = try r.readVarint("position delta")
-                    guard delta >= 1, previous <= UInt64.max - delta else { throw EventLogError(.corrupted, "stream positions not increasing") }
-                    previous += delta
-                    positions.append(previous)
-                }
-                streams[name] = positions
+            if deferringStreams {
+                return SegmentIndex(
+                    firstPosition: first, segmentSize: Int(size), previousHash: previous, lastHash: last,
+                    batches: batches, streams: [:], idempotency: [:], undecodedStreams: (bytes, r.offset)
+                )
             }
-            let keyCount = Int(try r.readVarint("key count", max: UInt64(r.remaining)))
-            var keys: [String: AppendResult] = [:]
-            for _ in 0..<keyCount {
-                let key = try r.readString("idempotency key", max: EventLimits.maxIdempotencyKeyBytes)
-                let low = try r.readVarint("first position")
-                let high = try r.readVarint("last position")
-                guard low >= 1, low <= high else { throw EventLogError(.corrupted, "idempotency positions reversed") }
-                let n = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
-                var versions: [String: UInt64] = [:]
-                for _ in 0..<n {
-                    let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
-                    versions[stream] = try r.readVarint("version")
-                }
-                keys[key] = AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
-            }
+            let (streams, keys) = try decodeStreams(&r)
             guard r.remaining == 0 else { throw EventLogError(.corrupted, "index has \(r.remaining) trailing bytes") }
             return SegmentIndex(
                 firstPosition: first, segmentSize: Int(size), previousHash: previous, lastHash: last,
                 batches: batches, streams: streams, idempotency: keys
             )
         }
+    }
+
+    /// The index with its streams and keys decoded (itself when they already are).
+    func withStreams() throws -> SegmentIndex {
+        guard let (bytes, offset) = undecodedStreams else { return self }
+        var index = self
+        index.undecodedStreams = nil
+        (index.streams, index.idempotency) = try bytes.withUnsafeBytes { all in
+            var r = ByteReader(UnsafeRawBufferPointer(rebasing: all[0..<all.count - 4]), offset: offset)
+            let decoded = try Self.decodeStreams(&r)
+            guard r.remaining == 0 else { throw EventLogError(.corrupted, "index has \(r.remaining) trailing bytes") }
+            return decoded
+        }
+        return index
+    }
+
+    private static func decodeStreams(_ r: inout ByteReader) throws -> ([String: [LogPosition]], [String: AppendResult]) {
+        let streamCount = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
+        var streams: [String: [LogPosition]] = [:]
+        streams.reserveCapacity(streamCount)
+        for _ in 0..<streamCount {
+            let name = try r.readString("stream", max: EventLimits.maxStreamBytes)
+            let count = Int(try r.readVarint("stream event count", max: UInt64(r.remaining)))
+            var positions: [LogPosition] = []
+            positions.reserveCapacity(count)
+            var previous: LogPosition = 0
+            for _ in 0..<count {
+                let delta = try r.readVarint("position delta")
+                guard delta >= 1, previous <= UInt64.max - delta else { throw EventLogError(.corrupted, "stream positions not increasing") }
+                previous += delta
+                positions.append(previous)
+            }
+            streams[name] = positions
+        }
+        let keyCount = Int(try r.readVarint("key count", max: UInt64(r.remaining)))
+        var keys: [String: AppendResult] = [:]
+        for _ in 0..<keyCount {
+            let key = try r.readString("idempotency key", max: EventLimits.maxIdempotencyKeyBytes)
+            let low = try r.readVarint("first position")
+            let high = try r.readVarint("last position")
+            guard low >= 1, low <= high else { throw EventLogError(.corrupted, "idempotency positions reversed") }
+            let n = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
+            var versions: [String: UInt64] = [:]
+            for _ in 0..<n {
+                let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
+                versions[stream] = try r.readVarint("version")
+            }
+            keys[key] = AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
+        }
+        return (streams, keys)
     }
 }
 

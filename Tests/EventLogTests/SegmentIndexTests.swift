@@ -150,6 +150,18 @@ import Testing
         }
     }
 
+    /// A read-only open decodes the indexes' streams only on the first stream lookup: reads
+    /// by position, by stream and stream versions still answer exactly.
+    @Test func readOnlyOpenReadsStreamsThroughLazilyDecodedIndexes() async throws {
+        try await withTempDir { dir in
+            let events = try await Self.writeLog(dir.path)
+            var readOnly = Self.options
+            readOnly.readOnly = true
+            let report = try await Self.openAndCheck(dir.path, events, options: readOnly)
+            #expect(report.rebuiltIndexes == [])
+        }
+    }
+
     @Test func missingIndexIsRebuiltIdentically() async throws {
         try await withTempDir { dir in
             let events = try await Self.writeLog(dir.path)
