@@ -23,6 +23,9 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
         public static let storeUnavailable = Code(rawValue: "store_unavailable")
         /// A batch holds more items than one command takes. Split it. (HTTP 400)
         public static let batchTooLarge = Code(rawValue: "batch_too_large")
+        /// The wallet's history holds a grant or unlock this build cannot read, so its
+        /// balance is unknown; nothing was written. Upgrade Tally. (HTTP 503)
+        public static let unreadableHistory = Code(rawValue: "unreadable_history")
 
         public var description: String { rawValue }
     }
@@ -53,6 +56,15 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
 }
 
 extension CommandError {
+    /// Refuses to decide on a wallet whose history this build cannot fully read.
+    static func unreadable(_ wallet: WalletState) -> CommandError? {
+        guard let event = wallet.unreadable else { return nil }
+        return CommandError(
+            .unreadableHistory,
+            "the wallet of user \(wallet.user) holds a \(event.type) (schema \(event.schemaVersion)) at position \(event.position) that this build cannot read, so its balance is unknown and nothing was written; upgrade Tally"
+        )
+    }
+
     /// Refused input, wrapping the `DomainError` that names the field.
     static func invalid(_ error: DomainError, item: Int? = nil) -> CommandError {
         let prefix = item.map { "item \($0): " } ?? ""

@@ -78,6 +78,7 @@ public final class CommandService<Store: EventStore>: Sendable {
         let proposed = context.proposed(event)
         return try await retry.run { _, conflict throws(CommandError) in
             let wallet = try await self.catchUp(user: user, atLeast: conflict?.actualVersion)
+            if let refusal = CommandError.unreadable(wallet) { throw refusal }
             let append = StreamAppend(stream: wallet.stream, expected: wallet.expectedVersion, events: [proposed])
             switch try await self.append([append], key: key) {
             case .conflict(let conflict):
@@ -114,6 +115,7 @@ public final class CommandService<Store: EventStore>: Sendable {
                 return .done(UnlockResult(username: normalised, position: existing.position, charged: 0, alreadyUnlocked: true,
                                           balance: wallet.balance, replayed: false))
             }
+            if let refusal = CommandError.unreadable(wallet) { throw refusal }
             guard wallet.balance >= cost else { throw CommandError.insufficientCredits(balance: wallet.balance, cost: cost) }
             let append = StreamAppend(stream: wallet.stream, expected: wallet.expectedVersion, events: [proposed])
             switch try await self.append([append], key: key) {

@@ -56,6 +56,15 @@ public struct WalletState: Sendable, Hashable {
     public private(set) var position: LogPosition = 0
     /// Oldest first; at most `recentMovementLimit`.
     private var movements: [Movement] = []
+    /// The first grant or unlock in the stream that this build cannot read (a newer schema,
+    /// malformed bytes): the balance is then unknown, and commands that spend refuse.
+    public private(set) var unreadable: UnreadableEvent?
+
+    public struct UnreadableEvent: Sendable, Hashable {
+        public var position: LogPosition
+        public var type: String
+        public var schemaVersion: UInt16
+    }
 
     public init(user: String) {
         self.user = user
@@ -77,7 +86,8 @@ public struct WalletState: Sendable, Hashable {
 
     /// Folds one event of the user's stream. Events at or below `version` are ignored, so
     /// folding an overlapping read twice is harmless; events this build cannot read (an
-    /// unknown type or a newer schema) only advance the version, as in projections.
+    /// unknown type or a newer schema) only advance the version, as in projections — except
+    /// a grant or an unlock, which is recorded in `unreadable`.
     public mutating func apply(_ event: RecordedEvent) {
         if let version, event.streamVersion <= version { return }
         version = event.streamVersion
@@ -99,7 +109,7 @@ public struct WalletState: Sendable, Hashable {
             remember(Movement(kind: .unlock, position: event.position, amount: unlock.creditsSpent, recordedAt: event.recordedAt,
                               balanceAfter: balance, detail: unlock.username))
         default:
-            break
+            if unreadable == nil { unreadable = UnreadableEvent(position: event.position, type: type.rawValue, schemaVersion: event.schemaVersion) }
         }
     }
 

@@ -316,6 +316,26 @@ import Testing
         }
     }
 
+    /// A grant this build cannot read (a newer schema) makes the balance unknown: spending
+    /// commands refuse and write nothing rather than decide on a wrong balance.
+    @Test func aWalletWithAnUnreadableGrantRefusesToSpend() async throws {
+        try await withCommandLog { log in
+            let service = log.service()
+            _ = try await service.grantCredits(user: "alice", amount: 5, reason: "signup", context: testUserContext)
+            let future = ProposedEvent(type: EventType.creditsGranted.rawValue, schemaVersion: 2, payload: [0xFF, 0x01])
+            _ = try await log.log.append(to: "user-alice", events: [future])
+            let head = try await log.head()
+            let unlock = await commandError { try await service.unlock(user: "alice", username: "one", context: testUserContext) }
+            #expect(unlock?.code == .unreadableHistory, "\(String(describing: unlock))")
+            #expect(unlock?.message.contains("schema 2") == true)
+            let grant = await commandError { try await service.grantCredits(user: "alice", amount: 1, reason: "more", context: testUserContext) }
+            #expect(grant?.code == .unreadableHistory)
+            #expect(try await log.head() == head)
+            let wallet = try await service.wallet(user: "alice")
+            #expect(wallet.unreadable?.position == head && wallet.unreadable?.schemaVersion == 2)
+        }
+    }
+
     // MARK: Conflicts and the wallet cache
 
     @Test func conflictsAreRetriedThenGiveUp() async throws {
