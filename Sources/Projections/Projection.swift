@@ -125,6 +125,9 @@ public enum ProjectionRunnerEvent: Sendable, Hashable, CustomStringConvertible {
     case snapshotIgnored(reason: String)
     case snapshotWritten(position: LogPosition)
     case snapshotFailed(reason: String)
+    /// An older version's view, from its snapshot at `position`, is served while this
+    /// version rebuilds.
+    case previousVersionServed(position: LogPosition)
     case stateChanged(from: ProjectionState, to: ProjectionState)
     case storeFailed(reason: String, retryIn: Duration)
 
@@ -134,6 +137,7 @@ public enum ProjectionRunnerEvent: Sendable, Hashable, CustomStringConvertible {
         case .snapshotIgnored(let reason): "ignored snapshot: \(reason)"
         case .snapshotWritten(let position): "wrote snapshot at position \(position)"
         case .snapshotFailed(let reason): "could not write snapshot: \(reason)"
+        case .previousVersionServed(let position): "serving the previous version's view at position \(position) while rebuilding"
         case .stateChanged(let from, let to): "state \(from.rawValue) -> \(to.rawValue)"
         case .storeFailed(let reason, let delay): "store failed (\(reason)); retrying in \(delay)"
         }

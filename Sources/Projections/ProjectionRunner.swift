@@ -10,12 +10,13 @@ import Synchronization
 /// the runner re-reads from its position after a delay, without gap or duplicate; once back
 /// it is `catchingUp` until it reaches the head again (at once if nothing was missed).
 ///
-/// Version changes: a snapshot of an older version of the projection cannot be read by this
-/// build (its fold code is gone), so the runner folds from the start of the log and reports
-/// `rebuilding` instead of `catchingUp` until it reaches the head, publishing the partial
-/// view as it goes (at the catch-up pace). Readers therefore see a growing view marked
-/// `rebuilding` rather than the old version's view; the API can say so with the state.
-/// The older snapshot file is replaced by the first snapshot of the new version.
+/// Version changes: the fold of an older version's snapshot cannot be continued (this build
+/// folds differently), so the runner folds from the start of the log and reports
+/// `rebuilding` until it reaches the head. Meanwhile it serves the old version's view when
+/// that snapshot's state still decodes (the version changed the fold, not the state's
+/// shape), stamped with the old snapshot's position, and publishes nothing of the partial
+/// rebuild; otherwise it publishes the partial view as it grows. The older snapshot file
+/// is replaced by the first snapshot of the new version.
 public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable {
     public typealias Options = ProjectionRunnerOptions
 
@@ -52,6 +53,8 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         var recordedAt: Int64?
         var rebuilding: Bool
         var live = false
+        /// The old version's view is published; the rebuild publishes only once live.
+        var servingPrevious = false
     }
 
     /// `snapshots` nil: no snapshots, every start folds the whole log. `onEvent` hears about
@@ -155,8 +158,15 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             guard !s.started else { throw ProjectionError(.alreadyRunning, "run() was already called on this runner; make a new runner") }
             s.started = true
         }
-        var fold = loadSnapshot()
-        publish(fold, state: fold.rebuilding ? .rebuilding : .catchingUp)
+        var (fold, previous) = loadSnapshot()
+        if let previous {
+            publish(Fold(projection: previous.projection, position: previous.position, recordedAt: previous.recordedAt, rebuilding: true),
+                    state: .rebuilding)
+            fold.servingPrevious = true
+            onEvent?(.previousVersionServed(position: previous.position))
+        } else {
+            publish(fold, state: fold.rebuilding ? .rebuilding : .catchingUp)
+        }
         var schedule = (position: fold.position, time: ContinuousClock.now, task: Task<Void, Never>?.none)
         var attempt = 0
         while !Task.isCancelled {
@@ -219,6 +229,11 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             shared.withLock { $0.snapshotPosition = nil }
             publish(fold, state: .rebuilding)
         }
+        if fold.servingPrevious, shared.withLock({ $0.published.position }) > knownHead {
+            // The old version's view is ahead of this log: it came from another log.
+            fold.servingPrevious = false
+            publish(fold, state: .rebuilding)
+        }
         fold.live = fold.position >= knownHead
         if fold.live {
             fold.rebuilding = false
@@ -244,7 +259,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             }
             if fold.live {
                 publish(fold, state: .live)
-            } else if ContinuousClock.now - lastPublish >= interval {
+            } else if !fold.servingPrevious, ContinuousClock.now - lastPublish >= interval {
                 publish(fold, state: nil)
                 lastPublish = ContinuousClock.now
             }
@@ -252,16 +267,18 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         }
     }
 
-    private func loadSnapshot() -> Fold {
-        guard let snapshots else { return Fold(projection: P(), position: 0, recordedAt: nil, rebuilding: false) }
+    /// The fold to continue, and an older version's state to serve meanwhile, if any.
+    private func loadSnapshot() -> (Fold, RebuiltProjection<P>?) {
+        guard let snapshots else { return (Fold(projection: P(), position: 0, recordedAt: nil, rebuilding: false), nil) }
         let load = snapshots.load(P.self)
         for reason in load.ignored { onEvent?(.snapshotIgnored(reason: reason)) }
         if let file = load.file {
             shared.withLock { $0.snapshotPosition = load.position }
             onEvent?(.snapshotLoaded(file: file, position: load.position))
         }
-        return Fold(projection: load.projection, position: load.position, recordedAt: load.recordedAt,
-                    rebuilding: load.file == nil && load.olderVersion != nil)
+        let rebuilding = load.file == nil && load.olderVersion != nil
+        return (Fold(projection: load.projection, position: load.position, recordedAt: load.recordedAt, rebuilding: rebuilding),
+                rebuilding ? load.previous : nil)
     }
 
     private func writeSnapshot(_ projection: P, position: LogPosition, recordedAt: Int64?, to snapshots: SnapshotStore) {

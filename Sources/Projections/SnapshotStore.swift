@@ -46,6 +46,10 @@ public struct SnapshotLoad<P: Projection>: Sendable {
     public var olderVersion: Int?
     /// One line per file passed over, saying why.
     public var ignored: [String]
+    /// An older version's snapshot whose state still decodes as `P` (the version changed
+    /// the fold, not the state's shape): its view can be served while the new version
+    /// rebuilds. Nil when there is none or it does not decode.
+    public var previous: RebuiltProjection<P>?
 }
 
 /// Snapshots of projections in one directory: `<name>.snapshot` is the newest and
@@ -81,7 +85,7 @@ public struct SnapshotStore: Sendable {
     /// The newest usable snapshot for `P`: same name and version, intact, decodable; the
     /// previous file is tried when the newest is not usable.
     public func load<P: Projection>(_ type: P.Type) -> SnapshotLoad<P> {
-        var result = SnapshotLoad<P>(projection: P(), position: 0, recordedAt: nil, file: nil, olderVersion: nil, ignored: [])
+        var result = SnapshotLoad<P>(projection: P(), position: 0, recordedAt: nil, file: nil, olderVersion: nil, ignored: [], previous: nil)
         for path in [path(for: P.name), previousPath(for: P.name)] {
             switch Self.readFile(atPath: path) {
             case .missing:
@@ -94,7 +98,12 @@ public struct SnapshotStore: Sendable {
                     continue
                 }
                 guard snapshot.version == P.version else {
-                    if snapshot.version < P.version { result.olderVersion = max(result.olderVersion ?? snapshot.version, snapshot.version) }
+                    if snapshot.version < P.version {
+                        result.olderVersion = max(result.olderVersion ?? snapshot.version, snapshot.version)
+                        if result.previous == nil, let old = try? P(snapshotBytes: snapshot.payload) {
+                            result.previous = RebuiltProjection(projection: old, position: snapshot.position, recordedAt: snapshot.recordedAt)
+                        }
+                    }
                     result.ignored.append("\(path): projection version \(snapshot.version), this build folds version \(P.version)")
                     continue
                 }

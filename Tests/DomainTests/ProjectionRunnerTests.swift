@@ -283,6 +283,33 @@ extension ProjectionRunnerTests {
         }
     }
 
+    /// A new version whose state still decodes the old snapshot serves the old view while it
+    /// rebuilds, and never a partial rebuild: readers see the old position, then the head.
+    @Test func anOlderVersionsViewIsServedWhileRebuilding() async throws {
+        try await Self.withLog { log, snapshots in
+            try await Self.append(log, 1...80)
+            let v1 = Self.start(V1.self, log, snapshots)
+            try await v1.waitLive(at: 80)
+            try await v1.stop()
+            try await Self.append(log, 81...3_000, perAppend: 7)
+
+            let recorder = Recorder()
+            let v2 = Self.start(V2.self, log, snapshots, recorder, options: .init(snapshotEveryEvents: 1_000_000, publishMinimumIntervalMilliseconds: 0))
+            var seen: Set<LogPosition> = []
+            let live = await Self.eventually(20) {
+                seen.insert(v2.runner.current.position)
+                return v2.runner.state == .live && v2.runner.current.position == 3_000
+            }
+            try #require(live)
+            #expect(seen.isSubset(of: [0, 80, 3_000]), "a partial rebuild was published: \(seen.sorted())")
+            let served = recorder.all.compactMap { if case .previousVersionServed(let p) = $0 { p } else { nil } }
+            #expect(served == [80])
+            #expect(recorder.transitions == ["catchingUp->rebuilding", "rebuilding->live"])
+            #expect(v2.runner.current.view == Self.expected(3_000, V2.self))
+            try await v2.stop()
+        }
+    }
+
     @Test func otherVersionSnapshotsAreIgnored() async throws {
         try await Self.withLog { log, snapshots in
             try await Self.append(log, 1...80)
