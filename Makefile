@@ -14,12 +14,13 @@ APT_PROBES     := /usr/include/lz4frame.h /usr/bin/lz4 /usr/include/postgresql/l
                   /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb
 SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build run test bench bench-micro clean
+.PHONY: help deps build run test bench bench-api bench-micro clean
 
 help:
 	@echo "make run    install what is missing, build, start tally-server on the embedded log"
 	@echo "make test   install what is missing, build, run every test"
 	@echo "make bench  release build, then the replay bench commands (figures as JSON)"
+	@echo "make bench-api    release tally-server under wrk on loopback"
 	@echo "make bench-micro  package-benchmark suite in Benchmarks/ (separate package, long first build)"
 
 ## deps: install the apt packages that are missing (liblz4, lz4 CLI, libpq, PostgreSQL).
@@ -34,10 +35,23 @@ deps:
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
+# A development secret, made once and kept in .tally-dev so that printed tokens stay valid.
+HOST           ?= 127.0.0.1
+PORT           ?= 8080
+DEV_SECRET     := $(CURDIR)/.tally-dev/jwt-secret
 run: deps
 	$(SWIFT) build -c $(CONFIG) --product tally-server
 	@mkdir -p "$(DATA_DIR)"
-	$(SWIFT) run -c $(CONFIG) --skip-build tally-server --data-dir "$(DATA_DIR)"
+	@[ -s "$(DEV_SECRET)" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$(DEV_SECRET)"
+	@bin=$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/tally-server; \
+	export TALLY_JWT_SECRET=$$(cat "$(DEV_SECRET)"); \
+	echo "tally-server on http://$(HOST):$(PORT) (embedded log in $(DATA_DIR)); tokens valid 24 h:"; \
+	for pair in user:alice service:ai-worker admin:admin auditor:auditor; do \
+	  echo "  $${pair%%:*} ($${pair#*:}): $$("$$bin" token --role $${pair%%:*} --subject $${pair#*:})"; \
+	done; \
+	echo "  e.g. curl -H 'Authorization: Bearer <user token>' http://$(HOST):$(PORT)/api/v1/system/stats"; \
+	echo "  more: $$bin token --role user --subject <id>   (with TALLY_JWT_SECRET=\$$(cat $(DEV_SECRET)))"; \
+	exec "$$bin" serve --data-dir "$(DATA_DIR)" --host "$(HOST)" --port "$(PORT)"
 
 # `swift test` builds its own configuration; --parallel runs suites in worker processes.
 # The crash-recovery rounds are part of the normal run (TALLY_CRASH_ROUNDS, default 20).
@@ -62,6 +76,12 @@ bench: deps
 	echo "== sequential read of the bulk log"; \
 	"$$bin" bench read --log "$$dir/c"; \
 	rm -rf "$$dir"
+
+# HTTP load on loopback with wrk (installed when missing); figures in BENCHMARKS.md.
+bench-api: deps
+	@command -v wrk >/dev/null || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk curl; }
+	$(SWIFT) build -c release --product tally-server
+	Benchmarks/api/run.sh "$$($(SWIFT) build -c release --show-bin-path)/tally-server"
 
 bench-micro: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown --no-progress

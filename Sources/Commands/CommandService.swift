@@ -153,6 +153,11 @@ public final class CommandService<Store: EventStore>: Sendable {
         try await record([.profileRefreshed(refresh)], context: context, idempotencyKey: idempotencyKey)
     }
 
+    /// Records up to 1,000 profile refreshes in one atomic append.
+    public func recordProfileRefreshes(_ refreshes: [ProfileRefreshed], context: CommandContext, idempotencyKey: String? = nil) async throws(CommandError) -> RecordResult {
+        try await record(batch: refreshes.map { .profileRefreshed($0) }, context: context, idempotencyKey: idempotencyKey)
+    }
+
     /// Records up to 1,000 analysis outcomes in one atomic append: all are written or none.
     public func recordAnalysis(_ results: [AnalysisResult], context: CommandContext, idempotencyKey: String? = nil) async throws(CommandError) -> RecordResult {
         try await record(batch: results.map(\.event), context: context, idempotencyKey: idempotencyKey)

@@ -32,14 +32,22 @@ public struct HealthGauge: Sendable, Hashable, Codable {
     public var diskPct: Double
     public var latencyMs: Double
     public var sampledAt: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case component, status, memoryPct = "memory_pct", cpuPct = "cpu_pct", diskPct = "disk_pct", latencyMs = "latency_ms",
+             sampledAt = "sampled_at_us"
+    }
 }
 
 public struct BreakerTransition: Sendable, Hashable, Codable {
     public var component: String
     public var state: BreakerState
     public var reason: String
+    /// Event time, µs since 1970 UTC.
     public var at: Int64
     public var position: LogPosition
+
+    enum CodingKeys: String, CodingKey { case component, state, reason, at = "at_us", position }
 }
 
 /// The metrics view: per-minute buckets (last 24 h of event time), per-hour buckets (last

@@ -1,31 +1,61 @@
+import API
 import ArgumentParser
+import Commands
 import EventLog
+import Foundation
+import Hummingbird
 import Logging
+import Metrics
+import Prometheus
+import Projections
 import ServiceLifecycle
 import UnixSignals
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// `tally-server`: opens the embedded event log and keeps it open as a service until
-/// SIGTERM or SIGINT, then closes it cleanly (pending appends drain, the segment is synced).
-/// The HTTP API is not part of this build yet; nothing listens on a port.
+/// `tally-server`: the HTTP API over the embedded event log. `serve` (the default) runs it;
+/// `token` mints a bearer token with the configured secret.
 @main
 struct TallyServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally-server",
-        abstract: "Tally's event-sourced analytics core."
+        abstract: "Tally's event-sourced analytics core: the HTTP API over the event log.",
+        subcommands: [Serve.self, Token.self],
+        defaultSubcommand: Serve.self
     )
+}
 
-    @Option(help: "Data directory of the embedded log (env TALLY_DATA_DIR).")
-    var dataDir: String?
+/// Settings every subcommand shares: a flag overrides its environment variable.
+struct SecretOptions: ParsableArguments {
+    @Option(help: "HS256 secret, at least 32 bytes (env TALLY_JWT_SECRET).") var jwtSecret: String?
+    @Option(help: "PEM file with an RS256 public key or certificate, verify only (env TALLY_JWT_PUBLIC_KEY).") var jwtPublicKey: String?
 
-    @Option(help: "always | interval | interval:MS | never (env TALLY_FSYNC).")
-    var fsync: String?
+    func authority(_ environment: Environment) async throws -> TokenAuthority {
+        if let secret = jwtSecret ?? environment["TALLY_JWT_SECRET"] {
+            return try await TokenAuthority.hs256(secret: secret)
+        }
+        if let path = jwtPublicKey ?? environment["TALLY_JWT_PUBLIC_KEY"] {
+            guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("cannot read the JWT public key file \(path)")
+            }
+            return try await TokenAuthority.rs256(publicKeyPEM: pem)
+        }
+        throw ValidationError("set TALLY_JWT_SECRET (HS256, ≥ 32 bytes) or TALLY_JWT_PUBLIC_KEY (RS256 PEM file)")
+    }
+}
 
-    @Flag(help: "Cut the log at the first damaged batch instead of refusing to start.")
-    var repair = false
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP API until SIGTERM or SIGINT.")
+
+    @Option(help: "Data directory of the embedded log (env TALLY_DATA_DIR).") var dataDir: String?
+    @Option(help: "Address to listen on (env TALLY_HOST).") var host: String?
+    @Option(help: "Port to listen on (env TALLY_PORT).") var port: Int?
+    @Option(help: "always | interval | interval:MS | never (env TALLY_FSYNC).") var fsync: String?
+    @Option(help: "Credits one unlock costs (env TALLY_UNLOCK_COST).") var unlockCost: Int64?
+    @Option(help: "How long Tally-After waits for a view, ms (env TALLY_CONSISTENCY_WAIT_MS).") var consistencyWaitMs: Int?
+    @Option(help: "Comma-separated origins allowed by CORS, or * (env TALLY_CORS_ORIGINS).") var corsOrigins: String?
+    @Option(help: "Seconds between the server's own health samples (env TALLY_HEALTH_INTERVAL_S).") var healthIntervalS: Int?
+    @Option(help: "Bearer token /metrics requires (env TALLY_METRICS_TOKEN); none: open.") var metricsToken: String?
+    @Flag(help: "Cut the log at the first damaged batch instead of refusing to start.") var repair = false
+    @OptionGroup var secrets: SecretOptions
 
     func run() async throws {
         let environment = Environment()
@@ -34,9 +64,20 @@ struct TallyServer: AsyncParsableCommand {
         guard let policy = FsyncPolicy(parsing: fsyncText) else {
             throw ValidationError("fsync policy '\(fsyncText)' is not one of always, interval, interval:MS, never")
         }
+        let host = host ?? environment["TALLY_HOST"] ?? "127.0.0.1"
+        let port = try port ?? environment.int("TALLY_PORT", in: 0...65_535) ?? 8080
+        let cost = try unlockCost ?? environment.int("TALLY_UNLOCK_COST", in: 0...1_000_000_000).map(Int64.init) ?? 1
+        let waitMs = try consistencyWaitMs ?? environment.int("TALLY_CONSISTENCY_WAIT_MS", in: 0...60_000) ?? 1_000
+        let authority = try await secrets.authority(environment)
+        let healthInterval = try healthIntervalS ?? environment.int("TALLY_HEALTH_INTERVAL_S", in: 1...86_400) ?? 30
+
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "tally")
-        logger.logLevel = .info
+        // debug logs every request with its id; info logs start, state changes, snapshots, failures.
+        logger.logLevel = environment["TALLY_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        if let store = environment["TALLY_STORE"], store.hasPrefix("postgres") {
+            throw ValidationError("TALLY_STORE=\(store): the PostgreSQL log is not part of this build yet; unset it to use the embedded log in TALLY_DATA_DIR")
+        }
 
         let log = try FileLog(directory: directory, options: .init(fsync: policy, repair: repair))
         let head = log.currentHead()
@@ -44,16 +85,60 @@ struct TallyServer: AsyncParsableCommand {
             "directory": "\(directory)", "fsync": "\(policy)", "head_position": "\(head.position)",
             "chain_hash": "\(head.chainHashHex)", "recovery": "\(log.recovery)",
         ])
-        logger.notice("the HTTP API is not built yet: tally-server holds the log open until SIGTERM/SIGINT")
-
+        let hub = ViewHub(log: log, snapshots: SnapshotStore(directory: directory + "/snapshots"),
+                          consistencyWait: .milliseconds(waitMs)) { [logger] name, event in
+            logger.info("\(event)", metadata: ["projection": "\(name)"])
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let origins = (corsOrigins ?? environment["TALLY_CORS_ORIGINS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let api = TallyAPI(hub: hub, commands: CommandService(store: log, unlockCost: cost), authority: authority, corsOrigins: origins,
+                           metrics: TallyMetrics(registry: registry, token: metricsToken ?? environment["TALLY_METRICS_TOKEN"]))
+        let app = Application(
+            router: api.makeRouter(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "tally"),
+            onServerRunning: { [logger] channel in
+                logger.notice("tally-server listening", metadata: ["url": "http://\(host):\(channel.localAddress?.port ?? port)"])
+            },
+            logger: logger
+        )
+        // Shut down in reverse: stop serving, then the views write their snapshots, then the log closes.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: EventLogService(log: log, logger: logger))],
+                services: [.init(service: EventLogService(log: log, logger: logger))]
+                    + hub.services.map { .init(service: $0) }
+                    + [.init(service: HealthSampler(api: api, dataDirectory: directory, interval: .seconds(healthInterval))),
+                       .init(service: app)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         try await group.run()
+    }
+}
+
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a bearer token signed with the configured HS256 secret.")
+
+    @Option(help: "user, service, admin or auditor.") var role: String
+    @Option(help: "The subject: a user id, a service name.") var subject: String
+    @Option(help: "Lifetime in seconds.") var ttl: Int = 86_400
+    @Option(help: "Print this many tokens, one per line, for subjects SUBJECT-0, SUBJECT-1, … (load tests).") var count: Int?
+    @OptionGroup var secrets: SecretOptions
+
+    func run() async throws {
+        guard let role = Role(rawValue: role) else {
+            throw ValidationError("--role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let authority = try await secrets.authority(Environment())
+        guard let count else {
+            print(try await authority.mint(subject: subject, role: role, lifetime: TimeInterval(ttl)))
+            return
+        }
+        guard (1...100_000).contains(count) else { throw ValidationError("--count must be 1...100000") }
+        for i in 0..<count {
+            print(try await authority.mint(subject: "\(subject)-\(i)", role: role, lifetime: TimeInterval(ttl)))
+        }
     }
 }
 
@@ -70,22 +155,21 @@ struct EventLogService: Service {
     }
 }
 
-/// Environment variables, read once.
+/// Environment variables, read once; empty values count as unset.
 struct Environment {
     private let values: [String: String]
 
-    init() {
-        var values: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let eq = text.firstIndex(of: "=") {
-                values[String(text[..<eq])] = String(text[text.index(after: eq)...])
-            }
-            pointer += 1
-        }
+    init(_ values: [String: String] = ProcessInfo.processInfo.environment) {
         self.values = values
     }
 
     subscript(_ key: String) -> String? { values[key].flatMap { $0.isEmpty ? nil : $0 } }
+
+    func int(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let raw = self[key] else { return nil }
+        guard let value = Int(raw), range.contains(value) else {
+            throw ValidationError("\(key)=\(raw) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
 }

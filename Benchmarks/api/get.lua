@@ -1,0 +1,2 @@
+-- wrk: GET with one bearer token (TOKEN in the environment).
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")

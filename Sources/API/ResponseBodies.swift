@@ -1,0 +1,172 @@
+import Commands
+import EventLog
+import Events
+import Foundation
+import Synchronization
+public import Hummingbird
+public import Projections
+
+/// Freshness as every view response carries it, in the body and in headers.
+struct FreshnessBody: Encodable {
+    var position: LogPosition
+    var head: LogPosition
+    var lagEvents: UInt64
+    var lagSeconds: Double
+    var state: String
+
+    init(_ f: Freshness) {
+        position = f.position
+        head = f.head
+        lagEvents = f.lagEvents
+        lagSeconds = f.lagSeconds.isFinite ? f.lagSeconds : -1
+        state = f.state.rawValue
+    }
+
+    enum CodingKeys: String, CodingKey { case position, head, lagEvents = "lag_events", lagSeconds = "lag_seconds", state }
+}
+
+/// JSON responses: snake_case bodies, freshness headers on views.
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func make(_ body: some Encodable, status: HTTPResponse.Status = .ok, freshness: Freshness? = nil) throws -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let freshness {
+            headers[.init("Tally-Position")!] = String(freshness.position)
+            headers[.init("Tally-Lag-Events")!] = String(freshness.lagEvents)
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(body))))
+    }
+}
+
+extension JSONResponse {
+    /// A view response from the view's already encoded JSON object: `freshness` and `stale`
+    /// are spliced in, so a view encoded once per position serves every request at it.
+    static func view(encoded content: [UInt8], freshness: Freshness, stale: Bool) -> Response {
+        var bytes = content
+        if bytes.last == UInt8(ascii: "}") { bytes.removeLast() }
+        let f = FreshnessBody(freshness)
+        let lag = f.lagSeconds == f.lagSeconds.rounded() ? String(Int64(f.lagSeconds)) : String(f.lagSeconds)
+        let tail = (bytes.count > 1 ? "," : "") + "\"freshness\":{\"head\":\(f.head),\"lag_events\":\(f.lagEvents),\"lag_seconds\":\(lag),"
+            + "\"position\":\(f.position),\"state\":\"\(f.state)\"},\"stale\":\(stale)}"
+        bytes.append(contentsOf: tail.utf8)
+        let headers: HTTPFields = [
+            .contentType: "application/json", .init("Tally-Position")!: String(freshness.position), .init("Tally-Lag-Events")!: String(freshness.lagEvents),
+        ]
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+/// The last encoding of a view, by the position it was published at.
+final class EncodedViewCache: Sendable {
+    private let entry = Mutex<(position: LogPosition, bytes: [UInt8])?>(nil)
+
+    func bytes(at position: LogPosition, encode: () throws -> [UInt8]) rethrows -> [UInt8] {
+        if let cached = entry.withLock({ $0 }), cached.position == position { return cached.bytes }
+        let bytes = try encode()
+        entry.withLock { $0 = (position, bytes) }
+        return bytes
+    }
+}
+
+/// A view body: the view's own fields plus `freshness` and `stale`.
+struct ViewBody<Content: Encodable>: Encodable {
+    var content: Content
+    var freshness: FreshnessBody
+    var stale: Bool
+
+    func encode(to encoder: any Encoder) throws {
+        try content.encode(to: encoder)
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(freshness, forKey: .freshness)
+        try container.encode(stale, forKey: .stale)
+    }
+
+    enum Keys: String, CodingKey { case freshness, stale }
+}
+
+struct UnlockBody: Encodable {
+    var username: String
+    var position: LogPosition
+    var charged: Int64
+    var alreadyUnlocked: Bool
+    var balance: Int64
+    var replayed: Bool
+
+    init(_ r: UnlockResult) {
+        username = r.username
+        position = r.position
+        charged = r.charged
+        alreadyUnlocked = r.alreadyUnlocked
+        balance = r.balance
+        replayed = r.replayed
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case username, position, charged, alreadyUnlocked = "already_unlocked", balance, replayed
+    }
+}
+
+struct SearchBody: Encodable {
+    var username: String
+    var position: LogPosition
+    var unlocked: Bool
+    var profile: ProfileSummary?
+}
+
+struct UnlockedPageBody: Encodable {
+    var profiles: [UnlockedProfile]
+    var nextCursor: String?
+    var total: Int
+    enum CodingKeys: String, CodingKey { case profiles, nextCursor = "next_cursor", total }
+}
+
+struct BalanceBody: Encodable {
+    struct Movement: Encodable {
+        var kind: String
+        var position: LogPosition
+        var amount: Int64
+        var recordedAt: String
+        var balanceAfter: Int64
+        var detail: String
+        enum CodingKeys: String, CodingKey {
+            case kind, position, amount, recordedAt = "recorded_at", balanceAfter = "balance_after", detail
+        }
+    }
+
+    var user: String
+    var balance: Int64
+    var totalGranted: Int64
+    var totalSpent: Int64
+    var unlocked: Int
+    var position: LogPosition
+    var recent: [Movement]
+
+    init(_ w: WalletState) {
+        user = w.user
+        balance = w.balance
+        totalGranted = w.totalGranted
+        totalSpent = w.totalSpent
+        unlocked = w.unlocked.count
+        position = w.position
+        recent = w.recentMovements.map {
+            Movement(kind: $0.kind.rawValue, position: $0.position, amount: $0.amount, recordedAt: EventTime.iso8601(micros: $0.recordedAt),
+                     balanceAfter: $0.balanceAfter, detail: $0.detail)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case user, balance, totalGranted = "total_granted", totalSpent = "total_spent", unlocked, position, recent
+    }
+}
+
+struct PositionsBody: Encodable {
+    var position: LogPosition
+    var positions: [LogPosition]
+    var events: Int
+    var replayed: Bool
+}

@@ -1,0 +1,312 @@
+public import Commands
+public import EventLog
+import Events
+import Foundation
+public import Hummingbird
+import Logging
+public import Projections
+
+/// The HTTP API: commands go to the log through `CommandService`; reads answer from the
+/// projected views with their freshness, never from the store's write path.
+public struct TallyAPI: Sendable {
+    public let hub: ViewHub
+    public let commands: CommandService<FileLog>
+    public let authority: TokenAuthority
+    /// Levels at which health gauges raise alerts.
+    public let alertThresholds: AlertThresholds
+    /// Origins allowed by CORS; empty: no CORS headers.
+    public let corsOrigins: [String]
+    public let metrics: TallyMetrics
+    public let breaker: StoreBreaker
+    let statsCache = EncodedViewCache()
+
+    public init(hub: ViewHub, commands: CommandService<FileLog>, authority: TokenAuthority,
+                alertThresholds: AlertThresholds = AlertThresholds(), corsOrigins: [String] = [], metrics: TallyMetrics = TallyMetrics(),
+                breaker: StoreBreaker = StoreBreaker()) {
+        self.breaker = breaker
+        self.hub = hub
+        self.commands = commands
+        self.authority = authority
+        self.alertThresholds = alertThresholds
+        self.corsOrigins = corsOrigins
+        self.metrics = metrics
+    }
+
+    public func makeRouter() -> Router<TallyRequestContext> {
+        let router = Router(context: TallyRequestContext.self)
+        router.add(middleware: LogRequestsMiddleware(.debug))
+        router.add(middleware: ProblemMiddleware())
+        if !corsOrigins.isEmpty {
+            router.add(middleware: CORSMiddleware(
+                allowOrigin: corsOrigins == ["*"] ? .all : .custom(corsOrigins.joined(separator: ",")),
+                allowHeaders: [.authorization, .contentType, .init("Idempotency-Key")!, .init("Tally-After")!],
+                allowMethods: [.get, .post, .options]
+            ))
+        }
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: AuthMiddleware(authority: authority))
+        router.get("/api/health") { _, _ in try JSONResponse.make(["status": "ok"]) }
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json())))
+        }
+        router.get("/metrics") { request, _ in
+            if let token = metrics.token, request.headers[.authorization] != "Bearer " + token {
+                throw Problem(AuthError(.unauthenticated, "/metrics needs Authorization: Bearer <TALLY_METRICS_TOKEN>"))
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: .init(byteBuffer: ByteBuffer(string: metrics.render(hub))))
+        }
+        let v1 = router.group("/api/v1")
+        v1.post("creator/search/{username}", use: search)
+        v1.post("creator/unlock/{username}", use: unlock)
+        v1.get("creator/unlocked", use: unlocked)
+        v1.get("simple/creator/unlocked", use: unlocked)
+        v1.get("credits/balance", use: balance)
+        v1.post("credits/grant", use: grant)
+        v1.get("system/stats", use: stats)
+        v1.get("simple/creator/system/stats", use: stats)
+        v1.post("events/profiles") { request, context in try await report(request, context, accepting: [.profileRefreshed]) }
+        v1.post("events/analysis") { request, context in
+            try await report(request, context, accepting: [.postAnalysisCompleted, .postAnalysisFailed])
+        }
+        v1.post("events/cdn") { request, context in
+            try await report(request, context, accepting: [.cdnJobQueued, .cdnJobSucceeded, .cdnJobFailed])
+        }
+        v1.post("events/health") { request, context in
+            try await report(request, context, accepting: [.healthSampled, .circuitBreakerChanged])
+        }
+        v1.post("system/recovery/database", use: recoverStore)
+        addOperationRoutes(to: v1)
+        return router
+    }
+
+    // MARK: - Creator
+
+    struct SearchRequest: Decodable {
+        var servedFrom: ServedFrom?
+        var durationMs: Int?
+        var found: Bool?
+        enum CodingKeys: String, CodingKey { case servedFrom = "served_from", durationMs = "duration_ms", found }
+    }
+
+    @Sendable func search(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        let identity = try context.require(.user)
+        let username = try FieldRules.username(try context.parameters.require("username"))
+        let body = try await Self.optionalBody(request, context, as: SearchRequest.self, keys: ["served_from", "duration_ms", "found"])
+        // Answering needs the view: refuse before writing when it was never built.
+        try requireBuilt(hub.unlocked)
+        let event = CreatorSearched(user: identity.subject, username: username, servedFrom: body?.servedFrom ?? .fresh,
+                                    durationMs: body?.durationMs ?? 0, found: body?.found ?? true)
+        let written = try await command {
+            try await commands.recordSearch(event, context: Self.commandContext(request, context, identity), idempotencyKey: Self.idempotencyKey(request))
+        }
+        let read = try await view(hub.unlocked, request, after: written.positions.upperBound)
+        let content = SearchBody(username: username, position: written.positions.upperBound,
+                                 unlocked: read.view.hasUnlocked(user: identity.subject, username: username), profile: read.view.profile(username))
+        return try JSONResponse.make(ViewBody(content: content, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+    }
+
+    @Sendable func unlock(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        let identity = try context.require(.user)
+        let username = try context.parameters.require("username")
+        let result = try await command {
+            try await commands.unlock(user: identity.subject, username: username, context: Self.commandContext(request, context, identity),
+                                      idempotencyKey: Self.idempotencyKey(request))
+        }
+        return try JSONResponse.make(UnlockBody(result))
+    }
+
+    @Sendable func unlocked(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        let identity = try context.require(.user)
+        let limit = try Self.intQuery(request, "limit", default: 20, in: 1...100)
+        let cursor = request.uri.queryParameters.get("cursor")
+        let read = try await view(hub.unlocked, request)
+        let page = read.view.unlocked(user: identity.subject, limit: limit, cursor: cursor)
+        let content = UnlockedPageBody(profiles: page.profiles, nextCursor: page.nextCursor, total: page.total)
+        return try JSONResponse.make(ViewBody(content: content, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+    }
+
+    // MARK: - Credits
+
+    @Sendable func balance(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        let identity = try context.require(.user)
+        return try JSONResponse.make(BalanceBody(try await command { try await commands.wallet(user: identity.subject) }))
+    }
+
+    struct GrantRequest: Decodable {
+        var user: String
+        var amount: Int64
+        var reason: String
+    }
+
+    @Sendable func grant(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        let identity = try context.require(.admin)
+        guard let body = try await Self.optionalBody(request, context, as: GrantRequest.self, keys: ["user", "amount", "reason"]) else {
+            throw Problem(.badRequest, code: "malformed_body", title: "Malformed body", detail: "send {\"user\": …, \"amount\": …, \"reason\": …}")
+        }
+        let result = try await command {
+            try await commands.grantCredits(user: body.user, amount: body.amount, reason: body.reason,
+                                            context: Self.commandContext(request, context, identity), idempotencyKey: Self.idempotencyKey(request))
+        }
+        return try JSONResponse.make(["position": Int64(result.position), "balance": result.balance])
+    }
+
+    // MARK: - System
+
+    @Sendable func stats(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        _ = try context.require(.user, .admin)
+        let read = try await view(hub.stats, request)
+        let encoded = try statsCache.bytes(at: read.freshness.position) { Array(try JSONResponse.encoder.encode(read.view)) }
+        return JSONResponse.view(encoded: encoded, freshness: read.freshness, stale: read.stale)
+    }
+
+    // MARK: - Worker reports
+
+    /// `{"events": [{"type": T, "data": {…}}, …]}`: up to 1,000 items of the types this
+    /// endpoint owns, written all together or not at all.
+    func report(_ request: Request, _ context: TallyRequestContext, accepting types: Set<EventType>) async throws -> Response {
+        let identity = try context.require(.service)
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        let document = try JSONParser.parse(Array(buffer.readableBytesView), maxBytes: context.maxUploadSize)
+        guard let object = document.objectValue, let items = object["events"]?.arrayValue, object.keys == ["events"] else {
+            throw Problem(.badRequest, code: "malformed_body", title: "Malformed body", detail: "send {\"events\": [{\"type\": …, \"data\": {…}}, …]}")
+        }
+        guard items.count <= CommandService<FileLog>.maxBatchItems else {
+            throw Problem(.badRequest, code: CommandError.Code.batchTooLarge.rawValue, title: "Batch too large",
+                          detail: "the batch holds \(items.count) items; send at most \(CommandService<FileLog>.maxBatchItems) per request")
+        }
+        var events: [DomainEvent] = []
+        for (index, item) in items.enumerated() {
+            do {
+                guard let entry = item.objectValue, let typeName = entry["type"]?.stringValue, let data = entry["data"] else {
+                    throw DomainError(.invalidField, "each item needs \"type\" and \"data\"", field: "events")
+                }
+                guard let type = EventType(rawValue: typeName), types.contains(type) else {
+                    throw DomainError(.unknownType, "type \(typeName) is not reported here; this endpoint takes \(types.map(\.rawValue).sorted().joined(separator: ", "))", field: "type")
+                }
+                events.append(try DomainEvent.parse(type: type, data: data))
+            } catch let error as DomainError {
+                var problem = Problem(.badRequest, code: error.code.rawValue, title: "Invalid input", detail: "item \(index): \(error.message)")
+                problem.extra["item"] = .number(Int64(index))
+                if let field = error.field { problem.extra["field"] = .string(field) }
+                throw problem
+            }
+        }
+        let commandContext = Self.commandContext(request, context, identity)
+        let key = Self.idempotencyKey(request)
+        let result = try await command { try await record(events, types: types, context: commandContext, key: key) }
+        let body = PositionsBody(position: result.positions.upperBound, positions: Array(result.positions), events: events.count, replayed: result.replayed)
+        return try JSONResponse.make(body, status: result.replayed ? .ok : .created)
+    }
+
+    private func record(_ events: [DomainEvent], types: Set<EventType>, context commandContext: CommandContext, key: String?) async throws -> RecordResult {
+        switch types.first! {
+        case .profileRefreshed:
+            return try await commands.recordProfileRefreshes(events.compactMap { if case .profileRefreshed(let e) = $0 { e } else { nil } },
+                                                               context: commandContext, idempotencyKey: key)
+        case .postAnalysisCompleted, .postAnalysisFailed:
+            return try await commands.recordAnalysis(events.compactMap {
+                switch $0 {
+                case .postAnalysisCompleted(let e): .completed(e)
+                case .postAnalysisFailed(let e): .failed(e)
+                default: nil
+                }
+            }, context: commandContext, idempotencyKey: key)
+        case .cdnJobQueued, .cdnJobSucceeded, .cdnJobFailed:
+            return try await commands.recordCdn(events.compactMap {
+                switch $0 {
+                case .cdnJobQueued(let e): .queued(e)
+                case .cdnJobSucceeded(let e): .succeeded(e)
+                case .cdnJobFailed(let e): .failed(e)
+                default: nil
+                }
+            }, context: commandContext, idempotencyKey: key)
+        default:
+            return try await commands.recordHealth(events.compactMap {
+                switch $0 {
+                case .healthSampled(let e): .sample(e)
+                case .circuitBreakerChanged(let e): .breaker(e)
+                default: nil
+                }
+            }, context: commandContext, idempotencyKey: key)
+        }
+    }
+
+    /// Runs a command through the store's breaker, then writes the breaker transitions that
+    /// the store could not take while it was failing.
+    func command<T>(_ body: () async throws -> T) async throws -> T {
+        let result = try await breaker.run(body)
+        let transitions = breaker.takeUnrecorded()
+        if !transitions.isEmpty {
+            _ = try? await commands.recordHealth(transitions.map { .breaker($0) }, context: CommandContext(actor: "service:tally-server"))
+        }
+        return result
+    }
+
+    @Sendable func recoverStore(_ request: Request, context: TallyRequestContext) async throws -> Response {
+        let identity = try context.require(.admin)
+        breaker.reset(reason: "operator \(identity.subject) asked to retry the store")
+        return try JSONResponse.make(["breaker": breaker.current.rawValue])
+    }
+
+    // MARK: - Helpers
+
+    /// The view, after waiting (bounded) for `Tally-After`; a view never built yet is a 503.
+    func view<P: Projection>(_ runner: ProjectionRunner<P, FileLog>, _ request: Request, after written: LogPosition? = nil) async throws -> ViewRead<P.View> {
+        var after = written
+        if let raw = request.headers[.init("Tally-After")!] {
+            guard let position = LogPosition(raw) else {
+                throw Problem(.badRequest, code: "invalid_input", title: "Invalid input", detail: "Tally-After must be a log position (a whole number)")
+            }
+            after = max(after ?? 0, position)
+        }
+        try requireBuilt(runner)
+        return await hub.read(runner, after: after)
+    }
+
+    /// A view never built yet (cold start, still catching up from position 0) is a 503 with
+    /// the catch-up progress, not an empty answer.
+    func requireBuilt<P: Projection>(_ runner: ProjectionRunner<P, FileLog>) throws {
+        let head = hub.log.currentHead().position
+        guard runner.current.position == 0, head > 0, runner.state != .live else { return }
+        var problem = Problem(.serviceUnavailable, code: "view_not_ready", title: "View not ready",
+                              detail: "the \(P.name) view is still being built from the log; retry shortly", retryAfter: 1)
+        problem.extra["head"] = .number(Int64(head))
+        problem.extra["state"] = .string(runner.state.rawValue)
+        throw problem
+    }
+
+    /// A JSON object body decoded strictly: well-formed (bounded parser), only `keys`, every
+    /// field of the right type; nil when the body is empty.
+    static func optionalBody<T: Decodable>(_ request: Request, _ context: TallyRequestContext, as: T.Type, keys: Set<String>) async throws -> T? {
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else { return nil }
+        let bytes = Array(buffer.readableBytesView)
+        guard let object = try JSONParser.parse(bytes, maxBytes: context.maxUploadSize).objectValue else {
+            throw Problem(.badRequest, code: "malformed_body", title: "Malformed body", detail: "the body must be a JSON object")
+        }
+        let unknown = object.keys.filter { !keys.contains($0) }
+        guard unknown.isEmpty else {
+            throw Problem(.badRequest, code: "malformed_body", title: "Malformed body",
+                          detail: "unknown field(s) \(unknown.joined(separator: ", ")); this endpoint takes \(keys.sorted().joined(separator: ", "))")
+        }
+        return try JSONDecoder().decode(T.self, from: Data(bytes))
+    }
+
+    static func idempotencyKey(_ request: Request) -> String? {
+        request.headers[.init("Idempotency-Key")!]
+    }
+
+    static func commandContext(_ request: Request, _ context: TallyRequestContext, _ identity: Identity) -> CommandContext {
+        let correlation = request.headers[.init("X-Correlation-Id")!].map { String($0.prefix(64)) } ?? context.id
+        return CommandContext(actor: identity.actor, correlationID: correlation)
+    }
+
+    static func intQuery(_ request: Request, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let raw = request.uri.queryParameters.get(name) else { return value }
+        guard let parsed = Int(raw), range.contains(parsed) else {
+            throw Problem(.badRequest, code: "invalid_input", title: "Invalid input", detail: "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return parsed
+    }
+}

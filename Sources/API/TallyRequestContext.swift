@@ -1,0 +1,69 @@
+public import Hummingbird
+import Logging
+
+/// The request context of every Tally route: the caller's identity once authenticated.
+public struct TallyRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Set by `AuthMiddleware`; nil on public routes.
+    public var identity: Identity?
+    /// Bodies are bounded: larger ones get 413 before any parsing.
+    public var maxUploadSize: Int { Self.maxBodyBytes }
+    public static let maxBodyBytes = 1 << 20
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+    }
+
+    /// The caller, required to hold one of `roles`: 401 without a valid token, 403 with
+    /// another role.
+    public func require(_ roles: Role...) throws -> Identity {
+        guard let identity else { throw Problem(AuthError(.unauthenticated, "send a bearer token: Authorization: Bearer <jwt>")) }
+        guard roles.contains(identity.role) else {
+            throw Problem(AuthError(.forbidden, "the role \(identity.role.rawValue) may not do this; it needs \(roles.map(\.rawValue).joined(separator: " or "))"))
+        }
+        return identity
+    }
+}
+
+/// Reads `Authorization: Bearer …` when present. A present but invalid token is refused
+/// at once (401); an absent one leaves the route to decide (public routes need none).
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = TallyRequestContext
+    let authority: TokenAuthority
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        // /metrics has its own static token (TALLY_METRICS_TOKEN), not a JWT; liveness takes none.
+        if request.uri.path != "/metrics", request.uri.path != "/api/health", let header = request.headers[.authorization] {
+            guard header.hasPrefix("Bearer "), header.count > 7 else {
+                throw Problem(AuthError(.unauthenticated, "the Authorization header must be `Bearer <jwt>`"))
+            }
+            do {
+                context.identity = try await authority.verify(String(header.dropFirst(7)))
+            } catch let error as AuthError {
+                throw Problem(error)
+            }
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Turns every error into a problem response, and stamps each response with the request id.
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = TallyRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            let problem = Problem.from(error)
+            if problem.status == .internalServerError {
+                context.logger.error("request failed", metadata: ["error": "\(error)"])
+            }
+            response = try problem.response(from: request, context: context)
+        }
+        response.headers[.init("Request-Id")!] = context.id
+        return response
+    }
+}

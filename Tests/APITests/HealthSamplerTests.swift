@@ -1,0 +1,29 @@
+import EventLog
+import Events
+import Testing
+@testable import API
+
+/// The server samples its own health and appends it to the log.
+@Suite struct HealthSamplerTests {
+    @Test func samplesAreBoundedAndAppended() async throws {
+        try await withOpsFixture { fixture in
+            let sampler = HealthSampler(api: fixture.api, dataDirectory: fixture.directory, interval: .milliseconds(50))
+            let sample = sampler.measure(cpuPercent: 12.5)
+            #expect(sample.component == HealthSampler.component)
+            for value in [sample.memoryPct, sample.cpuPct, sample.diskPct] { #expect(value >= 0 && value <= 100) }
+            #expect(sample.memoryPct > 0, "read from /proc/meminfo")
+            #expect(sample.diskPct > 0, "read with statvfs of the data directory")
+            #expect(try DomainEvent.healthSampled(sample).validated() == .healthSampled(sample))
+
+            let running = Task { try await sampler.run() }
+            var appended = 0
+            for _ in 0..<100 where appended < 2 {
+                try await Task.sleep(for: .milliseconds(20))
+                appended = try await fixture.log.readStream("health-" + HealthSampler.component).count
+            }
+            running.cancel()
+            _ = try? await running.value
+            #expect(appended >= 2)
+        }
+    }
+}
