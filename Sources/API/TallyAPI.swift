@@ -122,8 +122,7 @@ public struct TallyAPI: Sendable {
         let cursor = request.uri.queryParameters.get("cursor")
         let read = try await view(hub.unlocked, request)
         let page = read.view.unlocked(user: identity.subject, limit: limit, cursor: cursor)
-        let content = UnlockedPageBody(profiles: page.profiles, nextCursor: page.nextCursor, total: page.total)
-        return try JSONResponse.make(ViewBody(content: content, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+        return JSONResponse.view(encoded: UnlockedPageBody.json(page), freshness: read.freshness, stale: read.stale)
     }
 
     // MARK: - Credits
