@@ -44,6 +44,11 @@ enum JSONResponse {
 }
 
 extension JSONResponse {
+    /// A view response: the content's fields plus `freshness` and `stale`, and the headers.
+    static func view<View: Sendable>(_ content: some Encodable, _ read: ViewRead<View>) throws -> Response {
+        try make(ViewBody(content: content, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+    }
+
     /// A view response from the view's already encoded JSON object: `freshness` and `stale`
     /// are spliced in, so a view encoded once per position serves every request at it.
     static func view(encoded content: [UInt8], freshness: Freshness, stale: Bool) -> Response {

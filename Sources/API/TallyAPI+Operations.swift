@@ -85,13 +85,13 @@ extension TallyAPI {
         for kind in LatencyKind.allCases { latency["\(kind)"] = m.latency(kind, lastHours: hours) }
         let body = PerformanceBody(hours: hours, totals: m.totals(lastHours: hours), buckets: m.hourBuckets(last: hours), latencyMs: latency,
                                    gauges: m.gauges, breakerTransitions: m.transitions)
-        return try JSONResponse.make(ViewBody(content: body, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+        return try JSONResponse.view(body, read)
     }
 
     @Sendable func cdnMetrics(_ request: Request, context: TallyRequestContext) async throws -> Response {
         _ = try context.require(.admin)
         let read = try await view(hub.stats, request)
-        return try JSONResponse.make(ViewBody(content: read.view.cdn, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+        return try JSONResponse.view(read.view.cdn, read)
     }
 
     struct QueueBody: Encodable {
@@ -119,14 +119,14 @@ extension TallyAPI {
             pending += open
         }
         let body = QueueBody(byPriority: byPriority, pending: pending)
-        return try JSONResponse.make(ViewBody(content: body, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+        return try JSONResponse.view(body, read)
     }
 
     @Sendable func alerts(_ request: Request, context: TallyRequestContext) async throws -> Response {
         _ = try context.require(.admin)
         let read = try await view(hub.metrics, request)
         let body = ["alerts": read.view.alerts(thresholds: alertThresholds)]
-        return try JSONResponse.make(ViewBody(content: body, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+        return try JSONResponse.view(body, read)
     }
 
     // MARK: - Audit

@@ -103,7 +103,7 @@ public struct TallyAPI: Sendable {
         let read = try await view(hub.unlocked, request, after: written.positions.upperBound)
         let content = SearchBody(username: username, position: written.positions.upperBound,
                                  unlocked: read.view.hasUnlocked(user: identity.subject, username: username), profile: read.view.profile(username))
-        return try JSONResponse.make(ViewBody(content: content, freshness: FreshnessBody(read.freshness), stale: read.stale), freshness: read.freshness)
+        return try JSONResponse.view(content, read)
     }
 
     @Sendable func unlock(_ request: Request, context: TallyRequestContext) async throws -> Response {
