@@ -50,18 +50,21 @@ struct FreshnessTests {
             #expect(body["stale"] as? Bool == true)
             let freshness = try #require(body["freshness"] as? [String: Any])
             #expect(int(freshness, "head") == position)
+            // It waited for the consistency wait (a lower bound holds under any load; an upper
+            // bound would only measure the machine).
             #expect(elapsed >= .milliseconds(250), "answered after \(elapsed)")
-            #expect(elapsed < .seconds(3), "answered after \(elapsed)")
         }
     }
 
     @Test("a view that is already there answers at once, not stale, without Tally-After")
     func noTallyAfter() async throws {
-        try await withAPI(consistencyWait: .seconds(5)) { fixture, client in
+        // A consistency wait far longer than any scheduling delay: had the request waited for
+        // it, it would take a minute.
+        try await withAPI(consistencyWait: .seconds(60)) { fixture, client in
             let clock = ContinuousClock()
             let start = clock.now
             let response = try await send(client, .get, "/api/v1/creator/unlocked", token: fixture.aliceToken)
-            #expect(clock.now - start < .seconds(2))
+            #expect(clock.now - start < .seconds(30))
             #expect(response.status == .ok)
             let body = try expectFreshness(response)
             #expect(body["stale"] as? Bool == false)
