@@ -1,5 +1,5 @@
 import Commands
-import EventLog
+public import EventLog
 public import Events
 import Foundation
 import Projections
@@ -13,13 +13,13 @@ import Glibc
 /// directory, append latency — and appends `HealthSampled` events (component
 /// `tally-server`), so the log holds its own health history. A sample the store refuses is
 /// skipped; the next one tries again.
-public struct HealthSampler: Service {
-    let api: TallyAPI
+public struct HealthSampler<Store: EventStore>: Service {
+    let api: TallyAPI<Store>
     let dataDirectory: String
     let interval: Duration
-    public static let component = "tally-server"
+    public static var component: String { "tally-server" }
 
-    public init(api: TallyAPI, dataDirectory: String, interval: Duration) {
+    public init(api: TallyAPI<Store>, dataDirectory: String, interval: Duration) {
         self.api = api
         self.dataDirectory = dataDirectory
         self.interval = interval
@@ -45,7 +45,7 @@ public struct HealthSampler: Service {
     func measure(cpuPercent: Double) -> HealthSampled {
         let memory = Self.memoryPercent()
         let disk = Self.diskPercent(dataDirectory)
-        let fsyncs = api.hub.log.statistics().recentFsyncNanoseconds.sorted()
+        let fsyncs = (api.hub.store as? FileLog)?.statistics().recentFsyncNanoseconds.sorted() ?? []
         let latency = fsyncs.isEmpty ? 0 : Double(fsyncs[fsyncs.count / 2]) / 1e6
         let worst = max(memory, cpuPercent, disk)
         let status: HealthStatus = api.breaker.current != .closed ? .down : worst >= api.alertThresholds.critical ? .degraded : .ok

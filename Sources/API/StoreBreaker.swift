@@ -13,6 +13,10 @@ import Synchronization
 public final class StoreBreaker: Sendable {
     public let failureThreshold: Int
     public let openDuration: Duration
+    /// A command the store has not answered within this long fails with 503 and counts as a
+    /// store failure: a slow store opens the breaker like a failing one. The command may
+    /// still complete later; a client's retry with the same Idempotency-Key is safe.
+    public let commandDeadline: Duration
 
     private struct State {
         var breaker: BreakerState = .closed
@@ -25,21 +29,26 @@ public final class StoreBreaker: Sendable {
 
     private let state = Mutex(State())
 
-    public init(failureThreshold: Int = 5, openDuration: Duration = .seconds(5)) {
+    public init(failureThreshold: Int = 5, openDuration: Duration = .seconds(5), commandDeadline: Duration = .seconds(5)) {
         self.failureThreshold = max(1, failureThreshold)
         self.openDuration = openDuration
+        self.commandDeadline = commandDeadline
     }
 
     public var current: BreakerState { state.withLock { $0.breaker } }
 
     /// Runs `command` unless the breaker is open; counts store failures and successes.
-    func run<T>(_ command: () async throws -> T) async throws -> T {
+    func run<T: Sendable>(_ command: @escaping @Sendable () async throws -> T) async throws -> T {
         try admit()
         do {
-            let result = try await command()
+            let result = try await withDeadline(commandDeadline, command)
             succeeded()
             return result
         } catch let error as CommandError where error.code == .storeUnavailable {
+            failed(error)
+            throw error
+        } catch is DeadlineExceeded {
+            let error = CommandError(.storeUnavailable, "the store did not answer within \(commandDeadline); retry with the same Idempotency-Key")
             failed(error)
             throw error
         } catch {
@@ -117,6 +126,31 @@ public final class StoreBreaker: Sendable {
                 let reason = String("\(s.failures) consecutive store failures; last: \(error.message)".prefix(1_000))
                 s.unrecorded.append(CircuitBreakerChanged(component: "store", state: .open, reason: reason))
             }
+        }
+    }
+}
+
+struct DeadlineExceeded: Error {}
+
+/// `body`'s result, or `DeadlineExceeded` once `deadline` passes, without waiting for `body`
+/// to finish (it runs on in its own task: a store call cannot be taken back).
+func withDeadline<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let outcome = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        outcome.withLock { $0 = continuation }
+        let finish: @Sendable (Result<T, any Error>) -> Void = { result in
+            outcome.withLock { pending in
+                pending?.resume(with: result)
+                pending = nil
+            }
+        }
+        let work = Task {
+            do { finish(.success(try await body())) } catch { finish(.failure(error)) }
+        }
+        Task {
+            try? await Task.sleep(for: deadline)
+            finish(.failure(DeadlineExceeded()))
+            _ = work
         }
     }
 }

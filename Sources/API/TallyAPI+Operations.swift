@@ -33,9 +33,11 @@ extension TallyAPI {
 
     struct StoreHealth: Encodable {
         var kind: String
+        var reachable: Bool
+        var breaker: String
         var headPosition: LogPosition
-        var chainHash: String
-        enum CodingKeys: String, CodingKey { case kind, headPosition = "head_position", chainHash = "chain_hash" }
+        var chainHash: String?
+        enum CodingKeys: String, CodingKey { case kind, reachable, breaker, headPosition = "head_position", chainHash = "chain_hash" }
     }
 
     struct SystemHealthBody: Encodable {
@@ -50,9 +52,11 @@ extension TallyAPI {
         let stats = await hub.read(hub.stats, after: nil)
         let unlocked = await hub.read(hub.unlocked, after: nil)
         let metrics = await hub.read(hub.metrics, after: nil)
-        let head = hub.log.currentHead()
+        // The store is asked with a deadline: a slow or failing store is reported, not waited on.
+        let head = try? await withDeadline(.seconds(1)) { try await hub.store.head() }
         let body = SystemHealthBody(
-            store: StoreHealth(kind: "file", headPosition: head.position, chainHash: head.chainHashHex),
+            store: StoreHealth(kind: String(describing: Store.self), reachable: head != nil, breaker: breaker.current.rawValue,
+                               headPosition: head?.position ?? hub.knownHead, chainHash: head?.chainHashHex),
             projections: [
                 ProjectionHealth(name: SystemStatsProjection.name, freshness: FreshnessBody(stats.freshness)),
                 ProjectionHealth(name: UnlockedProfilesProjection.name, freshness: FreshnessBody(unlocked.freshness)),
@@ -148,7 +152,7 @@ extension TallyAPI {
         }
         var lines: [String] = []
         var next: LogPosition?
-        for try await event in hub.log.read(from: from, filter: EventFilter(types: types, since: since, until: until)) {
+        for try await event in hub.store.read(from: from, filter: EventFilter(types: types, since: since, until: until)) {
             if lines.count == limit {
                 next = event.position
                 break
@@ -168,12 +172,12 @@ extension TallyAPI {
 
     @Sendable func auditDigest(_ request: Request, context: TallyRequestContext) async throws -> Response {
         _ = try context.require(.auditor)
-        let head = try await hub.log.head()
+        let head = try await hub.store.head()
         return try JSONResponse.make(DigestBody(position: head.position, chainHash: head.chainHashHex))
     }
 
     private func streamPage(_ stream: String, fromVersion: UInt64, limit: Int, keep: (RecordedEvent) -> Bool) async throws -> Response {
-        let events = try await hub.log.readStream(stream, fromVersion: fromVersion, limit: limit + 1)
+        let events = try await hub.store.readStream(stream, fromVersion: fromVersion, limit: limit + 1)
         let kept = events.prefix(limit).filter(keep)
         let next: Problem.Member? = events.count > limit ? .number(Int64(events[limit].streamVersion)) : nil
         return try Self.eventsResponse(kept.map(EventLine.render), next: next, nextKey: "next_from_version")

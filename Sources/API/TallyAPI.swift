@@ -8,9 +8,9 @@ public import Projections
 
 /// The HTTP API: commands go to the log through `CommandService`; reads answer from the
 /// projected views with their freshness, never from the store's write path.
-public struct TallyAPI: Sendable {
-    public let hub: ViewHub
-    public let commands: CommandService<FileLog>
+public struct TallyAPI<Store: EventStore>: Sendable {
+    public let hub: ViewHub<Store>
+    public let commands: CommandService<Store>
     public let authority: TokenAuthority
     /// Levels at which health gauges raise alerts.
     public let alertThresholds: AlertThresholds
@@ -20,7 +20,7 @@ public struct TallyAPI: Sendable {
     public let breaker: StoreBreaker
     let statsCache = EncodedViewCache()
 
-    public init(hub: ViewHub, commands: CommandService<FileLog>, authority: TokenAuthority,
+    public init(hub: ViewHub<Store>, commands: CommandService<Store>, authority: TokenAuthority,
                 alertThresholds: AlertThresholds = AlertThresholds(), corsOrigins: [String] = [], metrics: TallyMetrics = TallyMetrics(),
                 breaker: StoreBreaker = StoreBreaker()) {
         self.breaker = breaker
@@ -94,7 +94,7 @@ public struct TallyAPI: Sendable {
         let username = try FieldRules.username(try context.parameters.require("username"))
         let body = try await Self.optionalBody(request, context, as: SearchRequest.self, keys: ["served_from", "duration_ms", "found"])
         // Answering needs the view: refuse before writing when it was never built.
-        try requireBuilt(hub.unlocked)
+        try await requireBuilt(hub.unlocked)
         let event = CreatorSearched(user: identity.subject, username: username, servedFrom: body?.servedFrom ?? .fresh,
                                     durationMs: body?.durationMs ?? 0, found: body?.found ?? true)
         let written = try await command {
@@ -170,9 +170,9 @@ public struct TallyAPI: Sendable {
         guard let object = document.objectValue, let items = object["events"]?.arrayValue, object.keys == ["events"] else {
             throw Problem(.badRequest, code: "malformed_body", title: "Malformed body", detail: "send {\"events\": [{\"type\": …, \"data\": {…}}, …]}")
         }
-        guard items.count <= CommandService<FileLog>.maxBatchItems else {
+        guard items.count <= CommandService<Store>.maxBatchItems else {
             throw Problem(.badRequest, code: CommandError.Code.batchTooLarge.rawValue, title: "Batch too large",
-                          detail: "the batch holds \(items.count) items; send at most \(CommandService<FileLog>.maxBatchItems) per request")
+                          detail: "the batch holds \(items.count) items; send at most \(CommandService<Store>.maxBatchItems) per request")
         }
         var events: [DomainEvent] = []
         for (index, item) in items.enumerated() {
@@ -193,7 +193,8 @@ public struct TallyAPI: Sendable {
         }
         let commandContext = Self.commandContext(request, context, identity)
         let key = Self.idempotencyKey(request)
-        let result = try await command { try await record(events, types: types, context: commandContext, key: key) }
+        let parsed = events
+        let result = try await command { try await record(parsed, types: types, context: commandContext, key: key) }
         let body = PositionsBody(position: result.positions.upperBound, positions: Array(result.positions), events: events.count, replayed: result.replayed)
         return try JSONResponse.make(body, status: result.replayed ? .ok : .created)
     }
@@ -233,7 +234,7 @@ public struct TallyAPI: Sendable {
 
     /// Runs a command through the store's breaker, then writes the breaker transitions that
     /// the store could not take while it was failing.
-    func command<T>(_ body: () async throws -> T) async throws -> T {
+    func command<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let result = try await breaker.run(body)
         let transitions = breaker.takeUnrecorded()
         if !transitions.isEmpty {
@@ -251,7 +252,7 @@ public struct TallyAPI: Sendable {
     // MARK: - Helpers
 
     /// The view, after waiting (bounded) for `Tally-After`; a view never built yet is a 503.
-    func view<P: Projection>(_ runner: ProjectionRunner<P, FileLog>, _ request: Request, after written: LogPosition? = nil) async throws -> ViewRead<P.View> {
+    func view<P: Projection>(_ runner: ProjectionRunner<P, Store>, _ request: Request, after written: LogPosition? = nil) async throws -> ViewRead<P.View> {
         var after = written
         if let raw = request.headers[.init("Tally-After")!] {
             guard let position = LogPosition(raw) else {
@@ -259,14 +260,14 @@ public struct TallyAPI: Sendable {
             }
             after = max(after ?? 0, position)
         }
-        try requireBuilt(runner)
+        try await requireBuilt(runner)
         return await hub.read(runner, after: after)
     }
 
     /// A view never built yet (cold start, still catching up from position 0) is a 503 with
     /// the catch-up progress, not an empty answer.
-    func requireBuilt<P: Projection>(_ runner: ProjectionRunner<P, FileLog>) throws {
-        let head = hub.log.currentHead().position
+    func requireBuilt<P: Projection>(_ runner: ProjectionRunner<P, Store>) async throws {
+        let head = await hub.head()
         guard runner.current.position == 0, head > 0, runner.state != .live else { return }
         var problem = Problem(.serviceUnavailable, code: "view_not_ready", title: "View not ready",
                               detail: "the \(P.name) view is still being built from the log; retry shortly", retryAfter: 1)

@@ -16,39 +16,46 @@ public final class TallyMetrics: Sendable {
         self.token = token
     }
 
-    func render(_ hub: ViewHub) -> String {
-        let statistics = hub.log.statistics()
-        let head = hub.log.currentHead().position
-        registry.makeGauge(name: "tally_log_head_position", help: "Last committed log position").set(Double(head))
-        registry.makeGauge(name: "tally_log_batches", help: "Batches written since start").set(Double(statistics.batches))
-        registry.makeGauge(name: "tally_log_events", help: "Events written since start").set(Double(statistics.events))
-        registry.makeGauge(name: "tally_log_fsyncs", help: "fdatasync calls since start").set(Double(statistics.fsyncs))
-        registry.makeGauge(name: "tally_log_bytes", help: "Bytes of segments on disk").set(Double(statistics.bytesOnDisk))
-        let fsyncs = statistics.recentFsyncNanoseconds.sorted()
-        if !fsyncs.isEmpty {
-            for (quantile, label) in [(0.5, "0.5"), (0.99, "0.99")] {
-                let value = fsyncs[min(fsyncs.count - 1, Int(Double(fsyncs.count) * quantile))]
-                registry.makeGauge(name: "tally_log_fsync_seconds", labels: [("quantile", label)], help: "Recent fdatasync durations")
-                    .set(Double(value) / 1e9)
-            }
-        }
-        if statistics.batches > 0 {
-            registry.makeGauge(name: "tally_log_events_per_batch", help: "Mean events per batch since start")
-                .set(Double(statistics.events) / Double(statistics.batches))
-        }
+    func render<Store: EventStore>(_ hub: ViewHub<Store>) -> String {
+        let head = hub.knownHead
+        gauge("tally_log_head_position").set(Double(head))
+        if let log = hub.store as? FileLog { renderFileLog(log.statistics()) }
         for (name, position, state) in [
             (SystemStatsProjection.name, hub.stats.current.position, hub.stats.state),
             (UnlockedProfilesProjection.name, hub.unlocked.current.position, hub.unlocked.state),
             (MetricsProjection.name, hub.metrics.current.position, hub.metrics.state),
         ] {
-            registry.makeGauge(name: "tally_projection_position", labels: [("projection", name)], help: "Position of the published view").set(Double(position))
-            registry.makeGauge(name: "tally_projection_lag_events", labels: [("projection", name)], help: "Events behind the log head")
+            gauge("tally_projection_position", labels: [("projection", name)]).set(Double(position))
+            gauge("tally_projection_lag_events", labels: [("projection", name)])
                 .set(Double(head > position ? head - position : 0))
             for candidate in [ProjectionState.live, .catchingUp, .rebuilding, .storeUnavailable] {
-                registry.makeGauge(name: "tally_projection_state", labels: [("projection", name), ("state", candidate.rawValue)],
-                                   help: "1 for the projection's current state").set(candidate == state ? 1.0 : 0.0)
+                gauge("tally_projection_state", labels: [("projection", name), ("state", candidate.rawValue)]).set(candidate == state ? 1.0 : 0.0)
             }
         }
         return registry.emitToString()
+    }
+
+    private func gauge(_ name: String, labels: [(String, String)] = []) -> Gauge {
+        registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: ""), labels: labels)
+    }
+
+    /// The embedded log's writer figures.
+    private func renderFileLog(_ statistics: FileLog.Statistics) {
+        gauge("tally_log_batches").set(Double(statistics.batches))
+        gauge("tally_log_events").set(Double(statistics.events))
+        gauge("tally_log_fsyncs").set(Double(statistics.fsyncs))
+        gauge("tally_log_bytes").set(Double(statistics.bytesOnDisk))
+        let fsyncs = statistics.recentFsyncNanoseconds.sorted()
+        if !fsyncs.isEmpty {
+            for (quantile, label) in [(0.5, "0.5"), (0.99, "0.99")] {
+                let value = fsyncs[min(fsyncs.count - 1, Int(Double(fsyncs.count) * quantile))]
+                gauge("tally_log_fsync_seconds", labels: [("quantile", label)])
+                    .set(Double(value) / 1e9)
+            }
+        }
+        if statistics.batches > 0 {
+            gauge("tally_log_events_per_batch")
+                .set(Double(statistics.events) / Double(statistics.batches))
+        }
     }
 }

@@ -1,26 +1,27 @@
 public import EventLog
 import Foundation
+import Synchronization
 public import Projections
 public import ServiceLifecycle
 
 /// The views the API serves, each folded by its own runner, and their freshness against the
-/// log's head. Reads never touch the store's write path: they answer from the last
-/// published views, however the store is doing.
-public final class ViewHub: Sendable {
-    public let log: FileLog
-    public let stats: ProjectionRunner<SystemStatsProjection, FileLog>
-    public let unlocked: ProjectionRunner<UnlockedProfilesProjection, FileLog>
-    public let metrics: ProjectionRunner<MetricsProjection, FileLog>
+/// log's head. Reads never touch the store: they answer from the last published views and
+/// the head the runners and commands last saw, however slow or down the store is.
+public final class ViewHub<Store: EventStore>: Sendable {
+    public let store: Store
+    public let stats: ProjectionRunner<SystemStatsProjection, Store>
+    public let unlocked: ProjectionRunner<UnlockedProfilesProjection, Store>
+    public let metrics: ProjectionRunner<MetricsProjection, Store>
     /// How long a request with `Tally-After` waits for a view to reach that position.
     public let consistencyWait: Duration
 
-    public init(log: FileLog, snapshots: SnapshotStore?, consistencyWait: Duration = .seconds(1),
+    public init(store: Store, snapshots: SnapshotStore?, consistencyWait: Duration = .seconds(1),
                 onEvent: (@Sendable (String, ProjectionRunnerEvent) -> Void)? = nil) {
-        self.log = log
+        self.store = store
         self.consistencyWait = consistencyWait
-        stats = ProjectionRunner(store: log, snapshots: snapshots) { onEvent?(SystemStatsProjection.name, $0) }
-        unlocked = ProjectionRunner(store: log, snapshots: snapshots) { onEvent?(UnlockedProfilesProjection.name, $0) }
-        metrics = ProjectionRunner(store: log, snapshots: snapshots) { onEvent?(MetricsProjection.name, $0) }
+        stats = ProjectionRunner(store: store, snapshots: snapshots) { onEvent?(SystemStatsProjection.name, $0) }
+        unlocked = ProjectionRunner(store: store, snapshots: snapshots) { onEvent?(UnlockedProfilesProjection.name, $0) }
+        metrics = ProjectionRunner(store: store, snapshots: snapshots) { onEvent?(MetricsProjection.name, $0) }
     }
 
     /// The runners as services: each folds until graceful shutdown, then writes its snapshot.
@@ -28,20 +29,37 @@ public final class ViewHub: Sendable {
         [RunnerService(run: stats.run), RunnerService(run: unlocked.run), RunnerService(run: metrics.run)]
     }
 
+    private let probedHead = Mutex<LogPosition>(0)
+
+    /// The head as the runners last saw it (each asks the store when it may have caught up,
+    /// and tails every commit); never asks the store itself.
+    public var knownHead: LogPosition {
+        max(stats.knownHead, unlocked.knownHead, metrics.knownHead, probedHead.withLock { $0 })
+    }
+
+    /// The head for a response: what is known, or — before any runner has seen the store,
+    /// at a cold start — the store's answer within a short deadline.
+    func head() async -> LogPosition {
+        let known = knownHead
+        guard known == 0, let probed = try? await withDeadline(.milliseconds(250), { try await self.store.head().position }) else { return known }
+        probedHead.withLock { $0 = max($0, probed) }
+        return probed
+    }
+
     /// A view with its freshness, after waiting (bounded) for `after` when given.
-    func read<P: Projection>(_ runner: ProjectionRunner<P, FileLog>, after: LogPosition?) async -> ViewRead<P.View> {
+    func read<P: Projection>(_ runner: ProjectionRunner<P, Store>, after: LogPosition?) async -> ViewRead<P.View> {
         var stale = false
         if let after, runner.current.position < after {
             stale = !(await runner.waitForPosition(after, timeout: consistencyWait))
         }
         let published = runner.current
-        let head = log.currentHead().position
-        var headRecordedAt = published.recordedAt
-        if head > published.position {
-            headRecordedAt = try? await log.read(from: head).first(where: { _ in true })?.recordedAt
-        }
+        let head = max(await self.head(), published.position)
+        // The event time of the head, when one of the views has folded it.
+        let newest = [stats.current.position == head ? stats.current.recordedAt : nil,
+                      unlocked.current.position == head ? unlocked.current.recordedAt : nil,
+                      metrics.current.position == head ? metrics.current.recordedAt : nil].compactMap { $0 }.first
         let freshness = Freshness(position: published.position, positionRecordedAt: published.recordedAt, head: head,
-                                  headRecordedAt: headRecordedAt, state: runner.state)
+                                  headRecordedAt: newest ?? published.recordedAt, state: runner.state)
         return ViewRead(view: published.view, freshness: freshness, stale: stale)
     }
 }

@@ -44,6 +44,8 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         var writingSnapshot = false
         /// Position of the newest snapshot of this version on disk, loaded or written.
         var snapshotPosition: LogPosition?
+        /// The highest head the runner has seen: asked of the store, or folded past.
+        var knownHead: LogPosition = 0
     }
 
     /// The fold itself; owned by `run()`, never shared.
@@ -74,6 +76,10 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     public var current: Published<P.View> { shared.withLock { $0.published } }
 
     public var state: ProjectionState { shared.withLock { $0.state } }
+
+    /// The log's head as far as this runner knows, without asking the store: what reads
+    /// compare their view with while the store is slow or down.
+    public var knownHead: LogPosition { shared.withLock { max($0.knownHead, $0.published.position) } }
 
     /// How far the published view is behind `head`, from event times only.
     public func freshness(head: LogPosition, headRecordedAt: Int64?) -> Freshness {
@@ -221,6 +227,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     /// when the subscription ends (cancellation or a closed store); throws on store failure.
     private func follow(_ fold: inout Fold, attempt: inout Int, afterBatch: (Fold) -> Void) async throws {
         var knownHead = try await store.head().position
+        noteHead(knownHead)
         attempt = 0
         if knownHead < fold.position {
             onEvent?(.snapshotIgnored(reason: "the log's head \(knownHead) is behind the view's position \(fold.position): "
@@ -254,6 +261,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             fold.recordedAt = last.recordedAt
             if !fold.live, fold.position >= knownHead {
                 knownHead = try await store.head().position
+                noteHead(knownHead)
                 fold.live = fold.position >= knownHead
                 if fold.live { fold.rebuilding = false }
             }
@@ -310,6 +318,10 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         }
         if let newState, newState != oldState { onEvent?(.stateChanged(from: oldState, to: newState)) }
         for waiter in ready { waiter.resume(returning: true) }
+    }
+
+    private func noteHead(_ head: LogPosition) {
+        shared.withLock { $0.knownHead = max($0.knownHead, head) }
     }
 
     private func setState(_ newState: ProjectionState) {

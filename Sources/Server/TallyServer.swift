@@ -53,6 +53,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long Tally-After waits for a view, ms (env TALLY_CONSISTENCY_WAIT_MS).") var consistencyWaitMs: Int?
     @Option(help: "Comma-separated origins allowed by CORS, or * (env TALLY_CORS_ORIGINS).") var corsOrigins: String?
     @Option(help: "Seconds between the server's own health samples (env TALLY_HEALTH_INTERVAL_S).") var healthIntervalS: Int?
+    @Option(help: "A command the store has not answered within this many ms is a 503 and a breaker failure (env TALLY_COMMAND_TIMEOUT_MS).")
+    var commandTimeoutMs: Int?
     @Option(help: "Bearer token /metrics requires (env TALLY_METRICS_TOKEN); none: open.") var metricsToken: String?
     @Flag(help: "Cut the log at the first damaged batch instead of refusing to start.") var repair = false
     @OptionGroup var secrets: SecretOptions
@@ -70,6 +72,7 @@ struct Serve: AsyncParsableCommand {
         let waitMs = try consistencyWaitMs ?? environment.int("TALLY_CONSISTENCY_WAIT_MS", in: 0...60_000) ?? 1_000
         let authority = try await secrets.authority(environment)
         let healthInterval = try healthIntervalS ?? environment.int("TALLY_HEALTH_INTERVAL_S", in: 1...86_400) ?? 30
+        let commandTimeout = try commandTimeoutMs ?? environment.int("TALLY_COMMAND_TIMEOUT_MS", in: 10...600_000) ?? 5_000
 
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "tally")
@@ -85,7 +88,7 @@ struct Serve: AsyncParsableCommand {
             "directory": "\(directory)", "fsync": "\(policy)", "head_position": "\(head.position)",
             "chain_hash": "\(head.chainHashHex)", "recovery": "\(log.recovery)",
         ])
-        let hub = ViewHub(log: log, snapshots: SnapshotStore(directory: directory + "/snapshots"),
+        let hub = ViewHub(store: log, snapshots: SnapshotStore(directory: directory + "/snapshots"),
                           consistencyWait: .milliseconds(waitMs)) { [logger] name, event in
             logger.info("\(event)", metadata: ["projection": "\(name)"])
         }
@@ -93,7 +96,8 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let origins = (corsOrigins ?? environment["TALLY_CORS_ORIGINS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let api = TallyAPI(hub: hub, commands: CommandService(store: log, unlockCost: cost), authority: authority, corsOrigins: origins,
-                           metrics: TallyMetrics(registry: registry, token: metricsToken ?? environment["TALLY_METRICS_TOKEN"]))
+                           metrics: TallyMetrics(registry: registry, token: metricsToken ?? environment["TALLY_METRICS_TOKEN"]),
+                           breaker: StoreBreaker(commandDeadline: .milliseconds(commandTimeout)))
         let app = Application(
             router: api.makeRouter(),
             configuration: .init(address: .hostname(host, port: port), serverName: "tally"),

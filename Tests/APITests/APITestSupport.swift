@@ -15,10 +15,10 @@ struct APIFixture: Sendable {
 
     let directory: String
     let log: FileLog
-    let hub: ViewHub
+    let hub: ViewHub<FileLog>
     let commands: CommandService<FileLog>
     let authority: TokenAuthority
-    let api: TallyAPI
+    let api: TallyAPI<FileLog>
 
     /// Subjects of the tokens below.
     static let alice = "alice"
@@ -34,7 +34,7 @@ struct APIFixture: Sendable {
         let safe = label.filter { $0.isLetter || $0.isNumber }.prefix(40)
         directory = FileManager.default.temporaryDirectory.path + "/tally-api-\(safe)-\(UUID().uuidString)"
         log = try FileLog(directory: directory + "/log", options: .init(fsync: .never))
-        hub = ViewHub(log: log, snapshots: nil, consistencyWait: consistencyWait)
+        hub = ViewHub(store: log, snapshots: nil, consistencyWait: consistencyWait)
         commands = CommandService(store: log, unlockCost: 1)
         authority = try await TokenAuthority.hs256(secret: Self.secret)
         api = TallyAPI(hub: hub, commands: commands, authority: authority)

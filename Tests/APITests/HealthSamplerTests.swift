@@ -1,4 +1,5 @@
 import EventLog
+import EventLog
 import Events
 import Testing
 @testable import API
@@ -9,7 +10,7 @@ import Testing
         try await withOpsFixture { fixture in
             let sampler = HealthSampler(api: fixture.api, dataDirectory: fixture.directory, interval: .milliseconds(50))
             let sample = sampler.measure(cpuPercent: 12.5)
-            #expect(sample.component == HealthSampler.component)
+            #expect(sample.component == HealthSampler<FileLog>.component)
             for value in [sample.memoryPct, sample.cpuPct, sample.diskPct] { #expect(value >= 0 && value <= 100) }
             #expect(sample.memoryPct > 0, "read from /proc/meminfo")
             #expect(sample.diskPct > 0, "read with statvfs of the data directory")
@@ -19,7 +20,7 @@ import Testing
             var appended = 0
             for _ in 0..<100 where appended < 2 {
                 try await Task.sleep(for: .milliseconds(20))
-                appended = try await fixture.log.readStream("health-" + HealthSampler.component).count
+                appended = try await fixture.log.readStream("health-" + HealthSampler<FileLog>.component).count
             }
             running.cancel()
             _ = try? await running.value

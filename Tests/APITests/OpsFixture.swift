@@ -9,8 +9,8 @@ import Testing
 struct OpsFixture {
     let directory: String
     let log: FileLog
-    let hub: ViewHub
-    let api: TallyAPI
+    let hub: ViewHub<FileLog>
+    let api: TallyAPI<FileLog>
     let runners: [Task<Void, any Error>]
 
     static let secret = "ops-test-secret-0123456789abcdef0123456789"
@@ -23,7 +23,7 @@ struct OpsFixture {
 func withOpsFixture(_ body: (OpsFixture) async throws -> Void) async throws {
     let directory = FileManager.default.temporaryDirectory.path + "/tally-ops-\(UUID().uuidString)"
     let log = try FileLog(directory: directory + "/log", options: .init(fsync: .never))
-    let hub = ViewHub(log: log, snapshots: nil, consistencyWait: .milliseconds(300))
+    let hub = ViewHub(store: log, snapshots: nil, consistencyWait: .milliseconds(300))
     let api = TallyAPI(hub: hub, commands: CommandService(store: log), authority: try await TokenAuthority.hs256(secret: OpsFixture.secret),
                        breaker: StoreBreaker(failureThreshold: 3, openDuration: .seconds(30)))
     let runners = [

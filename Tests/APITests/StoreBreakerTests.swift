@@ -3,6 +3,7 @@ import EventLog
 import Events
 import Hummingbird
 import HummingbirdTesting
+import Synchronization
 import Testing
 @testable import API
 
@@ -15,11 +16,11 @@ import Testing
 
     @Test func opensRefusesHalfOpensAndCloses() async throws {
         let breaker = StoreBreaker(failureThreshold: 3, openDuration: .milliseconds(200))
-        var calls = 0
+        let calls = Mutex(0)
         for _ in 0..<3 {
             await #expect(throws: CommandError.self) {
                 try await breaker.run { () async throws -> Int in
-                    calls += 1
+                    calls.withLock { $0 += 1 }
                     throw Self.storeFailure()
                 }
             }
@@ -28,7 +29,7 @@ import Testing
         // Open: refused without calling the store, with a 503 and Retry-After.
         do {
             _ = try await breaker.run { () async throws -> Int in
-                calls += 1
+                calls.withLock { $0 += 1 }
                 return 1
             }
             Issue.record("an open breaker let a command through")
@@ -36,7 +37,7 @@ import Testing
             #expect(problem.status == .serviceUnavailable && problem.code == "store_unavailable")
             #expect((problem.retryAfter ?? 0) >= 1)
         }
-        #expect(calls == 3)
+        #expect(calls.withLock { $0 } == 3)
         #expect(breaker.takeUnrecorded().isEmpty, "transitions are written only once the store is back")
 
         try await Task.sleep(for: .milliseconds(250))
