@@ -144,13 +144,13 @@ func withDeadline<T: Sendable>(_ deadline: Duration, _ body: @escaping @Sendable
                 pending = nil
             }
         }
-        let work = Task {
-            do { finish(.success(try await body())) } catch { finish(.failure(error)) }
+        let timer = Task {
+            guard (try? await Task.sleep(for: deadline)) != nil else { return }
+            finish(.failure(DeadlineExceeded()))
         }
         Task {
-            try? await Task.sleep(for: deadline)
-            finish(.failure(DeadlineExceeded()))
-            _ = work
+            do { finish(.success(try await body())) } catch { finish(.failure(error)) }
+            timer.cancel()
         }
     }
 }
