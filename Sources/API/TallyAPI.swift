@@ -106,6 +106,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         return try JSONResponse.view(content, read)
     }
 
+    @_specialize(where Store == FileLog)
     @Sendable func unlock(_ request: Request, context: TallyRequestContext) async throws -> Response {
         let identity = try context.require(.user)
         let username = try context.parameters.require("username")
@@ -116,6 +117,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         return try JSONResponse.make(UnlockBody(result))
     }
 
+    @_specialize(where Store == FileLog)
     @Sendable func unlocked(_ request: Request, context: TallyRequestContext) async throws -> Response {
         let identity = try context.require(.user)
         let limit = try Self.intQuery(request, "limit", default: 20, in: 1...100)
@@ -252,6 +254,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     // MARK: - Helpers
 
     /// The view, after waiting (bounded) for `Tally-After`; a view never built yet is a 503.
+    @_specialize(where Store == FileLog, P == UnlockedProfilesProjection)
+    @_specialize(where Store == FileLog, P == SystemStatsProjection)
     func view<P: Projection>(_ runner: ProjectionRunner<P, Store>, _ request: Request, after written: LogPosition? = nil) async throws -> ViewRead<P.View> {
         var after = written
         if let raw = request.headers[.init("Tally-After")!] {

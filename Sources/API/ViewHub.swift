@@ -47,6 +47,8 @@ public final class ViewHub<Store: EventStore>: Sendable {
     }
 
     /// A view with its freshness, after waiting (bounded) for `after` when given.
+    @_specialize(where Store == FileLog, P == UnlockedProfilesProjection)
+    @_specialize(where Store == FileLog, P == SystemStatsProjection)
     func read<P: Projection>(_ runner: ProjectionRunner<P, Store>, after: LogPosition?) async -> ViewRead<P.View> {
         var stale = false
         if let after, runner.current.position < after {
@@ -54,12 +56,17 @@ public final class ViewHub<Store: EventStore>: Sendable {
         }
         let published = runner.current
         let head = max(await self.head(), published.position)
-        // The event time of the head, when one of the views has folded it.
-        let newest = [stats.current.position == head ? stats.current.recordedAt : nil,
-                      unlocked.current.position == head ? unlocked.current.recordedAt : nil,
-                      metrics.current.position == head ? metrics.current.recordedAt : nil].compactMap { $0 }.first
+        var headRecordedAt = published.recordedAt
+        if head > published.position {
+            // Lagging: the event time of the head, when another view has folded it.
+            let others: [(LogPosition, Int64?)] = [
+                (stats.current.position, stats.current.recordedAt), (unlocked.current.position, unlocked.current.recordedAt),
+                (metrics.current.position, metrics.current.recordedAt),
+            ]
+            headRecordedAt = others.first { $0.0 == head }?.1 ?? published.recordedAt
+        }
         let freshness = Freshness(position: published.position, positionRecordedAt: published.recordedAt, head: head,
-                                  headRecordedAt: newest ?? published.recordedAt, state: runner.state)
+                                  headRecordedAt: headRecordedAt, state: runner.state)
         return ViewRead(view: published.view, freshness: freshness, stale: stale)
     }
 }
