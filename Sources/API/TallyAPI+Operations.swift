@@ -159,7 +159,7 @@ extension TallyAPI {
             }
             lines.append(EventLine.render(event))
         }
-        return try Self.eventsResponse(lines, next: next.map { .number(Int64($0)) })
+        return Self.eventsResponse(lines, next: next)
     }
 
     @Sendable func auditStream(_ request: Request, context: TallyRequestContext) async throws -> Response {
@@ -179,18 +179,13 @@ extension TallyAPI {
     private func streamPage(_ stream: String, fromVersion: UInt64, limit: Int, keep: (RecordedEvent) -> Bool) async throws -> Response {
         let events = try await hub.store.readStream(stream, fromVersion: fromVersion, limit: limit + 1)
         let kept = events.prefix(limit).filter(keep)
-        let next: Problem.Member? = events.count > limit ? .number(Int64(events[limit].streamVersion)) : nil
-        return try Self.eventsResponse(kept.map(EventLine.render), next: next, nextKey: "next_from_version")
+        let next = events.count > limit ? events[limit].streamVersion : nil
+        return Self.eventsResponse(kept.map(EventLine.render), next: next, nextKey: "next_from_version")
     }
 
-    static func eventsResponse(_ lines: [String], next: Problem.Member?, nextKey: String = "next_from_position") throws -> Response {
-        var text = "{\"events\":[" + lines.joined(separator: ",") + "],\"" + nextKey + "\":"
-        switch next {
-        case .number(let n)?: text += String(n)
-        case .string(let s)?: text += "\"" + s + "\""
-        case nil: text += "null"
-        }
-        text += "}"
+    /// `{"events": [...], "<nextKey>": n | null}` from lines `EventLine` rendered.
+    static func eventsResponse(_ lines: [String], next: UInt64?, nextKey: String = "next_from_position") -> Response {
+        let text = "{\"events\":[" + lines.joined(separator: ",") + "],\"" + nextKey + "\":" + (next.map(String.init) ?? "null") + "}"
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

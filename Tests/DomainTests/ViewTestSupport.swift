@@ -28,9 +28,8 @@ struct ViewFixture {
                 let proposed = timed.proposed
                 if let last = appends.last, last.stream == timed.stream {
                     appends[appends.count - 1].events.append(proposed)
-                } else if let existing = appends.firstIndex(where: { $0.stream == timed.stream }) {
+                } else if appends.contains(where: { $0.stream == timed.stream }) {
                     // A stream may appear once per append: start a new append to keep order.
-                    _ = existing
                     _ = try await log.append(appends, idempotencyKey: nil)
                     appends = [StreamAppend(stream: timed.stream, events: [proposed])]
                 } else {
