@@ -13,17 +13,23 @@ APT_PACKAGES   := liblz4-dev lz4 libpq-dev pkgconf postgresql
 APT_PROBES     := /usr/include/lz4frame.h /usr/bin/lz4 /usr/include/postgresql/libpq-fe.h \
                   /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb
 SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The PostgreSQL 15 server that `make test` starts for the tests (loopback only, trust auth).
+PG_TEST_PORT   ?= 55432
+PG_TEST_DIR    ?= $(CURDIR)/.build/postgres-test
+PG_TEST_SCRIPT := $(CURDIR)/scripts/postgres-test-server.sh
 
-.PHONY: help deps build run test bench bench-api bench-micro clean
+.PHONY: help deps build run test pg-test-start pg-test-stop bench bench-api bench-micro clean
 
 help:
 	@echo "make run    install what is missing, build, start tally-server on the embedded log"
 	@echo "make test   install what is missing, build, run every test"
+	@echo "make pg-test-start / pg-test-stop  the tests' PostgreSQL on 127.0.0.1:$(PG_TEST_PORT), by hand"
 	@echo "make bench  release build, then the replay bench commands (figures as JSON)"
 	@echo "make bench-api    release tally-server under wrk on loopback"
 	@echo "make bench-micro  package-benchmark suite in Benchmarks/ (separate package, long first build)"
 
 ## deps: install the apt packages that are missing (liblz4, lz4 CLI, libpq, PostgreSQL).
+# Nothing here starts a server: the tests run their own on PG_TEST_PORT, never Debian's cluster on 5432.
 deps:
 	@missing=0; for f in $(APT_PROBES); do [ -e "$$f" ] || missing=1; done; \
 	if [ "$$missing" = 1 ]; then \
@@ -56,12 +62,29 @@ run: deps
 # `swift test` builds its own configuration; --parallel runs suites in worker processes.
 # The crash-recovery rounds are part of the normal run (TALLY_CRASH_ROUNDS, default 20).
 # A run that executes no test is a failure, not a pass: the summary line must count some.
+# The tests get a PostgreSQL 15 server in PG_TEST_DIR on 127.0.0.1:PG_TEST_PORT
+# (TALLY_TEST_POSTGRES_URL), stopped when the run ends, whether it passes, fails or is interrupted;
+# TALLY_TEST_POSTGRES_SCRIPT starts private instances (start DIR PORT / stop DIR / destroy DIR).
 test: deps
 	$(SWIFT) build --build-tests
 	@mkdir -p .build
+	@trap '"$(PG_TEST_SCRIPT)" stop "$(PG_TEST_DIR)"' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	url=$$("$(PG_TEST_SCRIPT)" start "$(PG_TEST_DIR)" $(PG_TEST_PORT)); \
+	echo "==> PostgreSQL for the tests: $$url"; \
+	export TALLY_TEST_POSTGRES_URL="$$url" TALLY_TEST_POSTGRES_SCRIPT="$(PG_TEST_SCRIPT)"; \
+	echo "$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log"; \
 	$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log
 	@grep -Eq 'Test run with [1-9][0-9]* tests? .*passed' .build/test-output.log \
 	  || { echo "make test: no Swift Testing test ran, or the run did not pass" >&2; exit 1; }
+
+# The tests' server by hand, e.g. to run one suite: export the printed URL, then `swift test --filter …`.
+pg-test-start: deps
+	@url=$$("$(PG_TEST_SCRIPT)" start "$(PG_TEST_DIR)" $(PG_TEST_PORT)); \
+	echo "PostgreSQL for the tests: $$url (stop with make pg-test-stop)"; \
+	echo "  export TALLY_TEST_POSTGRES_URL=$$url TALLY_TEST_POSTGRES_SCRIPT=$(PG_TEST_SCRIPT)"
+
+pg-test-stop:
+	@"$(PG_TEST_SCRIPT)" stop "$(PG_TEST_DIR)"
 
 BENCH_EVENTS ?= 2000000
 bench: deps
@@ -87,4 +110,5 @@ bench-micro: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown --no-progress
 
 clean:
+	@[ ! -x "$(PG_TEST_SCRIPT)" ] || "$(PG_TEST_SCRIPT)" stop "$(PG_TEST_DIR)"
 	rm -rf .build .tally-dev

@@ -48,6 +48,7 @@ let package = Package(
             name: "EventLog",
             dependencies: [
                 "CLZ4",
+                "CLibPQ",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings

@@ -21,6 +21,10 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
         public static let compression = Code("compression")
         /// The log was closed, or failed earlier and must be reopened.
         public static let closed = Code("closed")
+        /// The shared store (PostgreSQL) cannot be reached. The operation was not done, or,
+        /// when the connection broke during a commit, its outcome is unknown: retry with the
+        /// same idempotency key.
+        public static let unavailable = Code("unavailable")
         /// The log was opened read-only.
         public static let readOnly = Code("read_only")
 

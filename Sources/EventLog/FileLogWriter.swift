@@ -301,7 +301,7 @@ final class FileLogWriter: @unchecked Sendable {
     }
 
     /// The refusal of `append` when its stream holds `streamCount` events, or nil.
-    private static func conflict(_ append: StreamAppend, streamCount count: UInt64) -> EventLogError? {
+    static func conflict(_ append: StreamAppend, streamCount count: UInt64) -> EventLogError? {
         let current: UInt64? = count == 0 ? nil : count - 1
         switch append.expected {
         case .any: return nil
