@@ -45,7 +45,9 @@ struct SecretOptions: ParsableArguments {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the HTTP API until SIGTERM or SIGINT.")
 
-    @Option(help: "Data directory of the embedded log (env TALLY_DATA_DIR).") var dataDir: String?
+    @Option(help: "Data directory: the embedded log and the views' snapshots (env TALLY_DATA_DIR).") var dataDir: String?
+    @Option(help: "postgres://user@host:port/db to use the shared PostgreSQL log instead of the embedded one (env TALLY_STORE).")
+    var store: String?
     @Option(help: "Address to listen on (env TALLY_HOST).") var host: String?
     @Option(help: "Port to listen on (env TALLY_PORT).") var port: Int?
     @Option(help: "always | interval | interval:MS | never (env TALLY_FSYNC).") var fsync: String?
@@ -78,25 +80,62 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "tally")
         // debug logs every request with its id; info logs start, state changes, snapshots, failures.
         logger.logLevel = environment["TALLY_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        if let store = environment["TALLY_STORE"], store.hasPrefix("postgres") {
-            throw ValidationError("TALLY_STORE=\(store): the PostgreSQL log is not part of this build yet; unset it to use the embedded log in TALLY_DATA_DIR")
+        let settings = Settings(
+            directory: directory, host: host, port: port, cost: cost, waitMs: waitMs, healthInterval: healthInterval,
+            commandTimeout: commandTimeout, authority: authority, logger: logger,
+            corsOrigins: (corsOrigins ?? environment["TALLY_CORS_ORIGINS"] ?? "").split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
+            metricsToken: metricsToken ?? environment["TALLY_METRICS_TOKEN"]
+        )
+        if let url = store ?? environment["TALLY_STORE"], url != "file" {
+            guard PostgresURL.matches(url) else {
+                throw ValidationError("TALLY_STORE / --store must be a postgres:// URL (or `file` for the embedded log), got \(url)")
+            }
+            let log = try PostgresLog(url: url, options: .init(fsync: policy))
+            let head = try await log.head()
+            logger.info("opened the PostgreSQL event log", metadata: [
+                "store": "\(log.location)", "fsync": "\(policy)", "head_position": "\(head.position)", "chain_hash": "\(head.chainHashHex)",
+            ])
+            try await serve(log, settings: settings, closing: EventLogService(logger: logger) { await log.close() })
+        } else {
+            let log = try FileLog(directory: directory, options: .init(fsync: policy, repair: repair))
+            let head = log.currentHead()
+            logger.info("opened event log", metadata: [
+                "directory": "\(directory)", "fsync": "\(policy)", "head_position": "\(head.position)",
+                "chain_hash": "\(head.chainHashHex)", "recovery": "\(log.recovery)",
+            ])
+            try await serve(log, settings: settings, closing: EventLogService(logger: logger) { try await log.close() })
         }
+    }
 
-        let log = try FileLog(directory: directory, options: .init(fsync: policy, repair: repair))
-        let head = log.currentHead()
-        logger.info("opened event log", metadata: [
-            "directory": "\(directory)", "fsync": "\(policy)", "head_position": "\(head.position)",
-            "chain_hash": "\(head.chainHashHex)", "recovery": "\(log.recovery)",
-        ])
+    struct Settings {
+        var directory: String
+        var host: String
+        var port: Int
+        var cost: Int64
+        var waitMs: Int
+        var healthInterval: Int
+        var commandTimeout: Int
+        var authority: TokenAuthority
+        var logger: Logger
+        var corsOrigins: [String]
+        var metricsToken: String?
+    }
+
+    /// Runs the API over `log` until SIGTERM/SIGINT; the same for both backends.
+    private func serve<Store: EventStore>(_ log: Store, settings: Settings, closing: EventLogService) async throws {
+        let logger = settings.logger
+        let (directory, host, port, cost, waitMs) = (settings.directory, settings.host, settings.port, settings.cost, settings.waitMs)
+        let (healthInterval, commandTimeout, authority) = (settings.healthInterval, settings.commandTimeout, settings.authority)
         let hub = ViewHub(store: log, snapshots: SnapshotStore(directory: directory + "/snapshots"),
                           consistencyWait: .milliseconds(waitMs)) { [logger] name, event in
             logger.info("\(event)", metadata: ["projection": "\(name)"])
         }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let origins = (corsOrigins ?? environment["TALLY_CORS_ORIGINS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let origins = settings.corsOrigins
         let api = TallyAPI(hub: hub, commands: CommandService(store: log, unlockCost: cost), authority: authority, corsOrigins: origins,
-                           metrics: TallyMetrics(registry: registry, token: metricsToken ?? environment["TALLY_METRICS_TOKEN"]),
+                           metrics: TallyMetrics(registry: registry, token: settings.metricsToken),
                            breaker: StoreBreaker(commandDeadline: .milliseconds(commandTimeout)))
         let app = Application(
             router: api.makeRouter(),
@@ -109,7 +148,7 @@ struct Serve: AsyncParsableCommand {
         // Shut down in reverse: stop serving, then the views write their snapshots, then the log closes.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: EventLogService(log: log, logger: logger))]
+                services: [.init(service: closing)]
                     + hub.services.map { .init(service: $0) }
                     + [.init(service: HealthSampler(api: api, dataDirectory: directory, interval: .seconds(healthInterval))),
                        .init(service: app)],
@@ -148,14 +187,14 @@ struct Token: AsyncParsableCommand {
 
 /// Owns the log for the process's lifetime; on graceful shutdown it closes the log.
 struct EventLogService: Service {
-    let log: FileLog
     let logger: Logger
+    let close: @Sendable () async throws -> Void
 
     func run() async throws {
         try? await gracefulShutdown()
         logger.info("shutting down: closing the event log")
-        try await log.close()
-        logger.info("event log closed", metadata: ["head_position": "\(log.currentHead().position)"])
+        try await close()
+        logger.info("event log closed")
     }
 }
 

@@ -19,7 +19,7 @@ struct BenchAppend: AsyncParsableCommand {
         abstract: "Concurrent appenders write a realistic event mix; reports throughput, ack latency, fsyncs, bytes/event."
     )
 
-    @Option(help: "Data directory (a fresh temporary one when omitted; it must not hold a log).") var log: String?
+    @Option(help: "Data directory or postgres:// URL (a fresh temporary directory when omitted; it must not hold a log).") var log: String?
     @Option(help: "Events to write in all.") var events = 1_000_000
     @Option(help: "Concurrent appending tasks.") var appenders = 256
     @Option(help: "Events per append call.") var batch = 64
@@ -37,9 +37,9 @@ struct BenchAppend: AsyncParsableCommand {
     func run() async throws {
         let policy = FsyncPolicy(parsing: fsync)!
         let directory = log ?? makeTemporaryDirectory()
-        let store = try FileLog(directory: directory, options: .init(fsync: policy, segmentSize: segmentMib << 20))
-        guard store.currentHead().position == 0 else {
-            printError("\(directory) already holds a log; bench append needs an empty directory")
+        let store = try openLog(directory, writable: true, fsync: policy, segmentSize: segmentMib << 20)
+        guard try await store.headPosition() == 0 else {
+            printError("\(logName(directory)) already holds a log; bench append needs an empty directory or database")
             throw ReplayExit.unreadable
         }
         // Pre-generate the appends so the generator is not measured; the pool is larger than
@@ -73,8 +73,10 @@ struct BenchAppend: AsyncParsableCommand {
             return all
         }
         let seconds = monotonicSeconds() - started
-        let stats = store.statistics()
-        try await store.close()
+        let storedBytes = try await store.storedBytes()
+        var writer = JSONObject()
+        store.writerFigures(into: &writer)
+        try await store.shut()
 
         var out = JSONObject()
         out.set("command", "append")
@@ -83,16 +85,12 @@ struct BenchAppend: AsyncParsableCommand {
         out.set("events_per_second", Double(events) / seconds, decimals: 0)
         out.set("ack_p50_ms", percentile(latencies, 0.50) / 1e6)
         out.set("ack_p99_ms", percentile(latencies, 0.99) / 1e6)
-        out.set("bytes_per_event", Double(stats.bytesOnDisk) / Double(events), decimals: 2)
-        out.set("batches", stats.batches)
-        out.set("events_per_batch", Double(stats.events) / Double(max(1, stats.batches)), decimals: 1)
-        out.set("fsyncs", stats.fsyncs)
-        out.set("fsync_p50_ms", percentile(stats.recentFsyncNanoseconds, 0.50) / 1e6)
-        out.set("fsync_p99_ms", percentile(stats.recentFsyncNanoseconds, 0.99) / 1e6)
+        out.set("bytes_per_event", Double(storedBytes) / Double(events), decimals: 2)
+        out.merge(writer)
         out.set("appenders", appenders)
         out.set("batch", batch)
         out.set("fsync", policy.description)
-        out.set("log", directory)
+        out.set("log", logName(directory))
         print(out.rendered)
     }
 }
@@ -103,14 +101,14 @@ struct BenchRead: AsyncParsableCommand {
         abstract: "Read and decode every event of an existing log, in order."
     )
 
-    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
 
     func run() async throws {
-        let store: FileLog
+        let store: any ReplayStore
         do {
-            store = try FileLog(directory: log, options: .init(readOnly: true))
+            store = try openLog(log)
         } catch {
-            printError("cannot open the log at \(log): \(error)")
+            printError("cannot open the log at \(logName(log)): \(error)")
             throw ReplayExit.unreadable
         }
         let started = monotonicSeconds()
@@ -130,8 +128,9 @@ struct BenchRead: AsyncParsableCommand {
             }
         }
         let seconds = monotonicSeconds() - started
-        guard lastPosition == store.currentHead().position, events == Int(lastPosition) else {
-            printError("read \(events) events ending at \(lastPosition), but the head is \(store.currentHead().position)")
+        let head = try await store.headPosition()
+        guard lastPosition == head, events == Int(lastPosition) else {
+            printError("read \(events) events ending at \(lastPosition), but the head is \(head)")
             throw ReplayExit.damaged
         }
         var out = JSONObject()
@@ -140,7 +139,8 @@ struct BenchRead: AsyncParsableCommand {
         out.set("seconds", seconds, decimals: 3)
         out.set("events_per_second", Double(events) / seconds, decimals: 0)
         out.set("payload_bytes", payloadBytes)
-        out.set("bytes_per_event", Double(store.statistics().bytesOnDisk) / Double(max(1, events)), decimals: 2)
+        out.set("bytes_per_event", Double(try await store.storedBytes()) / Double(max(1, events)), decimals: 2)
+        try await store.shut()
         print(out.rendered)
     }
 }

@@ -16,7 +16,7 @@ struct Generate: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Data directory of the new log (created if missing; it must not hold events).") var log: String
+    @Option(help: "The new log: a data directory (created if missing), or a postgres:// URL; it must not hold events.") var log: String
     @Option(help: "Events to write.") var events: Int
     @Option(help: "Workload seed.") var seed: UInt64 = 42
     @Option(help: "Events per append (one log batch each).") var batch = 20_000
@@ -38,16 +38,17 @@ struct Generate: AsyncParsableCommand {
 
     /// Does the work of `run` and returns the summary instead of printing it (tests call this).
     func execute() async throws -> JSONObject {
-        let store: FileLog
+        let store: any ReplayStore
+        let head: LogPosition
         do {
-            store = try FileLog(directory: log, options: .init(fsync: .never))
+            store = try openLog(log, writable: true, fsync: .never)
+            head = try await store.headPosition()
         } catch {
-            printError("cannot open the log at \(log): \(error)")
+            printError("cannot open the log at \(logName(log)): \(error)")
             throw ReplayExit.unreadable
         }
-        let head = store.currentHead().position
         guard head == 0 else {
-            try? await store.close()
+            try? await store.shut()
             printError("\(log) already holds a log (\(head) events); generate writes only into a new, empty log")
             throw ReplayExit.unreadable
         }
@@ -80,11 +81,11 @@ struct Generate: AsyncParsableCommand {
         } catch {
             progress.finish()
             printError("cannot write to the log at \(log): \(error)")
-            try? await store.close()
+            try? await store.shut()
             throw ReplayExit.unreadable
         }
-        let bytes = store.statistics().bytesOnDisk
-        try await store.close()
+        let bytes = try await store.storedBytes()
+        try await store.shut()
         let seconds = monotonicSeconds() - started
         progress.finish()
 

@@ -29,7 +29,7 @@ struct ImportCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The log's data directory (created if missing).") var log: String
+    @Option(help: "The log: a data directory (created if missing), or a postgres:// URL.") var log: String
     @Argument(help: "The JSON lines file.") var file: String
     @Flag(help: "Skip and report bad lines instead of stopping at the first.") var skipInvalid = false
     @Option(help: "Events per append batch.") var batch = 10_000
@@ -55,24 +55,26 @@ struct ImportCommand: AsyncParsableCommand {
             throw ReplayExit.unreadable
         }
         defer { input.release() }
-        let store: FileLog
+        let store: any ReplayStore
+        let head: LogPosition
         do {
-            store = try FileLog(directory: log, options: .init(fsync: .never))
+            store = try openLog(log, writable: true, fsync: .never)
+            head = try await store.headPosition()
         } catch {
-            printError("cannot open the log at \(log): \(error)")
+            printError("cannot open the log at \(logName(log)): \(error)")
             throw ReplayExit.unreadable
         }
-        var importer = EventImporter(store: store, batchSize: batch, skipInvalid: skipInvalid, reportInvalid: reportInvalid)
+        var importer = EventImporter(store: store, head: head, batchSize: batch, skipInvalid: skipInvalid, reportInvalid: reportInvalid)
         let summary: ImportSummary
         do {
             summary = try await importer.run(input)
         } catch {
-            try? await store.close()
+            try? await store.shut()
             printError("import into \(log) failed: \(error)")
             throw ReplayExit.unreadable
         }
         do {
-            try await store.close()  // syncs what fsync .never left unsynced
+            try await store.shut()  // syncs what fsync .never left unsynced
         } catch {
             printError("cannot close the log at \(log): \(error)")
             throw ReplayExit.unreadable
@@ -120,7 +122,7 @@ struct ImportError: Error, CustomStringConvertible {
 /// Two batches are queued at a time, so the writer always has the next one while this
 /// task parses the one after.
 struct EventImporter {
-    let store: FileLog
+    let store: any ReplayStore
     let batchSize: Int
     let skipInvalid: Bool
     let reportInvalid: (Int, String) -> Void
@@ -152,12 +154,12 @@ struct EventImporter {
     private var stopped = false
     private let progress = Progress(label: "import")
 
-    init(store: FileLog, batchSize: Int, skipInvalid: Bool, reportInvalid: @escaping (Int, String) -> Void) {
+    init(store: any ReplayStore, head: LogPosition, batchSize: Int, skipInvalid: Bool, reportInvalid: @escaping (Int, String) -> Void) {
         self.store = store
         self.batchSize = batchSize
         self.skipInvalid = skipInvalid
         self.reportInvalid = reportInvalid
-        nextPosition = store.currentHead().position + 1
+        nextPosition = head + 1
     }
 
     mutating func run(_ input: LineFile) async throws -> ImportSummary {

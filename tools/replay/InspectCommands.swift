@@ -23,7 +23,7 @@ struct InspectCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
     @Option(help: "Only this stream (e.g. user-42).") var stream: String?
     @Option(help: "Only events of this type; repeat for several.") var type: [String] = []
     @Option(help: "Start at this position.") var fromPosition: UInt64 = 1
@@ -85,7 +85,7 @@ struct ExportCommand: AsyncParsableCommand {
         case jsonl, csv
     }
 
-    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
     @Option(help: "jsonl or csv.") var format: Format = .jsonl
     @Option(help: "Only events recorded before this time (ISO 8601 UTC or a date).") var until: String?
     @Option(help: "Only events up to and including this position.") var untilPosition: UInt64?
@@ -111,7 +111,8 @@ struct ExportCommand: AsyncParsableCommand {
     func execute(into output: inout LineOutput) async throws {
         let store = try EventSelection.openReadOnly(log)
         let selection = try selection()
-        let progress = Progress(label: "export", total: selection.untilPosition ?? store.currentHead().position)
+        let head = try await store.headPosition()
+        let progress = Progress(label: "export", total: selection.untilPosition ?? head)
         defer { progress.finish() }
         if format == .csv {
             CSV.appendRow(EventLine.keys.map { Optional($0) }, to: &output.buffer)
@@ -149,11 +150,11 @@ struct EventSelection {
         }
     }
 
-    static func openReadOnly(_ directory: String) throws -> FileLog {
+    static func openReadOnly(_ directory: String) throws -> any ReplayStore {
         do {
-            return try FileLog(directory: directory, options: .init(readOnly: true))
+            return try openLog(directory)
         } catch {
-            printError("cannot open the log at \(directory): \(error)")
+            printError("cannot open the log at \(logName(directory)): \(error)")
             throw ReplayExit.unreadable
         }
     }
@@ -176,7 +177,7 @@ struct EventSelection {
     /// is read through its index a page at a time; otherwise the log is scanned from
     /// `fromPosition`, skipping batches outside the time range without decompressing them.
     @discardableResult
-    func forEach(in store: FileLog, _ body: (RecordedEvent) throws -> Void) async throws -> Int {
+    func forEach(in store: any ReplayStore, _ body: (RecordedEvent) throws -> Void) async throws -> Int {
         var count = 0
         if let limit, limit == 0 { return 0 }
         func accept(_ event: RecordedEvent) throws -> Bool {

@@ -10,6 +10,8 @@ struct JSONObject {
     mutating func set(_ key: String, _ value: Double, decimals: Int = 3) { fields.append((key, format(value, decimals: decimals))) }
     mutating func set(_ key: String, _ value: JSONObject) { fields.append((key, value.rendered)) }
     mutating func setNull(_ key: String) { fields.append((key, "null")) }
+    /// Appends every field of `other`.
+    mutating func merge(_ other: JSONObject) { fields += other.fields }
 
     var rendered: String {
         "{" + fields.map { "\(quote($0.0)):\($0.1)" }.joined(separator: ",") + "}"

@@ -39,7 +39,7 @@ struct ViewSet {
     /// Folds the whole log; `progress` hears the position after each batch. Each batch is
     /// decoded once; the unlocked-profiles fold (the heaviest) runs on another core while
     /// this task folds the other two.
-    mutating func fold(_ store: FileLog, progress: (LogPosition) -> Void) async throws {
+    mutating func fold(_ store: any ReplayStore, progress: (LogPosition) -> Void) async throws {
         let other = unlocked.map(FoldBox.init)
         unlocked = nil
         for try await batch in store.read(from: 1).batches {
@@ -80,14 +80,14 @@ struct Rebuild: AsyncParsableCommand {
         discussion: "A server started with the same snapshot directory starts from these snapshots and folds only what came after."
     )
 
-    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
     @Option(help: "Only this view: system-stats, unlocked-profiles or metrics (default: all).") var projection: ViewName?
     @Option(help: "Where to write snapshots (default: DIR/snapshots next to the log).") var snapshots: String?
 
     func run() async throws {
         let store = try openForReading(log)
         var views = ViewSet(projection.map { [$0] } ?? Set(ViewName.allCases))
-        let progress = Progress(label: "rebuild", total: store.currentHead().position)
+        let progress = Progress(label: "rebuild", total: try await store.headPosition())
         let started = monotonicSeconds()
         do {
             try await views.fold(store) { progress.update($0) }
@@ -114,7 +114,7 @@ struct Rebuild: AsyncParsableCommand {
         out.set("events_per_second", seconds > 0 ? Int(Double(views.events) / seconds) : 0)
         out.set("snapshots", written.joined(separator: ","))
         writeLine(1, out.rendered)
-        try await store.close()
+        try await store.shut()
     }
 }
 
@@ -124,7 +124,7 @@ struct BenchReplay: AsyncParsableCommand {
         abstract: "Rebuild every view from an existing log (decode + fold); one JSON object."
     )
 
-    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
 
     func run() async throws {
         let store = try openForReading(log)
@@ -137,8 +137,9 @@ struct BenchReplay: AsyncParsableCommand {
             throw ReplayExit.unreadable
         }
         let seconds = monotonicSeconds() - started
-        guard views.position == store.currentHead().position else {
-            printError("folded up to \(views.position), but the head is \(store.currentHead().position)")
+        let head = try await store.headPosition()
+        guard views.position == head else {
+            printError("folded up to \(views.position), but the head is \(head)")
             throw ReplayExit.damaged
         }
         var out = JSONObject()
@@ -149,7 +150,7 @@ struct BenchReplay: AsyncParsableCommand {
         out.set("peak_rss_mib", Double(peakResidentKiB()) / 1024, decimals: 1)
         out.set("log", log)
         writeLine(1, out.rendered)
-        try await store.close()
+        try await store.shut()
     }
 }
 

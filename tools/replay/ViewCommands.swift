@@ -12,7 +12,7 @@ struct Stats: AsyncParsableCommand {
         discussion: "Without --until-*, as of the head. --until-time counts the events recorded at or before that time."
     )
 
-    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
     @Option(help: "Fold events up to and including this position.") var untilPosition: UInt64?
     @Option(help: "Fold events recorded at or before this time (ISO 8601, UTC).") var untilTime: String?
     @Option(help: "json (default) or table.") var format: OutputFormat = .json
@@ -25,7 +25,8 @@ struct Stats: AsyncParsableCommand {
     func run() async throws {
         let store = try openForReading(log)
         let until = untilTime.flatMap(EventTime.parse)
-        let progress = Progress(label: "stats", total: untilPosition ?? store.currentHead().position)
+        let head = try await store.headPosition()
+        let progress = Progress(label: "stats", total: untilPosition ?? head)
         var projection = SystemStatsProjection()
         var position: LogPosition = 0
         do {
@@ -51,7 +52,7 @@ struct Stats: AsyncParsableCommand {
         case .table:
             writeLine(1, StatsTable.render(stats, position: position))
         }
-        try await store.close()
+        try await store.shut()
     }
 
     struct AsOf: Encodable {
@@ -65,7 +66,7 @@ struct Stats: AsyncParsableCommand {
 struct Unlocked: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "One user's unlocked profiles, newest first (JSON).")
 
-    @Option(help: "The log's data directory.") var log: String
+    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
     @Option(help: "The user id (the token subject).") var user: String
     @Option(help: "At most this many profiles (1...10000).") var limit: Int = 100
 
@@ -84,7 +85,7 @@ struct Unlocked: AsyncParsableCommand {
         }
         let page = rebuilt.projection.makeView().unlocked(user: user, limit: limit)
         writeLine(1, try renderJSON(UserUnlocks(user: user, position: rebuilt.position, total: page.total, profiles: page.profiles)))
-        try await store.close()
+        try await store.shut()
     }
 
     struct UserUnlocks: Encodable {
@@ -100,11 +101,11 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// Opens a log read-only, or exits 2 with the reason.
-func openForReading(_ directory: String) throws -> FileLog {
+func openForReading(_ directory: String) throws -> any ReplayStore {
     do {
-        return try FileLog(directory: directory, options: .init(readOnly: true))
+        return try openLog(directory)
     } catch {
-        printError("cannot open the log at \(directory): \(error)")
+        printError("cannot open the log at \(logName(directory)): \(error)")
         throw ReplayExit.unreadable
     }
 }

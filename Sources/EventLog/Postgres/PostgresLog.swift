@@ -235,3 +235,15 @@ public final class PostgresLog: EventStore, Sendable {
         return AppendResult(positions: events.first!.position...events.last!.position, streamVersions: versions, deduplicated: true)
     }
 }
+
+extension PostgresLog {
+    /// Bytes the log takes in PostgreSQL: its tables with their indexes and TOAST.
+    public func storedBytes() async throws -> Int {
+        try await pool.run { connection in
+            let result = try connection.query(
+                "SELECT (pg_total_relation_size('tally_batches') + pg_total_relation_size('tally_streams') + pg_total_relation_size('tally_head'))::bigint"
+            )
+            return Int(try result.int64(0, 0))
+        }
+    }
+}
