@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventLog
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -58,5 +59,50 @@ public enum CrashProbe {
             bytes.append(UInt8(truncatingIfNeeded: x))
         }
         return bytes
+    }
+}
+
+/// For the multi-process ordering test: appends `events` events from `appenders` tasks to
+/// streams `load-WRITER-A` with expected versions, then prints `DONE events`.
+struct AppendLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "append-load",
+        abstract: "Testing aid: append a fixed number of checkable events to this writer's streams, then print `DONE events`.",
+        shouldDisplay: false
+    )
+
+    @Option var log: String
+    @Option var writer: Int
+    @Option var events = 50_000
+    @Option var appenders = 16
+    @Option var batch = 50
+
+    func run() async throws {
+        let store = try openLog(log, writable: true, fsync: .always)
+        let remaining = SharedCounter(events)
+        let writer = writer
+        let batch = batch
+        let written = try await withThrowingTaskGroup(of: Int.self) { group in
+            for appender in 0..<appenders {
+                group.addTask {
+                    let stream = "load-\(writer)-\(appender)"
+                    var version = 0
+                    while true {
+                        let before = remaining.value.subtract(batch, ordering: .relaxed).oldValue
+                        if before <= 0 { return version }
+                        let count = min(batch, before)
+                        let events = (0..<count).map { i in
+                            ProposedEvent(type: "LoadProbe", actor: "w\(writer)", payload: CrashProbe.payload(appender: writer * 1_000 + appender, version: version + i))
+                        }
+                        let expected: ExpectedVersion = version == 0 ? .noStream : .exact(UInt64(version - 1))
+                        _ = try await store.append(to: stream, expected: expected, events: events)
+                        version += count
+                    }
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        try await store.shut()
+        writeLine(1, "DONE \(written)")
     }
 }
