@@ -18,12 +18,15 @@ import Glibc
         let process = Process()
         let stderrPath: String
 
-        init(dataDir: String, logDir: String, run: Int) throws {
+        /// With `store`, the server uses that PostgreSQL log (durable commits); otherwise the
+        /// embedded log in `dataDir` without fsync.
+        init(dataDir: String, logDir: String, run: Int, store: String? = nil, environment: [String: String] = [:]) throws {
             stderrPath = logDir + "/stderr-\(run).log"
             _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: try Self.binary())
-            process.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--fsync", "never"]
-            process.environment = ["TALLY_JWT_SECRET": ServerLifecycleTests.secret, "PATH": "/usr/bin:/bin"]
+            process.arguments = ["serve", "--data-dir", dataDir, "--port", "0"]
+                + (store.map { ["--store", $0, "--fsync", "always"] } ?? ["--fsync", "never"])
+            process.environment = ["TALLY_JWT_SECRET": ServerLifecycleTests.secret, "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
             process.standardOutput = FileHandle.nullDevice
             try process.run()
@@ -74,10 +77,13 @@ import Glibc
         init(_ description: String) { self.description = description }
     }
 
-    static func call(_ client: HTTPClient, _ method: HTTPMethod, _ url: String, token: String, body: String? = nil) async throws -> (Int, [String: Any]) {
+    static func call(
+        _ client: HTTPClient, _ method: HTTPMethod, _ url: String, token: String, body: String? = nil, headers: [(String, String)] = []
+    ) async throws -> (Int, [String: Any]) {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer " + token)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
         let response = try await client.execute(request, timeout: .seconds(10))
         let bytes = try await response.body.collect(upTo: 1 << 20)

@@ -126,7 +126,7 @@ final class PGConnection {
         self.connection = connection
         guard PQstatus(connection) == CONNECTION_OK else {
             let message = Self.message(connection)
-            PQfinish(connection)
+            // Every stored property is set, so deinit runs and calls PQfinish: not here too.
             throw EventLogError(
                 .unavailable, "cannot connect to PostgreSQL at \(target): \(message); check that it runs and the URL is right",
                 cause: PostgresError(sqlState: nil, message: message)

@@ -1,0 +1,220 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+@testable import API
+@testable import EventLog
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real `tally-server` processes on a real PostgreSQL log: two servers sharing one
+/// database converge; a PostgreSQL stopped under load degrades and recovers without losing
+/// or duplicating an acknowledged command.
+@Suite(.serialized) struct PostgresServerTests {
+    typealias Server = ServerLifecycleTests.ServerProcess
+
+    static func environment(_ name: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+            throw ServerLifecycleTests.LifecycleFailure(
+                "\(name) is not set: run `make test`, or `make pg-test-start` and export what it prints"
+            )
+        }
+        return value
+    }
+
+    /// A fresh database on the server `make test` started; returns its URL.
+    static func freshDatabase(_ base: String, _ label: String) throws -> String {
+        let name = "t_\(label)_\(UInt32.random(in: 0...UInt32.max))"
+        try PGConnection(url: base).execute("CREATE DATABASE \(name)")
+        guard let slash = base.lastIndex(of: "/") else { throw ServerLifecycleTests.LifecycleFailure("odd URL \(base)") }
+        return String(base[...slash]) + name
+    }
+
+    static func temporaryRoot(_ label: String) throws -> String {
+        let root = FileManager.default.temporaryDirectory.path + "/tally-\(label)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        return root
+    }
+
+    static func content(_ body: [String: Any]) -> NSDictionary {
+        var body = body
+        body["freshness"] = nil
+        body["stale"] = nil
+        return body as NSDictionary
+    }
+
+    static func position(_ body: [String: Any]) -> Int { (body["freshness"] as? [String: Any])?["position"] as? Int ?? -1 }
+
+    @Test func twoServersOnOnePostgresConvergeToTheSameViews() async throws {
+        let url = try Self.freshDatabase(try Self.environment("TALLY_TEST_POSTGRES_URL"), "converge")
+        let root = try Self.temporaryRoot("converge")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let authority = try await TokenAuthority.hs256(secret: ServerLifecycleTests.secret)
+        let admin = try await authority.mint(subject: "root", role: .admin)
+        let client = HTTPClient.shared
+
+        let a = try Server(dataDir: root + "/a", logDir: root, run: 1, store: url)
+        let b = try Server(dataDir: root + "/b", logDir: root, run: 2, store: url)
+        let (urlA, urlB) = (try await a.url(), try await b.url())
+        var users: [String: String] = [:]
+        for name in ["alice", "bob", "carol"] { users[name] = try await authority.mint(subject: name, role: .user) }
+        let tokens = users
+        // Commands alternate between the servers, several of them at once.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, name) in ["alice", "bob", "carol"].enumerated() {
+                group.addTask {
+                    let grant = #"{"user":"\#(name)","amount":10,"reason":"test"}"#
+                    #expect(try await Self.call(client, .POST, (i % 2 == 0 ? urlA : urlB) + "/api/v1/credits/grant", admin, grant) == 200)
+                    for k in 0..<6 {
+                        let target = (i + k) % 2 == 0 ? urlA : urlB
+                        let status = try await Self.call(client, .POST, target + "/api/v1/creator/unlock/creator.\(k % 4)", tokens[name]!)
+                        #expect(status == 200, "\(name) unlock \(k) on \(target)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let store = try PostgresLog(url: url, options: .init(readOnly: true))
+        let head = Int(try await store.head().position)
+        await store.close()
+        #expect(head > 0)
+        var converged = false
+        var last: ([String: Any], [String: Any]) = ([:], [:])
+        for _ in 0..<200 {
+            let (_, statsA) = try await ServerLifecycleTests.call(client, .GET, urlA + "/api/v1/system/stats", token: admin)
+            let (_, statsB) = try await ServerLifecycleTests.call(client, .GET, urlB + "/api/v1/system/stats", token: admin)
+            last = (statsA, statsB)
+            if Self.position(statsA) == head, Self.position(statsB) == head {
+                converged = true
+                #expect(Self.content(statsA) == Self.content(statsB))
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(converged, "views did not both reach \(head): \(Self.position(last.0)) and \(Self.position(last.1))")
+        let unlocks = (last.0["unlocks"] as? [String: Any])?["total"] as? Int
+        #expect(unlocks == 3 * 4, "each user unlocked 4 distinct creators (repeats are free)")
+        for (name, token) in users {
+            let (_, pageA) = try await ServerLifecycleTests.call(client, .GET, urlA + "/api/v1/creator/unlocked", token: token)
+            let (_, pageB) = try await ServerLifecycleTests.call(client, .GET, urlB + "/api/v1/creator/unlocked", token: token)
+            #expect(Self.content(pageA) == Self.content(pageB), "\(name)")
+            #expect((pageA["profiles"] as? [Any])?.count == 4, "\(name)")
+        }
+        #expect(try await a.terminate() == 0)
+        #expect(try await b.terminate() == 0)
+    }
+
+    @Test func postgresStoppedUnderLoadDegradesThenRecoversWithoutLossOrDuplicates() async throws {
+        let script = try Self.environment("TALLY_TEST_POSTGRES_SCRIPT")
+        let root = try Self.temporaryRoot("outage")
+        let pgDir = root + "/pg"
+        let port = 56_000 + Int.random(in: 0..<2_000)
+        defer {
+            _ = try? runScript(script, ["destroy", pgDir])
+            try? FileManager.default.removeItem(atPath: root)
+        }
+        let url = try runScript(script, ["start", pgDir, "\(port)"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let authority = try await TokenAuthority.hs256(secret: ServerLifecycleTests.secret)
+        let admin = try await authority.mint(subject: "root", role: .admin)
+        let user = try await authority.mint(subject: "dora", role: .user)
+        let server = try Server(dataDir: root + "/data", logDir: root, run: 1, store: url, environment: ["TALLY_COMMAND_TIMEOUT_MS": "1000"])
+        do {
+            try await Self.outage(server: server, script: script, pgDir: pgDir, port: port, url: url, admin: admin, user: user)
+        } catch {
+            Issue.record("server log:\n\(server.stderr.suffix(4_000))")
+            throw error
+        }
+    }
+
+    static func outage(server: Server, script: String, pgDir: String, port: Int, url: String, admin: String, user: String) async throws {
+        let client = HTTPClient.shared
+        let api = try await server.url()
+        let total = 60
+        #expect(try await Self.call(client, .POST, api + "/api/v1/credits/grant", admin, #"{"user":"dora","amount":\#(total),"reason":"t"}"#) == 200)
+
+        // The client: unlock creator.i with key k-i, retrying the same key until it succeeds.
+        let refused = Atomic(0)
+        let acknowledged = Atomic(0)
+        let load = Task {
+            for i in 0..<total {
+                while true {
+                    let status = (try? await Self.call(client, .POST, api + "/api/v1/creator/unlock/creator.\(i)", user, nil, key: "k-\(i)")) ?? 0
+                    if status == 200 { break }
+                    #expect(status == 503 || status == 0, "unlock \(i) got \(status)")
+                    refused.add(1, ordering: .relaxed)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                acknowledged.add(1, ordering: .relaxed)
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        while acknowledged.load(ordering: .relaxed) < 10 { try await Task.sleep(for: .milliseconds(20)) }
+        _ = try runScript(script, ["stop", pgDir])
+        // Reads keep answering from the last views, marked with the store's state.
+        var sawUnavailable = false
+        for _ in 0..<100 {
+            let (status, stats) = try await ServerLifecycleTests.call(client, .GET, api + "/api/v1/system/stats", token: admin)
+            #expect(status == 200)
+            if (stats["freshness"] as? [String: Any])?["state"] as? String == "storeUnavailable" {
+                sawUnavailable = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(sawUnavailable, "the views never reported storeUnavailable while PostgreSQL was down")
+        let before = refused.load(ordering: .relaxed)
+        while refused.load(ordering: .relaxed) < before + 3 { try await Task.sleep(for: .milliseconds(50)) }
+        _ = try runScript(script, ["start", pgDir, "\(port)"])
+        try await load.value
+        #expect(refused.load(ordering: .relaxed) > 0)
+
+        // Every acknowledged unlock is in the log exactly once.
+        let store = try PostgresLog(url: url, options: .init(readOnly: true))
+        var unlocked: [String: Int] = [:]
+        for try await event in store.read(from: 1) where event.type == "ProfileUnlocked" {
+            unlocked[event.idempotencyKey ?? "?", default: 0] += 1
+        }
+        let report = try await store.verify()
+        await store.close()
+        #expect(report.intact)
+        #expect(unlocked.count == total && unlocked.values.allSatisfy { $0 == 1 }, "\(unlocked.filter { $0.value != 1 })")
+        var recovered = false
+        for _ in 0..<200 {
+            let (_, stats) = try await ServerLifecycleTests.call(client, .GET, api + "/api/v1/system/stats", token: admin)
+            if (stats["unlocks"] as? [String: Any])?["total"] as? Int == total,
+               (stats["freshness"] as? [String: Any])?["state"] as? String == "live" {
+                recovered = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(recovered, "the views did not come back live with all \(total) unlocks")
+        #expect(try await server.terminate() == 0)
+    }
+
+    static func call(_ client: HTTPClient, _ method: HTTPMethod, _ url: String, _ token: String, _ body: String? = nil, key: String? = nil) async throws -> Int {
+        try await ServerLifecycleTests.call(client, method, url, token: token, body: body, headers: key.map { [("Idempotency-Key", $0)] } ?? []).0
+    }
+}
+
+/// Runs the test PostgreSQL script; returns its stdout, throws with its exit status on
+/// failure (its stderr goes to the test's). popen/pclose rather than Foundation's `Process`,
+/// whose exit detection never fired here for a script whose child (the server) lives on.
+func runScript(_ script: String, _ arguments: [String]) throws -> String {
+    let command = ([script] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+    guard let pipe = popen(command, "r") else { throw ServerLifecycleTests.LifecycleFailure("cannot run \(command)") }
+    var output: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, pipe)
+        if n <= 0 { break }
+        output.append(contentsOf: buffer[0..<n])
+    }
+    let status = pclose(pipe)
+    guard status == 0 else { throw ServerLifecycleTests.LifecycleFailure("\(command) exited with status \(status)") }
+    return String(decoding: output, as: UTF8.self)
+}
