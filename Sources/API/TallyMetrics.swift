@@ -20,6 +20,7 @@ public final class TallyMetrics: Sendable {
         let head = hub.knownHead
         gauge("tally_log_head_position").set(Double(head))
         if let log = hub.store as? FileLog { renderFileLog(log.statistics()) }
+        if let log = hub.store as? PostgresLog { renderPostgresLog(log.statistics()) }
         for (name, position, state) in [
             (SystemStatsProjection.name, hub.stats.current.position, hub.stats.state),
             (UnlockedProfilesProjection.name, hub.unlocked.current.position, hub.unlocked.state),
@@ -56,6 +57,21 @@ public final class TallyMetrics: Sendable {
         if statistics.batches > 0 {
             gauge("tally_log_events_per_batch")
                 .set(Double(statistics.events) / Double(statistics.batches))
+        }
+    }
+
+    /// This process's PostgreSQL writer: group commits, their latency, failures, reconnects.
+    private func renderPostgresLog(_ statistics: PostgresLog.Statistics) {
+        gauge("tally_log_transactions").set(Double(statistics.transactions))
+        gauge("tally_log_events").set(Double(statistics.events))
+        gauge("tally_log_failed_transactions").set(Double(statistics.failedTransactions))
+        gauge("tally_log_reconnects").set(Double(statistics.reconnects))
+        let commits = statistics.recentCommitNanoseconds.sorted()
+        if !commits.isEmpty {
+            for (quantile, label) in [(0.5, "0.5"), (0.99, "0.99")] {
+                let value = commits[min(commits.count - 1, Int(Double(commits.count) * quantile))]
+                gauge("tally_log_commit_seconds", labels: [("quantile", label)]).set(Double(value) / 1e9)
+            }
         }
     }
 }

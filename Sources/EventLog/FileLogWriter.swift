@@ -26,8 +26,7 @@ public struct WrongExpectedVersion: Error, Sendable, Hashable {
 /// `never` the batch is published as soon as it is written.
 final class FileLogWriter: @unchecked Sendable {
     private struct Queue {
-        var items: [PendingAppend] = []
-        var closing = false
+        var pending = PendingQueue()
         var finished = false
         var shutdownWaiters: [CheckedContinuation<Void, any Error>] = []
         var closeError: EventLogError?
@@ -84,20 +83,9 @@ final class FileLogWriter: @unchecked Sendable {
     }
 
     func submit(_ pending: PendingAppend) async throws -> AppendResult {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
-            var pending = pending
-            pending.continuation = continuation
-            let outcome: Bool? = queue.withLock { q in
-                if q.closing { return nil }
-                q.items.append(pending)
-                return q.items.count == 1
-            }
-            switch outcome {
-            case nil: continuation.resume(throwing: EventLogError(.closed, "the log at \(core.directory) is closed; reopen it to append"))
-            case true?: wakeup.signal()
-            case false?: break
-            }
-        }
+        try await submitPending(
+            pending, wakeup: wakeup, closed: EventLogError(.closed, "the log at \(core.directory) is closed; reopen it to append")
+        ) { pending in queue.withLock { $0.pending.enqueue(pending) } }
     }
 
     /// Drains the queue, syncs and closes the active segment, then returns.
@@ -105,7 +93,7 @@ final class FileLogWriter: @unchecked Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let done: EventLogError?? = queue.withLock { q in
                 if q.finished { return .some(q.closeError) }
-                q.closing = true
+                q.pending.closing = true
                 q.shutdownWaiters.append(continuation)
                 return .none
             }
@@ -118,7 +106,7 @@ final class FileLogWriter: @unchecked Sendable {
     }
 
     func requestShutdown() {
-        queue.withLock { $0.closing = true }
+        queue.withLock { $0.pending.closing = true }
         wakeup.signal()
     }
 
@@ -148,20 +136,7 @@ final class FileLogWriter: @unchecked Sendable {
     /// Takes queued appends up to the batch bounds, in arrival order.
     private func takeGroup() -> ([PendingAppend], Bool) {
         queue.withLock { q in
-            var bytes = 0
-            var events = 0
-            var taken = 0
-            for item in q.items {
-                if taken > 0 && (bytes + item.estimatedBytes > EventLimits.maxBatchBytes || events + item.eventCount > EventLimits.maxBatchEvents) {
-                    break
-                }
-                bytes += item.estimatedBytes
-                events += item.eventCount
-                taken += 1
-            }
-            let group = Array(q.items[0..<taken])
-            q.items.removeFirst(taken)
-            return (group, q.closing)
+            (q.pending.take(maxBytes: EventLimits.maxBatchBytes, maxEvents: EventLimits.maxBatchEvents), q.pending.closing)
         }
     }
 
@@ -432,8 +407,8 @@ final class FileLogWriter: @unchecked Sendable {
             q.closeError = closeError
             let waiters = q.shutdownWaiters
             q.shutdownWaiters = []
-            let leftovers = q.items
-            q.items = []
+            let leftovers = q.pending.items
+            q.pending.items = []
             return (waiters, leftovers)
         }
         for pending in leftovers {

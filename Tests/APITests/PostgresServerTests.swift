@@ -193,6 +193,11 @@ import Glibc
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(recovered, "the views did not come back live with all \(total) unlocks")
+        // The writer's reconnection shows in /metrics.
+        let metrics = try await client.execute(HTTPClientRequest(url: api + "/metrics"), timeout: .seconds(10))
+        let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+        let reconnects = text.split(separator: "\n").first { $0.hasPrefix("tally_log_reconnects ") }
+        #expect(reconnects.flatMap { Double($0.split(separator: " ").last!) }.map { $0 >= 1 } == true, "\(reconnects ?? "no tally_log_reconnects")")
         #expect(try await server.terminate() == 0)
     }
 

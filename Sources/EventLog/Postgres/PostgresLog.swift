@@ -30,7 +30,7 @@ public final class PostgresLog: EventStore, Sendable {
         public var events = 0
         public var failedTransactions = 0
         /// Connections made after the first (PostgreSQL restarts, network breaks).
-        public var reconnects = -1
+        public var reconnects = 0
         /// Durations of the most recent group commits (up to 4,096), in nanoseconds.
         public var recentCommitNanoseconds: [UInt64] = []
 

@@ -12,8 +12,7 @@ import Synchronization
 /// transaction leaves no gap because its head update rolls back with it.
 final class PostgresWriter: @unchecked Sendable {
     private struct Queue {
-        var items: [PendingAppend] = []
-        var closing = false
+        var pending = PendingQueue()
         var finished = false
         var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -48,20 +47,9 @@ final class PostgresWriter: @unchecked Sendable {
     }
 
     func submit(_ pending: PendingAppend) async throws -> AppendResult {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
-            var pending = pending
-            pending.continuation = continuation
-            let outcome: Bool? = queue.withLock { q in
-                if q.closing { return nil }
-                q.items.append(pending)
-                return q.items.count == 1
-            }
-            switch outcome {
-            case nil: continuation.resume(throwing: EventLogError(.closed, "the PostgreSQL log is closed; open it again to append"))
-            case true?: wakeup.signal()
-            case false?: break
-            }
-        }
+        try await submitPending(
+            pending, wakeup: wakeup, closed: EventLogError(.closed, "the PostgreSQL log is closed; open it again to append")
+        ) { pending in queue.withLock { $0.pending.enqueue(pending) } }
     }
 
     /// Commits what is queued, then stops the thread and closes the connection.
@@ -69,7 +57,7 @@ final class PostgresWriter: @unchecked Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = queue.withLock { q in
                 if q.finished { return true }
-                q.closing = true
+                q.pending.closing = true
                 q.shutdownWaiters.append(continuation)
                 return false
             }
@@ -78,7 +66,7 @@ final class PostgresWriter: @unchecked Sendable {
     }
 
     func requestShutdown() {
-        queue.withLock { $0.closing = true }
+        queue.withLock { $0.pending.closing = true }
         wakeup.signal()
     }
 
@@ -103,20 +91,7 @@ final class PostgresWriter: @unchecked Sendable {
     }
 
     private func takeGroup() -> ([PendingAppend], Bool) {
-        queue.withLock { q in
-            var bytes = 0
-            var events = 0
-            var taken = 0
-            for item in q.items {
-                if taken > 0 && (bytes + item.estimatedBytes > Self.maxGroupBytes || events + item.eventCount > Self.maxGroupEvents) { break }
-                bytes += item.estimatedBytes
-                events += item.eventCount
-                taken += 1
-            }
-            let group = Array(q.items[0..<taken])
-            q.items.removeFirst(taken)
-            return (group, q.closing)
-        }
+        queue.withLock { q in (q.pending.take(maxBytes: Self.maxGroupBytes, maxEvents: Self.maxGroupEvents), q.pending.closing) }
     }
 
     /// The connection, reconnecting with exponential backoff (50 ms doubling to 2 s): while
