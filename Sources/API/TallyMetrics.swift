@@ -46,14 +46,7 @@ public final class TallyMetrics: Sendable {
         gauge("tally_log_events").set(Double(statistics.events))
         gauge("tally_log_fsyncs").set(Double(statistics.fsyncs))
         gauge("tally_log_bytes").set(Double(statistics.bytesOnDisk))
-        let fsyncs = statistics.recentFsyncNanoseconds.sorted()
-        if !fsyncs.isEmpty {
-            for (quantile, label) in [(0.5, "0.5"), (0.99, "0.99")] {
-                let value = fsyncs[min(fsyncs.count - 1, Int(Double(fsyncs.count) * quantile))]
-                gauge("tally_log_fsync_seconds", labels: [("quantile", label)])
-                    .set(Double(value) / 1e9)
-            }
-        }
+        quantiles("tally_log_fsync_seconds", nanoseconds: statistics.recentFsyncNanoseconds)
         if statistics.batches > 0 {
             gauge("tally_log_events_per_batch")
                 .set(Double(statistics.events) / Double(statistics.batches))
@@ -66,12 +59,16 @@ public final class TallyMetrics: Sendable {
         gauge("tally_log_events").set(Double(statistics.events))
         gauge("tally_log_failed_transactions").set(Double(statistics.failedTransactions))
         gauge("tally_log_reconnects").set(Double(statistics.reconnects))
-        let commits = statistics.recentCommitNanoseconds.sorted()
-        if !commits.isEmpty {
-            for (quantile, label) in [(0.5, "0.5"), (0.99, "0.99")] {
-                let value = commits[min(commits.count - 1, Int(Double(commits.count) * quantile))]
-                gauge("tally_log_commit_seconds", labels: [("quantile", label)]).set(Double(value) / 1e9)
-            }
+        quantiles("tally_log_commit_seconds", nanoseconds: statistics.recentCommitNanoseconds)
+    }
+
+    /// The median and p99 of recent durations, in seconds.
+    private func quantiles(_ name: String, nanoseconds: [UInt64]) {
+        let sorted = nanoseconds.sorted()
+        guard !sorted.isEmpty else { return }
+        for (quantile, label) in [(0.5, "0.5"), (0.99, "0.99")] {
+            let value = sorted[min(sorted.count - 1, Int(Double(sorted.count) * quantile))]
+            gauge(name, labels: [("quantile", label)]).set(Double(value) / 1e9)
         }
     }
 }
