@@ -26,12 +26,12 @@ import Glibc
         return value
     }
 
-    /// A fresh database on the server `make test` started; returns its URL.
-    static func freshDatabase(_ base: String, _ label: String) throws -> String {
+    /// A fresh database on the server `make test` started: its URL and its name.
+    static func freshDatabase(_ base: String, _ label: String) throws -> (url: String, name: String) {
         let name = "t_\(label)_\(UInt32.random(in: 0...UInt32.max))"
         try PGConnection(url: base).execute("CREATE DATABASE \(name)")
         guard let slash = base.lastIndex(of: "/") else { throw ServerLifecycleTests.LifecycleFailure("odd URL \(base)") }
-        return String(base[...slash]) + name
+        return (String(base[...slash]) + name, name)
     }
 
     static func temporaryRoot(_ label: String) throws -> String {
@@ -50,9 +50,13 @@ import Glibc
     static func position(_ body: [String: Any]) -> Int { (body["freshness"] as? [String: Any])?["position"] as? Int ?? -1 }
 
     @Test func twoServersOnOnePostgresConvergeToTheSameViews() async throws {
-        let url = try Self.freshDatabase(try Self.environment("TALLY_TEST_POSTGRES_URL"), "converge")
+        let base = try Self.environment("TALLY_TEST_POSTGRES_URL")
+        let (url, database) = try Self.freshDatabase(base, "converge")
         let root = try Self.temporaryRoot("converge")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer {
+            try? FileManager.default.removeItem(atPath: root)
+            try? PGConnection(url: base).execute("DROP DATABASE IF EXISTS \(database) WITH (FORCE)")
+        }
         let authority = try await TokenAuthority.hs256(secret: ServerLifecycleTests.secret)
         let admin = try await authority.mint(subject: "root", role: .admin)
         let client = HTTPClient.shared

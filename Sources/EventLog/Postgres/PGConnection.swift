@@ -174,8 +174,7 @@ final class PGConnection {
 
     /// Streams `data` (PostgreSQL binary COPY format) into `COPY ... FROM STDIN`.
     func copyIn(_ sql: String, data: [UInt8]) throws {
-        let started = try check(PQexec(connection, sql), sql, expectCopyIn: true)
-        _ = started
+        _ = try check(PQexec(connection, sql), sql, expectCopyIn: true)
         var offset = 0
         while offset < data.count {
             let chunk = min(1 << 20, data.count - offset)

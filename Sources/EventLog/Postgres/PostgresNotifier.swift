@@ -25,7 +25,6 @@ final class PostgresNotifier: Sendable {
         var cancelled: Set<Int> = []
         var nextID = 0
         var closing = false
-        var closed = false
     }
 
     static let pollInterval: UInt64 = 250_000_000
@@ -131,6 +130,5 @@ final class PostgresNotifier: Sendable {
             let due = state.withLock { takeReady(&$0, now: now) }
             for waiter in due { waiter.resume(returning: true) }
         }
-        state.withLock { $0.closed = true }
     }
 }
