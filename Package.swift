@@ -110,22 +110,39 @@ let package = Package(
             dependencies: [
                 "EventLog",
                 "Events",
-                "Commands",
                 "Projections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/replay",
             swiftSettings: swiftSettings
         ),
+        // What every test suite shares: the fixture built on the composition root, the
+        // fault-injecting store, temporary directories, waiting with a deadline, built binaries.
+        .target(
+            name: "TallyTestSupport",
+            dependencies: [
+                "API",
+                "Commands",
+                "EventLog",
+                "Projections",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TallyTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EventLogTests",
-            dependencies: ["EventLog", "replay"],
+            dependencies: ["EventLog", "TallyTestSupport", "replay"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "APITests",
             dependencies: [
                 "API",
+                "TallyTestSupport",
+                "Server",
                 "EventLog",
                 "Events",
                 "Commands",
@@ -138,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DomainTests",
-            dependencies: ["EventLog", "Events", "Commands", "Projections", "replay"],
+            dependencies: ["EventLog", "Events", "Commands", "Projections", "TallyTestSupport", "replay"],
             swiftSettings: swiftSettings
         ),
     ]

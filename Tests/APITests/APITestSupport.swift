@@ -6,86 +6,17 @@ import Hummingbird
 import HTTPTypes
 import HummingbirdTesting
 import Projections
+import TallyTestSupport
 import Testing
 
-/// One API over a fresh log in a temporary directory: the hub with its runners, the
-/// command service, an HS256 authority and a token for each role.
-struct APIFixture: Sendable {
-    static let secret = "tally-api-tests-secret-0123456789abcdef-not-for-production"
+/// The fixture and `withAPI` are TallyTestSupport's, built on the composition root.
 
-    let directory: String
-    let log: FileLog
-    let hub: ViewHub<FileLog>
-    let commands: CommandService<FileLog>
-    let authority: TokenAuthority
-    let api: TallyAPI<FileLog>
-
-    /// Subjects of the tokens below.
-    static let alice = "alice"
-    static let bob = "bob"
-
-    let aliceToken: String
-    let bobToken: String
-    let serviceToken: String
-    let adminToken: String
-    let auditorToken: String
-
-    init(consistencyWait: Duration, label: String) async throws {
-        let safe = label.filter { $0.isLetter || $0.isNumber }.prefix(40)
-        directory = FileManager.default.temporaryDirectory.path + "/tally-api-\(safe)-\(UUID().uuidString)"
-        log = try FileLog(directory: directory + "/log", options: .init(fsync: .never))
-        hub = ViewHub(store: log, snapshots: nil, consistencyWait: consistencyWait)
-        commands = CommandService(store: log, unlockCost: 1)
-        authority = try await TokenAuthority.hs256(secret: Self.secret)
-        api = TallyAPI(hub: hub, commands: commands, authority: authority)
-        aliceToken = try await authority.mint(subject: Self.alice, role: .user)
-        bobToken = try await authority.mint(subject: Self.bob, role: .user)
-        serviceToken = try await authority.mint(subject: "scraper-1", role: .service)
-        adminToken = try await authority.mint(subject: "ops", role: .admin)
-        auditorToken = try await authority.mint(subject: "audit", role: .auditor)
-    }
-
-    /// Starts the three projection runners; cancel the returned tasks to stop them.
-    func startRunners() -> [Task<Void, Never>] {
-        let hub = self.hub
-        return [
-            Task { try? await hub.stats.run() },
-            Task { try? await hub.unlocked.run() },
-            Task { try? await hub.metrics.run() },
-        ]
-    }
-
-    var head: LogPosition { log.currentHead().position }
-
-    func remove() async {
-        try? await log.close()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-}
-
-/// Runs `body` against the API through `setup` (the router by default), with the runners
-/// started unless `startRunners` is false; stops them and removes the data dir afterwards.
-func withAPI(
-    _ setup: TestingSetup = .router,
-    consistencyWait: Duration = .milliseconds(200),
-    startRunners: Bool = true,
-    label: String = #function,
-    _ body: @Sendable (APIFixture, any TestClientProtocol) async throws -> Void
-) async throws {
-    let fixture = try await APIFixture(consistencyWait: consistencyWait, label: label)
-    let runners = startRunners ? fixture.startRunners() : []
-    let app = Application(router: fixture.api.makeRouter())
-    do {
-        try await app.test(setup) { client in try await body(fixture, client) }
-    } catch {
-        for runner in runners { runner.cancel() }
-        for runner in runners { await runner.value }
-        await fixture.remove()
-        throw error
-    }
-    for runner in runners { runner.cancel() }
-    for runner in runners { await runner.value }
-    await fixture.remove()
+/// The operations tests' server: a breaker that opens after 3 failures and stays open for
+/// far longer than a test, a 300 ms consistency wait.
+@Sendable func opsConfiguration(_ configuration: inout TallyConfiguration) {
+    configuration.consistencyWait = .milliseconds(300)
+    configuration.breakerFailureThreshold = 3
+    configuration.breakerOpenDuration = .seconds(30)
 }
 
 // MARK: - Requests

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
+import TallyTestSupport
 import Testing
 
 /// Claims as an attacker or a misconfigured issuer might sign them, with the right secret.

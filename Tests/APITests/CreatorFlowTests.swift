@@ -2,6 +2,7 @@ import API
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import TallyTestSupport
 import Testing
 
 @Suite("Creator flow: credits, search, unlock, unlocked list")

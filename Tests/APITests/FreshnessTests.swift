@@ -5,6 +5,7 @@ import Events
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import TallyTestSupport
 import Testing
 
 @Suite("Freshness, read-your-writes and cold views")

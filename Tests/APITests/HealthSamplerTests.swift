@@ -1,13 +1,14 @@
 import EventLog
 import EventLog
 import Events
+import TallyTestSupport
 import Testing
 @testable import API
 
 /// The server samples its own health and appends it to the log.
-@Suite struct HealthSamplerTests {
+@Suite(.timeLimit(.minutes(1))) struct HealthSamplerTests {
     @Test func samplesAreBoundedAndAppended() async throws {
-        try await withOpsFixture { fixture in
+        try await withTallyFixture { fixture in
             let sampler = HealthSampler(api: fixture.api, dataDirectory: fixture.directory, interval: .milliseconds(50))
             let sample = sampler.measure(cpuPercent: 12.5)
             #expect(sample.component == HealthSampler<FileLog>.component)
@@ -17,14 +18,11 @@ import Testing
             #expect(try DomainEvent.healthSampled(sample).validated() == .healthSampled(sample))
 
             let running = Task { try await sampler.run() }
-            var appended = 0
-            for _ in 0..<100 where appended < 2 {
-                try await Task.sleep(for: .milliseconds(20))
-                appended = try await fixture.log.readStream("health-" + HealthSampler<FileLog>.component).count
-            }
+            let stream = "health-" + HealthSampler<FileLog>.component
+            let appended = try await eventually { try await fixture.log.readStream(stream).count >= 2 }
             running.cancel()
             _ = try? await running.value
-            #expect(appended >= 2)
+            #expect(appended, "two samples appended")
         }
     }
 }

@@ -1,12 +1,13 @@
 import Foundation
 import Hummingbird
+import TallyTestSupport
 import Testing
 @testable import API
 
 /// `/openapi.json` must describe exactly the routes the router serves.
 @Suite struct OpenAPIDocumentTests {
     @Test func theDocumentListsExactlyTheRouterRoutes() async throws {
-        try await withOpsFixture { fixture in
+        try await withTallyFixture { fixture in
             let router = fixture.api.makeRouter()
             let served = Set(router.routes.map { "\($0.method.rawValue) \($0.path.description)" })
             let documented = Set(OpenAPIDocument.operations.map { "\($0.method) \($0.path)" })

@@ -4,6 +4,7 @@ import Events
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import TallyTestSupport
 import Testing
 @testable import API
 
@@ -15,7 +16,7 @@ import Testing
     }
 
     @Test func adminAndAuditorRoutesAnswerFromTheLogAndViews() async throws {
-        try await withOpsFixture { fixture in
+        try await withTallyFixture(configure: opsConfiguration) { fixture in
             let admin = try await fixture.token(.admin, "ops")
             let auditor = try await fixture.token(.auditor, "audit")
             let service = try await fixture.token(.service, "worker")
@@ -98,7 +99,7 @@ import Testing
     }
 
     @Test func corsPreflightAndTheMetricsToken() async throws {
-        try await withOpsFixture { fixture in
+        try await withTallyFixture(configure: opsConfiguration) { fixture in
             let api = TallyAPI(hub: fixture.hub, commands: fixture.api.commands, authority: fixture.api.authority,
                                corsOrigins: ["https://app.example"], metrics: TallyMetrics(token: "scrape-me"))
             let app = Application(router: api.makeRouter())

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import TallyTestSupport
 import Testing
 @testable import API
 @testable import EventLog
@@ -14,12 +15,12 @@ import Glibc
 /// Real `tally-server` processes on a real PostgreSQL log: two servers sharing one
 /// database converge; a PostgreSQL stopped under load degrades and recovers without losing
 /// or duplicating an acknowledged command.
-@Suite(.serialized) struct PostgresServerTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct PostgresServerTests {
     typealias Server = ServerLifecycleTests.ServerProcess
 
     static func environment(_ name: String) throws -> String {
         guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-            throw ServerLifecycleTests.LifecycleFailure(
+            throw TestFailure(
                 "\(name) is not set: run `make test`, or `make pg-test-start` and export what it prints"
             )
         }
@@ -30,15 +31,11 @@ import Glibc
     static func freshDatabase(_ base: String, _ label: String) throws -> (url: String, name: String) {
         let name = "t_\(label)_\(UInt32.random(in: 0...UInt32.max))"
         try PGConnection(url: base).execute("CREATE DATABASE \(name)")
-        guard let slash = base.lastIndex(of: "/") else { throw ServerLifecycleTests.LifecycleFailure("odd URL \(base)") }
+        guard let slash = base.lastIndex(of: "/") else { throw TestFailure("odd URL \(base)") }
         return (String(base[...slash]) + name, name)
     }
 
-    static func temporaryRoot(_ label: String) throws -> String {
-        let root = FileManager.default.temporaryDirectory.path + "/tally-\(label)-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        return root
-    }
+    static func temporaryRoot(_ label: String) throws -> String { try makeTemporaryDirectory(label) }
 
     static func content(_ body: [String: Any]) -> NSDictionary {
         var body = body
@@ -86,19 +83,14 @@ import Glibc
         let head = Int(try await store.head().position)
         await store.close()
         #expect(head > 0)
-        var converged = false
         var last: ([String: Any], [String: Any]) = ([:], [:])
-        for _ in 0..<200 {
+        let converged = try await eventually(poll: .milliseconds(50)) {
             let (_, statsA) = try await ServerLifecycleTests.call(client, .GET, urlA + "/api/v1/system/stats", token: admin)
             let (_, statsB) = try await ServerLifecycleTests.call(client, .GET, urlB + "/api/v1/system/stats", token: admin)
             last = (statsA, statsB)
-            if Self.position(statsA) == head, Self.position(statsB) == head {
-                converged = true
-                #expect(Self.content(statsA) == Self.content(statsB))
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
+            return Self.position(statsA) == head && Self.position(statsB) == head
         }
+        #expect(Self.content(last.0) == Self.content(last.1))
         #expect(converged, "views did not both reach \(head): \(Self.position(last.0)) and \(Self.position(last.1))")
         let unlocks = (last.0["unlocks"] as? [String: Any])?["total"] as? Int
         #expect(unlocks == 3 * 4, "each user unlocked 4 distinct creators (repeats are free)")
@@ -156,22 +148,17 @@ import Glibc
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        while acknowledged.load(ordering: .relaxed) < 10 { try await Task.sleep(for: .milliseconds(20)) }
+        try await waitUntil("10 unlocks acknowledged") { acknowledged.load(ordering: .relaxed) >= 10 }
         _ = try runScript(script, ["stop", pgDir])
         // Reads keep answering from the last views, marked with the store's state.
-        var sawUnavailable = false
-        for _ in 0..<100 {
+        let sawUnavailable = try await eventually(poll: .milliseconds(100)) {
             let (status, stats) = try await ServerLifecycleTests.call(client, .GET, api + "/api/v1/system/stats", token: admin)
             #expect(status == 200)
-            if (stats["freshness"] as? [String: Any])?["state"] as? String == "storeUnavailable" {
-                sawUnavailable = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(100))
+            return (stats["freshness"] as? [String: Any])?["state"] as? String == "storeUnavailable"
         }
         #expect(sawUnavailable, "the views never reported storeUnavailable while PostgreSQL was down")
         let before = refused.load(ordering: .relaxed)
-        while refused.load(ordering: .relaxed) < before + 3 { try await Task.sleep(for: .milliseconds(50)) }
+        try await waitUntil("3 more unlocks refused while PostgreSQL is down") { refused.load(ordering: .relaxed) >= before + 3 }
         _ = try runScript(script, ["start", pgDir, "\(port)"])
         try await load.value
         #expect(refused.load(ordering: .relaxed) > 0)
@@ -186,15 +173,10 @@ import Glibc
         await store.close()
         #expect(report.intact)
         #expect(unlocked.count == total && unlocked.values.allSatisfy { $0 == 1 }, "\(unlocked.filter { $0.value != 1 })")
-        var recovered = false
-        for _ in 0..<200 {
+        let recovered = try await eventually(poll: .milliseconds(50)) {
             let (_, stats) = try await ServerLifecycleTests.call(client, .GET, api + "/api/v1/system/stats", token: admin)
-            if (stats["unlocks"] as? [String: Any])?["total"] as? Int == total,
-               (stats["freshness"] as? [String: Any])?["state"] as? String == "live" {
-                recovered = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
+            return (stats["unlocks"] as? [String: Any])?["total"] as? Int == total
+                && (stats["freshness"] as? [String: Any])?["state"] as? String == "live"
         }
         #expect(recovered, "the views did not come back live with all \(total) unlocks")
         // The writer's reconnection shows in /metrics.
@@ -215,7 +197,7 @@ import Glibc
 /// whose exit detection never fired here for a script whose child (the server) lives on.
 func runScript(_ script: String, _ arguments: [String]) throws -> String {
     let command = ([script] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-    guard let pipe = popen(command, "r") else { throw ServerLifecycleTests.LifecycleFailure("cannot run \(command)") }
+    guard let pipe = popen(command, "r") else { throw TestFailure("cannot run \(command)") }
     var output: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
@@ -224,6 +206,6 @@ func runScript(_ script: String, _ arguments: [String]) throws -> String {
         output.append(contentsOf: buffer[0..<n])
     }
     let status = pclose(pipe)
-    guard status == 0 else { throw ServerLifecycleTests.LifecycleFailure("\(command) exited with status \(status)") }
+    guard status == 0 else { throw TestFailure("\(command) exited with status \(status)") }
     return String(decoding: output, as: UTF8.self)
 }

@@ -2,6 +2,7 @@ import API
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import TallyTestSupport
 import Testing
 
 @Suite("Worker reports: batches, validation, bounds")

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import TallyTestSupport
 import Testing
 @testable import API
 
@@ -11,7 +12,7 @@ import Glibc
 
 /// The real `tally-server` process: start, serve over a socket, SIGTERM (snapshots written,
 /// log closed, exit 0), restart from the snapshots with the same views.
-@Suite(.serialized) struct ServerLifecycleTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ServerLifecycleTests {
     static let secret = "lifecycle-secret-0123456789abcdef01234567"
 
     final class ServerProcess {
@@ -24,7 +25,9 @@ import Glibc
             stderrPath = logDir + "/stderr-\(run).log"
             _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: try Self.binary())
-            process.arguments = ["serve", "--data-dir", dataDir, "--port", "0"]
+            // No health samples during the test: its positions count only the test's commands,
+            // however slow the machine.
+            process.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--health-interval-s", "86400"]
                 + (store.map { ["--store", $0, "--fsync", "always"] } ?? ["--fsync", "never"])
             process.environment = ["TALLY_JWT_SECRET": ServerLifecycleTests.secret, "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
@@ -36,45 +39,25 @@ import Glibc
 
         /// The URL the server logged once listening.
         func url() async throws -> String {
-            for _ in 0..<600 {
-                if let range = stderr.range(of: #"url=http://[0-9.]+:[0-9]+"#, options: .regularExpression) {
-                    return String(stderr[range].dropFirst(4))
-                }
-                try await Task.sleep(for: .milliseconds(50))
+            var url: String?
+            let reported = await eventually(timeout: .seconds(30), poll: .milliseconds(50)) {
+                url = stderr.range(of: #"url=http://[0-9.]+:[0-9]+"#, options: .regularExpression).map { String(stderr[$0].dropFirst(4)) }
+                return url != nil
             }
-            throw LifecycleFailure("the server did not report its URL: \(stderr)")
+            guard reported, let url else { throw TestFailure("the server did not report its URL: \(stderr)") }
+            return url
         }
 
         func terminate() async throws -> Int32 {
             kill(process.processIdentifier, SIGTERM)
-            for _ in 0..<400 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-            if process.isRunning {
+            if !(await eventually(poll: .milliseconds(50)) { !process.isRunning }) {
                 process.terminate()
-                throw LifecycleFailure("the server did not stop within 20 s of SIGTERM: \(stderr)")
+                throw TestFailure("the server did not stop within 20 s of SIGTERM: \(stderr)")
             }
             return process.terminationStatus
         }
 
-        static func binary() throws -> String {
-            var candidates: [String] = []
-            if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-                var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
-                for _ in 0..<4 {
-                    candidates.append(directory.appendingPathComponent("tally-server").path)
-                    directory = directory.deletingLastPathComponent()
-                }
-            }
-            candidates.append(FileManager.default.currentDirectoryPath + "/.build/debug/tally-server")
-            guard let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-                throw LifecycleFailure("no tally-server binary in \(candidates)")
-            }
-            return found
-        }
-    }
-
-    struct LifecycleFailure: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
+        static func binary() throws -> String { try builtProduct("tally-server") }
     }
 
     static func call(
@@ -92,8 +75,7 @@ import Glibc
     }
 
     @Test func serveStopAndRestartFromSnapshots() async throws {
-        let root = FileManager.default.temporaryDirectory.path + "/tally-lifecycle-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let root = try makeTemporaryDirectory("lifecycle")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let authority = try await TokenAuthority.hs256(secret: Self.secret)
         let admin = try await authority.mint(subject: "root", role: .admin)

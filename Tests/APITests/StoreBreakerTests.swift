@@ -4,6 +4,7 @@ import Events
 import Hummingbird
 import HummingbirdTesting
 import Synchronization
+import TallyTestSupport
 import Testing
 @testable import API
 
@@ -74,7 +75,7 @@ import Testing
 
     /// Against a real log that closes: commands get 503s, the breaker opens, reads still answer.
     @Test func aClosedStoreOpensTheBreakerWhileViewsStillAnswer() async throws {
-        try await withOpsFixture { fixture in
+        try await withTallyFixture(configure: opsConfiguration) { fixture in
             let user = try await fixture.token(.user, "alice")
             let app = Application(router: fixture.api.makeRouter())
             try await app.test(.router) { client in

@@ -3,6 +3,7 @@ import EventLog
 import Events
 import Foundation
 import Synchronization
+import TallyTestSupport
 import Testing
 
 // Helpers of CommandTests: a real FileLog in a temporary directory, a CommandService over
@@ -15,7 +16,7 @@ struct CommandTestLog {
     let log: FileLog
 
     init(fsync: FsyncPolicy = .never) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("tally-commands-\(UUID().uuidString)")
+        directory = URL(fileURLWithPath: try makeTemporaryDirectory("commands"))
         log = try FileLog(directory: directory.path, options: FileLog.Options(fsync: fsync))
     }
 

@@ -1,5 +1,6 @@
 import EventLog
 import Events
+import TallyTestSupport
 import Testing
 @testable import replay
 
@@ -156,13 +157,13 @@ extension SplitMix64 {
 
     @Test func usernamesAreNormalisedToLowercase() throws {
         let searched = try DomainEvent.creatorSearched(CreatorSearched(user: "1", username: "Fit.BayANN", servedFrom: .cache, durationMs: 1, found: true)).validated()
-        guard case .creatorSearched(let s) = searched else { throw CodecTestFailure("type changed") }
+        guard case .creatorSearched(let s) = searched else { throw TestFailure("type changed") }
         #expect(s.username == "fit.bayann")
         #expect(searched.stream == "user-1")
         let refreshed = try DomainEvent.profileRefreshed(ProfileRefreshed(username: "ABC_1", followers: 1, following: 1, postsCount: 1, verified: false, category: "")).validated()
         #expect(refreshed.stream == "profile-abc_1")
         let queued = try DomainEvent.cdnJobQueued(CdnJobQueued(jobID: "j", priority: .low, kind: "k", username: "MiXed")).validated()
-        guard case .cdnJobQueued(let q) = queued else { throw CodecTestFailure("type changed") }
+        guard case .cdnJobQueued(let q) = queued else { throw TestFailure("type changed") }
         #expect(q.username == "mixed")
         #expect(try FieldRules.username(CatalogueSamples.longUsername.uppercased()) == CatalogueSamples.longUsername)
     }
@@ -203,9 +204,4 @@ extension SplitMix64 {
             #expect(Self.invalidField(event) == field, "\(event)")
         }
     }
-}
-
-struct CodecTestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -1,5 +1,6 @@
 import EventLog
 import Events
+import TallyTestSupport
 import Testing
 @testable import replay
 
@@ -156,7 +157,7 @@ import Testing
         let withNull: JSONValue = ["job_id": "j", "priority": "low", "kind": "k", "username": nil]
         #expect(try DomainEvent.parse(type: "CdnJobQueued", data: withNull) == queued)
         let mixedCase: JSONValue = ["job_id": "j", "priority": "low", "kind": "k", "username": "Fit.Bayann"]
-        guard case .cdnJobQueued(let q) = try DomainEvent.parse(type: "CdnJobQueued", data: mixedCase) else { throw CodecTestFailure("type") }
+        guard case .cdnJobQueued(let q) = try DomainEvent.parse(type: "CdnJobQueued", data: mixedCase) else { throw TestFailure("type") }
         #expect(q.username == "fit.bayann")
     }
 

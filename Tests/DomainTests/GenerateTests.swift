@@ -2,6 +2,7 @@ import ArgumentParser
 import EventLog
 import Events
 import Foundation
+import TallyTestSupport
 import Testing
 @testable import replay
 
@@ -253,11 +254,7 @@ import Testing
     }
 
     static func withDirectory(_ body: (String) async throws -> Void) async throws {
-        var template = Array("/tmp/tally-generate-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        let path = String(cString: try #require(made))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try await body(path)
+        try await withTemporaryDirectory("generate", body)
     }
 
     static func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }

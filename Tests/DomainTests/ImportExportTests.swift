@@ -2,6 +2,7 @@ import ArgumentParser
 import EventLog
 import Events
 import Foundation
+import TallyTestSupport
 import Testing
 @testable import replay
 
@@ -46,10 +47,7 @@ import Testing
     }
 
     static func withDirectory(_ body: (String) async throws -> Void) async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-import-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try await body(path)
+        try await withTemporaryDirectory("import", body)
     }
 
     static func export(_ arguments: [String]) async throws -> String {
@@ -298,36 +296,9 @@ import Testing
 
     // MARK: - The binary
 
-    static func replayBinary() throws -> String {
-        let fm = FileManager.default
-        var candidates: [String] = []
-        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
-            for _ in 0..<4 {
-                candidates.append(directory.appendingPathComponent("replay").path)
-                directory = directory.deletingLastPathComponent()
-            }
-        }
-        candidates.append(fm.currentDirectoryPath + "/.build/debug/replay")
-        guard let found = candidates.first(where: fm.isExecutableFile(atPath:)) else { throw CodecTestFailure("no replay binary in \(candidates)") }
-        return found
-    }
-
-    /// Runs `replay` with stdout and stderr sent to files (no pipe can fill and block).
-    static func run(_ arguments: [String], in dir: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try replayBinary())
-        process.arguments = arguments
-        let outPath = dir + "/stdout-\(UUID().uuidString)"
-        let errPath = dir + "/stderr-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        try process.run()
-        process.waitUntilExit()
-        let read = { (path: String) in String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
-        return (process.terminationStatus, read(outPath), read(errPath))
+    /// Runs the built `replay` to completion.
+    static func run(_ arguments: [String], in dir: String) throws -> ProcessOutput {
+        try runProcess(try builtProduct("replay"), arguments)
     }
 
     @Test func commandLineExitCodesAndMessages() async throws {

@@ -3,12 +3,13 @@ import Events
 import Foundation
 import Projections
 import Synchronization
+import TallyTestSupport
 import Testing
 
 /// `replay stats`, `unlocked`, `rebuild` and `bench replay` through the real binary, checked
 /// against the same folds run in-process on a generated log.
 @Suite struct ReplayViewCommandTests {
-    typealias Run = (status: Int32, stdout: String, stderr: String)
+    typealias Run = ProcessOutput
 
     static func run(_ arguments: [String], in dir: String) throws -> Run {
         try ImportExportTests.run(arguments, in: dir)

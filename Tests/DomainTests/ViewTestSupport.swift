@@ -2,6 +2,7 @@ import EventLog
 import Events
 import Foundation
 import Projections
+import TallyTestSupport
 @testable import replay
 
 /// A log in a fresh temporary directory for the view tests, with helpers to append domain
@@ -11,8 +12,7 @@ struct ViewFixture {
     var log: FileLog
 
     init(_ label: String = #function) throws {
-        let safe = label.filter { $0.isLetter || $0.isNumber }.prefix(40)
-        directory = FileManager.default.temporaryDirectory.path + "/tally-views-\(safe)-\(UUID().uuidString)"
+        directory = try makeTemporaryDirectory(label)
         log = try FileLog(directory: directory + "/log", options: .init(fsync: .never))
     }
 

@@ -1,3 +1,5 @@
+import Events
+
 /// A JSON object with keys in insertion order, so output is stable and diffable; no
 /// Foundation needed for the flat objects the commands print.
 struct JSONObject {
@@ -9,7 +11,6 @@ struct JSONObject {
     mutating func set(_ key: String, _ value: Bool) { fields.append((key, value ? "true" : "false")) }
     mutating func set(_ key: String, _ value: Double, decimals: Int = 3) { fields.append((key, format(value, decimals: decimals))) }
     mutating func set(_ key: String, _ value: JSONObject) { fields.append((key, value.rendered)) }
-    mutating func setNull(_ key: String) { fields.append((key, "null")) }
     /// Appends every field of `other`.
     mutating func merge(_ other: JSONObject) { fields += other.fields }
 
@@ -18,23 +19,7 @@ struct JSONObject {
     }
 }
 
-func quote(_ string: String) -> String {
-    var out = "\""
-    for scalar in string.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case let s where s.value < 0x20:
-            let hex = String(s.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
+func quote(_ string: String) -> String { JSONText.quoted(string) }
 
 /// Fixed-point rendering without Foundation's formatters.
 func format(_ value: Double, decimals: Int) -> String {

@@ -4,19 +4,6 @@ import EventLog
 import Glibc
 #endif
 
-/// SplitMix64: a small, fast, deterministic generator, so the same seed gives the same log.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Zipf-distributed ranks over `count` items: a few popular users and profiles, a long tail.
 struct ZipfSampler {
     private let cdf: [Double]

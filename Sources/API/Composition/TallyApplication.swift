@@ -1,0 +1,123 @@
+public import Commands
+public import EventLog
+public import Hummingbird
+public import Logging
+import Projections
+public import Prometheus
+public import ServiceLifecycle
+
+/// The server's parts over one store, wired once: what `tally-server` runs and what the
+/// tests drive through the same router. Nothing here reads flags or the environment; that
+/// is `TallyConfiguration`'s job.
+public struct TallyComponents<Store: EventStore>: Sendable {
+    public let configuration: TallyConfiguration
+    public let store: Store
+    public let hub: ViewHub<Store>
+    public let commands: CommandService<Store>
+    public let api: TallyAPI<Store>
+    let logger: Logger
+
+    /// Wires views, commands, breaker, metrics and routes over `store`. `/metrics` renders
+    /// `metricsRegistry`: the one the process bootstrapped swift-metrics with, if any.
+    public init(store: Store, configuration: TallyConfiguration, authority: TokenAuthority, logger: Logger,
+                metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        hub = ViewHub(store: store, snapshots: configuration.snapshotDirectory.map(SnapshotStore.init(directory:)),
+                      consistencyWait: configuration.consistencyWait) { [logger] name, event in
+            logger.info("\(event)", metadata: ["projection": "\(name)"])
+        }
+        commands = CommandService(store: store, unlockCost: configuration.unlockCost)
+        api = TallyAPI(hub: hub, commands: commands, authority: authority, corsOrigins: configuration.corsOrigins,
+                       metrics: TallyMetrics(registry: metricsRegistry, token: configuration.metricsToken),
+                       breaker: StoreBreaker(failureThreshold: configuration.breakerFailureThreshold,
+                                             openDuration: configuration.breakerOpenDuration,
+                                             commandDeadline: configuration.commandTimeout))
+    }
+
+    /// The long-running parts besides the HTTP server, in start order. A service group stops
+    /// them in reverse after the server: the health sampler, then the views (each writes
+    /// its snapshot), then `closeStore`.
+    public func services(closeStore: (@Sendable () async throws -> Void)?) -> [any Service] {
+        var services: [any Service] = []
+        if let closeStore { services.append(StoreCloser(logger: logger, close: closeStore)) }
+        services += hub.services
+        if configuration.samplesHealth {
+            services.append(HealthSampler(api: api, dataDirectory: configuration.dataDirectory, interval: configuration.healthInterval))
+        }
+        return services
+    }
+
+    /// The Hummingbird application: the router, listening where the configuration says,
+    /// running `services` in its service group; `onListening` hears the bound port.
+    public func makeApplication(
+        services: [any Service],
+        onListening: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: api.makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally"),
+            services: services,
+            onServerRunning: { channel in await onListening(channel.localAddress?.port) },
+            logger: logger
+        )
+    }
+}
+
+/// Opens the store the configuration names and builds the application over it: the one
+/// composition root `tally-server` runs. Run it with `runService()`: SIGTERM or SIGINT stop
+/// serving, write the views' snapshots, then close the log.
+public func buildApplication(
+    configuration: TallyConfiguration, logger: Logger, metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+) async throws -> any ApplicationProtocol {
+    let authority = try await configuration.makeAuthority()
+    switch configuration.store {
+    case .postgres(let url):
+        let log = try PostgresLog(url: url, options: .init(fsync: configuration.fsync))
+        let head = try await log.head()
+        logger.info("opened the PostgreSQL event log", metadata: [
+            "store": "\(log.location)", "fsync": "\(configuration.fsync)", "head_position": "\(head.position)",
+            "chain_hash": "\(head.chainHashHex)",
+        ])
+        return buildApplication(store: log, configuration: configuration, authority: authority, logger: logger,
+                                metricsRegistry: metricsRegistry) { await log.close() }
+    case .embedded:
+        let log = try FileLog(directory: configuration.dataDirectory, options: .init(fsync: configuration.fsync, repair: configuration.repair))
+        let head = log.currentHead()
+        logger.info("opened event log", metadata: [
+            "directory": "\(configuration.dataDirectory)", "fsync": "\(configuration.fsync)", "head_position": "\(head.position)",
+            "chain_hash": "\(head.chainHashHex)", "recovery": "\(log.recovery)",
+        ])
+        return buildApplication(store: log, configuration: configuration, authority: authority, logger: logger,
+                                metricsRegistry: metricsRegistry) { try await log.close() }
+    }
+}
+
+/// The application over an open store; `closeStore` runs once the server and the views have
+/// stopped (nil: the caller closes the store).
+public func buildApplication<Store: EventStore>(
+    store: Store, configuration: TallyConfiguration, authority: TokenAuthority, logger: Logger,
+    metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+    closeStore: (@Sendable () async throws -> Void)?
+) -> some ApplicationProtocol {
+    let components = TallyComponents(store: store, configuration: configuration, authority: authority, logger: logger,
+                                     metricsRegistry: metricsRegistry)
+    let (host, port) = (configuration.host, configuration.port)
+    return components.makeApplication(services: components.services(closeStore: closeStore)) { [logger] bound in
+        logger.notice("tally-server listening", metadata: ["url": "http://\(host):\(bound ?? port)"])
+    }
+}
+
+/// Owns the store for the process's lifetime; on graceful shutdown it closes it.
+struct StoreCloser: Service {
+    let logger: Logger
+    let close: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("shutting down: closing the event log")
+        try await close()
+        logger.info("event log closed")
+    }
+}

@@ -1,0 +1,71 @@
+public import EventLog
+public import Logging
+
+/// Everything `tally-server` is told, checked. Built from flags and environment variables
+/// through `TallySetting.all` — a flag wins over its variable, an empty variable counts as
+/// unset, and both forms pass the same check — or set in code by tests.
+public struct TallyConfiguration: Sendable {
+    public enum StoreLocation: Sendable, Equatable {
+        /// The embedded file log in `dataDirectory`.
+        case embedded
+        /// The shared PostgreSQL log.
+        case postgres(url: String)
+    }
+
+    public var dataDirectory = "./data"
+    public var store = StoreLocation.embedded
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var fsync = FsyncPolicy.always
+    public var repair = false
+    public var unlockCost: Int64 = 1
+    public var consistencyWait = Duration.seconds(1)
+    public var commandTimeout = Duration.seconds(5)
+    public var healthInterval = Duration.seconds(30)
+    /// Empty: no CORS headers.
+    public var corsOrigins: [String] = []
+    /// nil: `/metrics` is open.
+    public var metricsToken: String?
+    public var jwtSecret: String?
+    public var jwtPublicKeyPath: String?
+    public var logLevel = Logger.Level.info
+    /// Breaker: consecutive store failures that open it, and how long it stays open.
+    public var breakerFailureThreshold = 5
+    public var breakerOpenDuration = Duration.seconds(5)
+    /// Snapshots of the views under `dataDirectory/snapshots`; off in tests that want every
+    /// start to fold the whole log.
+    public var snapshots = true
+    /// The server's own health samples; off in tests that count events.
+    public var samplesHealth = true
+
+    /// The defaults, as documented in `TallySetting.all`.
+    public init() {}
+
+    /// Reads `settings` from `flags` (name without dashes → value) and `environment`.
+    /// Throws for the first value that fails its setting's check; nothing is half-applied.
+    public init(flags: [String: String], environment: [String: String],
+                settings: [TallySetting] = TallySetting.all) throws(ConfigurationError) {
+        var configuration = TallyConfiguration()
+        let known = Set(settings.map(\.name))
+        if let unknown = flags.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigurationError(.invalidValue, setting: unknown, "--\(unknown) is not a setting of tally-server")
+        }
+        for setting in settings {
+            let value = flags[setting.name] ?? environment[setting.environment].flatMap { $0.isEmpty ? nil : $0 }
+            guard let value else { continue }
+            do {
+                try setting.apply(&configuration, value)
+            } catch {
+                throw setting.refused(value, error)
+            }
+        }
+        if configuration.jwtSecret != nil, configuration.jwtPublicKeyPath != nil {
+            throw ConfigurationError(.conflictingSettings, setting: TallySetting.jwtSecret.name,
+                                     "give either \(TallySetting.jwtSecret.label) (HS256) or \(TallySetting.jwtPublicKey.label) (RS256), not both")
+        }
+        self = configuration
+    }
+
+    /// The data directory's snapshot folder, when snapshots are on.
+    public var snapshotDirectory: String? { snapshots ? dataDirectory + "/snapshots" : nil }
+}

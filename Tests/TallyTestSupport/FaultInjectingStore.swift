@@ -1,0 +1,57 @@
+public import EventLog
+import Synchronization
+
+/// A store decorator that can be made slow or failing on its command path (appends, stream
+/// reads, head); reads and subscriptions pass through, as from a store that is up but slow
+/// to write. It counts the command calls still running, so a test can wait for a slow call
+/// to land instead of sleeping.
+public final class FaultInjectingStore<Base: EventStore>: EventStore {
+    public typealias Events = Base.Events
+    public enum Mode: Sendable { case normal, failing, slow(Duration) }
+
+    public let base: Base
+    private let state = Mutex((mode: Mode.normal, inFlight: 0))
+
+    public init(base: Base) { self.base = base }
+
+    public var mode: Mode {
+        get { state.withLock { $0.mode } }
+        set { state.withLock { $0.mode = newValue } }
+    }
+
+    /// Command calls that have started and not yet returned.
+    public var inFlight: Int { state.withLock { $0.inFlight } }
+
+    private func faulted<T>(_ body: () async throws -> T) async throws -> T {
+        let mode = state.withLock { s in
+            s.inFlight += 1
+            return s.mode
+        }
+        defer { state.withLock { $0.inFlight -= 1 } }
+        switch mode {
+        case .normal: break
+        case .failing: throw EventLogError(.io, "injected: the disk is gone")
+        case .slow(let delay): try? await Task.sleep(for: delay)
+        }
+        return try await body()
+    }
+
+    public func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult {
+        try await faulted { try await base.append(appends, idempotencyKey: idempotencyKey) }
+    }
+
+    public func head() async throws -> LogHead {
+        try await faulted { try await base.head() }
+    }
+
+    public func read(from position: LogPosition, filter: EventFilter?) -> Events { base.read(from: position, filter: filter) }
+    public func subscribe(from position: LogPosition) -> Events { base.subscribe(from: position) }
+
+    public func readStream(_ stream: String, fromVersion version: UInt64, limit: Int) async throws -> [RecordedEvent] {
+        try await faulted { try await base.readStream(stream, fromVersion: version, limit: limit) }
+    }
+
+    public func streamVersion(_ stream: String) async throws -> UInt64? {
+        try await faulted { try await base.streamVersion(stream) }
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+/// What a finished child process printed and how it exited.
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    public var stdoutBytes: [UInt8]
+    public var stderr: String
+    public var stdout: String { String(decoding: stdoutBytes, as: UTF8.self) }
+}
+
+/// Runs `executable` to completion with stdout and stderr sent to files in a temporary
+/// directory, so neither pipe can fill and block the child.
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ProcessOutput {
+    let directory = try makeTemporaryDirectory("process")
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (outPath, errPath) = (directory + "/stdout", directory + "/stderr")
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    try process.run()
+    process.waitUntilExit()
+    let out = FileManager.default.contents(atPath: outPath) ?? Data()
+    let err = FileManager.default.contents(atPath: errPath) ?? Data()
+    return ProcessOutput(status: process.terminationStatus, stdoutBytes: [UInt8](out), stderr: String(decoding: err, as: UTF8.self))
+}
