@@ -129,19 +129,13 @@ import Testing
         ([], ["TALLY_HEALTH_INTERVAL_S": "0"], "TALLY_HEALTH_INTERVAL_S"),
         (["--fsync", "sometimes"], [:], "--fsync"),
     ])
-    func badSettingsExitWithAUsageError(_ arguments: [String], _ environment: [String: String], _ named: String) throws {
-        try withTemporaryDirectoryBlocking { directory in
+    func badSettingsExitWithAUsageError(_ arguments: [String], _ environment: [String: String], _ named: String) async throws {
+        try await withTemporaryDirectory("config") { directory in
             let env = ["TALLY_JWT_SECRET": APIFixture.secret, "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
-            let result = try runProcess(try builtProduct("tally-server"), ["serve", "--data-dir", directory] + arguments, environment: env)
+            let result = try await runProcess(try builtProduct("tally-server"), ["serve", "--data-dir", directory] + arguments, environment: env)
             #expect(result.status == 64, "exit \(result.status): \(result.stderr)")
             #expect(result.stderr.contains(named), "\(result.stderr)")
             #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("backtrace"), "\(result.stderr)")
         }
     }
-}
-
-private func withTemporaryDirectoryBlocking(_ body: (String) throws -> Void) throws {
-    let path = try makeTemporaryDirectory("config")
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    try body(path)
 }

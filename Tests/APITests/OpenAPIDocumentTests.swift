@@ -5,7 +5,7 @@ import Testing
 @testable import API
 
 /// `/openapi.json` must describe exactly the routes the router serves.
-@Suite struct OpenAPIDocumentTests {
+@Suite(.timeLimit(.minutes(1))) struct OpenAPIDocumentTests {
     @Test func theDocumentListsExactlyTheRouterRoutes() async throws {
         try await withTallyFixture { fixture in
             let router = fixture.api.makeRouter()

@@ -5,7 +5,7 @@ import Testing
 
 /// The command side against a real FileLog: unlock rules, idempotency, atomic batches,
 /// bounded conflict retries, and the wallet cache catching up with other writers.
-@Suite struct CommandTests {
+@Suite(.timeLimit(.minutes(3))) struct CommandTests {
     // MARK: Grants and balance
 
     @Test func grantThenBalance() async throws {

@@ -10,7 +10,7 @@ import Testing
 /// and a pair is never unlocked twice, each stream's times never go back, all 11 types
 /// appear, health has incidents and breakers move legally, and the same seed writes the
 /// same log byte for byte.
-@Suite struct GenerateTests {
+@Suite(.timeLimit(.minutes(5))) struct GenerateTests {
     // MARK: - The generator
 
     @Test(arguments: [1, 42] as [UInt64])

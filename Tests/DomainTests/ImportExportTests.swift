@@ -9,7 +9,7 @@ import Testing
 /// `replay export`, `inspect` and `import`: export → import → export gives the same lines;
 /// CSV has a header and a row per event; filters select what they say; a bad line stops
 /// the import (everything before it written, nothing after) unless --skip-invalid.
-@Suite struct ImportExportTests {
+@Suite(.timeLimit(.minutes(5))) struct ImportExportTests {
     static let start: Int64 = 1_795_615_387_000_000
 
     /// A log holding every sample, interleaved over streams, some appends multi-stream with
@@ -297,26 +297,26 @@ import Testing
     // MARK: - The binary
 
     /// Runs the built `replay` to completion.
-    static func run(_ arguments: [String], in dir: String) throws -> ProcessOutput {
-        try runProcess(try builtProduct("replay"), arguments)
+    static func run(_ arguments: [String], in dir: String) async throws -> ProcessOutput {
+        try await runProcess(try builtProduct("replay"), arguments)
     }
 
     @Test func commandLineExitCodesAndMessages() async throws {
         try await Self.withDirectory { dir in
             _ = try await Self.fileWithBadLines(dir)
-            let stopped = try Self.run(["import", "--log", dir + "/target", dir + "/bad.jsonl"], in: dir)
+            let stopped = try await Self.run(["import", "--log", dir + "/target", dir + "/bad.jsonl"], in: dir)
             #expect(stopped.status == 65, "\(stopped.stderr)")
             #expect(stopped.stderr.contains("line 6: malformed_json") && stopped.stderr.contains("line 8: invalid_field"), "\(stopped.stderr)")
             #expect(stopped.stdout.hasPrefix("{\"events\":5,\"seconds\":") && stopped.stdout.contains("\"skipped\":0"), "\(stopped.stdout)")
-            let skipped = try Self.run(["import", "--log", dir + "/skipped", dir + "/bad.jsonl", "--skip-invalid"], in: dir)
+            let skipped = try await Self.run(["import", "--log", dir + "/skipped", dir + "/bad.jsonl", "--skip-invalid"], in: dir)
             #expect(skipped.status == 0 && skipped.stdout.contains("\"events\":8") && skipped.stdout.contains("\"skipped\":2"), "\(skipped)")
-            let exported = try Self.run(["export", "--log", dir + "/skipped", "--format", "jsonl"], in: dir)
+            let exported = try await Self.run(["export", "--log", dir + "/skipped", "--format", "jsonl"], in: dir)
             #expect(exported.status == 0 && exported.stdout.split(separator: "\n").count == 8)
-            let inspected = try Self.run(["inspect", "--log", dir + "/skipped", "--limit", "1"], in: dir)
+            let inspected = try await Self.run(["inspect", "--log", dir + "/skipped", "--limit", "1"], in: dir)
             #expect(inspected.status == 0 && inspected.stdout.hasPrefix("{\"position\":1,\"stream\":"))
-            #expect(try Self.run(["import", "--log", dir + "/x", dir + "/missing.jsonl"], in: dir).status == 2)
-            #expect(try Self.run(["inspect", "--log", dir + "/bad.jsonl"], in: dir).status == 2)
-            #expect(try Self.run(["export", "--log", dir + "/skipped", "--format", "xml"], in: dir).status == 64)
+            #expect(try await Self.run(["import", "--log", dir + "/x", dir + "/missing.jsonl"], in: dir).status == 2)
+            #expect(try await Self.run(["inspect", "--log", dir + "/bad.jsonl"], in: dir).status == 2)
+            #expect(try await Self.run(["export", "--log", dir + "/skipped", "--format", "xml"], in: dir).status == 64)
         }
     }
 }

@@ -8,11 +8,11 @@ import Testing
 
 /// `replay stats`, `unlocked`, `rebuild` and `bench replay` through the real binary, checked
 /// against the same folds run in-process on a generated log.
-@Suite struct ReplayViewCommandTests {
+@Suite(.timeLimit(.minutes(5))) struct ReplayViewCommandTests {
     typealias Run = ProcessOutput
 
-    static func run(_ arguments: [String], in dir: String) throws -> Run {
-        try ImportExportTests.run(arguments, in: dir)
+    static func run(_ arguments: [String], in dir: String) async throws -> Run {
+        try await ImportExportTests.run(arguments, in: dir)
     }
 
     static func json(_ run: Run) throws -> [String: Any] {
@@ -27,7 +27,7 @@ import Testing
     @Test func statsUnlockedRebuildAndBenchAnswerLikeTheFolds() async throws {
         try await ImportExportTests.withDirectory { dir in
             let log = dir + "/log"
-            let generated = try Self.run(["generate", "--log", log, "--events", "20000", "--seed", "5"], in: dir)
+            let generated = try await Self.run(["generate", "--log", log, "--events", "20000", "--seed", "5"], in: dir)
             try #require(generated.status == 0, "\(generated.stderr)")
 
             let store = try FileLog(directory: log, options: .init(readOnly: true))
@@ -46,25 +46,25 @@ import Testing
             }
             try await store.close()
 
-            let stats = try Self.json(try Self.run(["stats", "--log", log], in: dir))
+            let stats = try Self.json(try await Self.run(["stats", "--log", log], in: dir))
             #expect(stats["position"] as? Int == 20_000)
             #expect(Self.searches(stats) == Int(full.searches.total))
-            let halfStats = try Self.json(try Self.run(["stats", "--log", log, "--until-position", "10000"], in: dir))
+            let halfStats = try Self.json(try await Self.run(["stats", "--log", log, "--until-position", "10000"], in: dir))
             #expect(halfStats["position"] as? Int == 10_000)
             #expect(Self.searches(halfStats) == Int(half.searches.total))
             #expect(half.searches.total < full.searches.total)
-            let timed = try Self.json(try Self.run(["stats", "--log", log, "--until-time", EventTime.iso8601(micros: cut)], in: dir))
+            let timed = try Self.json(try await Self.run(["stats", "--log", log, "--until-time", EventTime.iso8601(micros: cut)], in: dir))
             #expect(Self.searches(timed) == Int(asOf.makeView().searches.total))
-            let table = try Self.run(["stats", "--log", log, "--format", "table"], in: dir)
+            let table = try await Self.run(["stats", "--log", log, "--format", "table"], in: dir)
             #expect(table.status == 0 && table.stdout.contains("searches.total") && table.stdout.contains("\(full.searches.total)"))
 
             let user = try #require(someUser, "the generated log holds no unlock")
-            let page = try Self.json(try Self.run(["unlocked", "--log", log, "--user", user], in: dir))
+            let page = try Self.json(try await Self.run(["unlocked", "--log", log, "--user", user], in: dir))
             let profiles = try #require(page["profiles"] as? [[String: Any]])
             #expect(profiles.compactMap { $0["username"] as? String } == unlocked.unlocked(user: user, limit: 100).profiles.map(\.username))
 
             let snapshots = dir + "/snapshots"
-            let rebuilt = try Self.json(try Self.run(["rebuild", "--log", log, "--snapshots", snapshots], in: dir))
+            let rebuilt = try Self.json(try await Self.run(["rebuild", "--log", log, "--snapshots", snapshots], in: dir))
             #expect(rebuilt["events"] as? Int == 20_000)
             let reopened = try FileLog(directory: log, options: .init(fsync: .never))
             let loaded = Mutex<LogPosition?>(nil)
@@ -79,7 +79,7 @@ import Testing
             try await task.value
             try await reopened.close()
 
-            let bench = try Self.json(try Self.run(["bench", "replay", "--log", log], in: dir))
+            let bench = try Self.json(try await Self.run(["bench", "replay", "--log", log], in: dir))
             #expect(bench["events"] as? Int == 20_000)
             #expect((bench["peak_rss_mib"] as? Double ?? 0) > 0)
         }
@@ -87,13 +87,13 @@ import Testing
 
     @Test func badInputGetsClearExitCodes() async throws {
         try await ImportExportTests.withDirectory { dir in
-            let missing = try Self.run(["stats", "--log", dir + "/nothing-here"], in: dir)
+            let missing = try await Self.run(["stats", "--log", dir + "/nothing-here"], in: dir)
             #expect(missing.status == 2, "\(missing)")
-            let badTime = try Self.run(["stats", "--log", dir, "--until-time", "yesterday"], in: dir)
+            let badTime = try await Self.run(["stats", "--log", dir, "--until-time", "yesterday"], in: dir)
             #expect(badTime.status == 64 && badTime.stderr.contains("ISO 8601"), "\(badTime)")
-            let both = try Self.run(["stats", "--log", dir, "--until-time", "2026-01-01", "--until-position", "3"], in: dir)
+            let both = try await Self.run(["stats", "--log", dir, "--until-time", "2026-01-01", "--until-position", "3"], in: dir)
             #expect(both.status == 64, "\(both)")
-            let badLimit = try Self.run(["unlocked", "--log", dir, "--user", "u", "--limit", "0"], in: dir)
+            let badLimit = try await Self.run(["unlocked", "--log", dir, "--user", "u", "--limit", "0"], in: dir)
             #expect(badLimit.status == 64, "\(badLimit)")
         }
     }

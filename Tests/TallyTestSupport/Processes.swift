@@ -9,8 +9,10 @@ public struct ProcessOutput: Sendable {
 }
 
 /// Runs `executable` to completion with stdout and stderr sent to files in a temporary
-/// directory, so neither pipe can fill and block the child.
-public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ProcessOutput {
+/// directory, so neither pipe can fill and block the child. Suspends rather than blocks
+/// while the child runs: a blocked thread of the cooperative pool (two on this machine)
+/// would stall every other test of the process.
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> ProcessOutput {
     let directory = try makeTemporaryDirectory("process")
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (outPath, errPath) = (directory + "/stdout", directory + "/stderr")
@@ -23,8 +25,11 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
     process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    let exited = AsyncStream<Void> { continuation in
+        process.terminationHandler = { _ in continuation.finish() }
+    }
     try process.run()
-    process.waitUntilExit()
+    for await _ in exited {}
     let out = FileManager.default.contents(atPath: outPath) ?? Data()
     let err = FileManager.default.contents(atPath: errPath) ?? Data()
     return ProcessOutput(status: process.terminationStatus, stdoutBytes: [UInt8](out), stderr: String(decoding: err, as: UTF8.self))
