@@ -33,8 +33,11 @@ import Testing
                 return 1
             }
             Issue.record("an open breaker let a command through")
-        } catch let problem as Problem {
-            #expect(problem.status == .serviceUnavailable && problem.code == "store_unavailable")
+        } catch let refusal as BreakerOpen {
+            // The breaker says why, in no HTTP terms; the one mapping makes it a 503.
+            #expect(refusal.state == .open)
+            let problem = Problem(refusal)
+            #expect(problem.status == .serviceUnavailable && problem.code.rawValue == "store_unavailable")
             #expect((problem.retryAfter ?? 0) >= 1)
         }
         #expect(calls.withLock { $0 } == 3)
