@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@Suite("Creator flow: credits, search, unlock, unlocked list")
+@Suite("Creator flow: credits, search, unlock, unlocked list", .timeLimit(.minutes(1)))
 struct CreatorFlowTests {
     /// Grants `amount` to `user` as the admin; returns the grant's position.
     static func grant(_ fixture: APIFixture, _ client: any TestClientProtocol, _ user: String, _ amount: Int,

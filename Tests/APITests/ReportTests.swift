@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@Suite("Worker reports: batches, validation, bounds")
+@Suite("Worker reports: batches, validation, bounds", .timeLimit(.minutes(1)))
 struct ReportTests {
     static func report(_ client: any TestClientProtocol, _ fixture: APIFixture, _ endpoint: String, _ items: [[String: Any]],
                        key: String? = nil) async throws -> TestResponse {
