@@ -1,3 +1,6 @@
+public import EventLog
+public import Projections
+
 /// A refusal the HTTP edge makes itself (a body of the wrong shape, a bad query parameter or
 /// header, a view not built yet), in the problem vocabulary. Thrown by handlers; turned
 /// into a response by `Problem.init(_:)` like every other error.
@@ -12,8 +15,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     /// Seconds a client should wait before retrying (503s).
     public var retryAfter: Int?
     /// For `view_not_ready`: the log's head and the view's state, to show progress.
-    public var head: Int64?
-    public var viewState: String?
+    public var head: LogPosition?
+    public var viewState: ProjectionState?
     public var cause: (any Error & Sendable)?
 
     public init(_ code: ProblemCode, _ message: String, field: String? = nil, item: Int? = nil, cause: (any Error & Sendable)? = nil) {
@@ -28,7 +31,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 }
 
 extension APIError {
-    /// A body that is not what the endpoint takes; `shape` is the documented one.
+    /// A body that is not what the endpoint takes; `message` says which shape it takes.
     static func malformedBody(_ message: String) -> APIError {
         APIError(.malformedBody, message)
     }

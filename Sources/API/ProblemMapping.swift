@@ -2,6 +2,7 @@ import Commands
 import EventLog
 import Events
 import Hummingbird
+import Projections
 
 /// The one mapping from errors to problem responses: every error a handler or middleware
 /// throws, of whichever layer, becomes a code of `ProblemCode` (and so its one status) here
@@ -26,8 +27,8 @@ extension Problem {
         // Every 503 says when to retry.
         self.init(error.code, detail: error.message, retryAfter: error.retryAfter ?? (error.code.status == .serviceUnavailable ? 1 : nil))
         locate(item: error.item, field: error.field)
-        set("head", error.head.map(Member.number))
-        set("state", error.viewState.map(Member.string))
+        set("head", error.head.map { .number(Int64($0)) })
+        set("state", error.viewState.map { .string($0.rawValue) })
     }
 
     init(_ error: CommandError) {

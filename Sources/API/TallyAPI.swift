@@ -274,8 +274,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         guard runner.current.position == 0, head > 0, runner.state != .live else { return }
         var error = APIError(.viewNotReady, "the \(P.name) view is still being built from the log; retry shortly")
         error.retryAfter = 1
-        error.head = Int64(head)
-        error.viewState = runner.state.rawValue
+        error.head = head
+        error.viewState = runner.state
         throw error
     }
 
