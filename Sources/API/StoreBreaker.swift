@@ -4,8 +4,8 @@ import Synchronization
 
 /// The circuit breaker in front of the store for commands (reads never go through it): the
 /// decisions are `BreakerStateMachine`'s; this wrapper holds it under a lock and does the
-/// I/O around it: the command deadline, and handing the transitions to `TallyAPI.command`,
-/// which appends them as `CircuitBreakerChanged` events once the store takes writes again.
+/// I/O around it: the command deadline, and handing the transitions to a recorder (which
+/// appends them as `CircuitBreakerChanged` events) once the store takes writes again.
 public final class StoreBreaker: Sendable {
     public let failureThreshold: Int
     public let openDuration: Duration
@@ -47,6 +47,16 @@ public final class StoreBreaker: Sendable {
             machine.withLock { $0.refused() }
             throw error
         }
+    }
+
+    /// Runs `command` through the breaker, then hands `record` the transitions the store
+    /// could not take while it was failing (it takes writes again: this command succeeded).
+    func run<T: Sendable>(_ command: @escaping @Sendable () async throws -> T,
+                          recording record: ([CircuitBreakerChanged]) async -> Void) async throws -> T {
+        let result = try await run(command)
+        let transitions = takeUnrecorded()
+        if !transitions.isEmpty { await record(transitions) }
+        return result
     }
 
     /// Half-opens the breaker now (the operator says the store is back); the next command tries it.

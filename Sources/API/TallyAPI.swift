@@ -236,12 +236,9 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     /// Runs a command through the store's breaker, then writes the breaker transitions that
     /// the store could not take while it was failing.
     func command<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let result = try await breaker.run(body)
-        let transitions = breaker.takeUnrecorded()
-        if !transitions.isEmpty {
+        try await breaker.run(body) { transitions in
             _ = try? await commands.recordHealth(transitions.map { .breaker($0) }, context: CommandContext(actor: "service:tally-server"))
         }
-        return result
     }
 
     @Sendable func recoverStore(_ request: Request, context: TallyRequestContext) async throws -> Response {

@@ -26,6 +26,18 @@ struct ErrorVocabularyTests {
         for code in ProblemCode.all { #expect(!code.title.isEmpty) }
     }
 
+    /// `/openapi.json` documents exactly this vocabulary.
+    @Test func theOpenAPIDocumentListsEveryCode() throws {
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json().utf8)) as? [String: Any])
+        let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
+        let problem = try #require(schemas?["Problem"] as? [String: Any])
+        let code = (problem["properties"] as? [String: Any])?["code"] as? [String: Any]
+        #expect(code?["enum"] as? [String] == ProblemCode.all.map(\.rawValue))
+        for (name, status) in Self.statuses {
+            #expect((problem["description"] as? String)?.contains("\(name) (\(status))") == true, "\(name)")
+        }
+    }
+
     /// Every code of every layer's error maps to a problem of the vocabulary, and a code
     /// string another layer shares means the same problem code.
     @Test func everyErrorCodeMapsToOneProblemCode() {
