@@ -117,15 +117,27 @@ public final class TokenAuthority: Sendable {
 
 /// Why a request was not let in.
 public struct AuthError: Error, Sendable, CustomStringConvertible {
-    public struct Code: RawRepresentable, Sendable, Hashable {
-        public var rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
+    /// A closed set of stable codes (no public initializer).
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        package enum Base: String, Sendable, CaseIterable {
+            case unauthenticated, forbidden, misconfigured
+        }
+
+        package let base: Base
+        private init(_ base: Base) { self.base = base }
+
         /// No, a malformed, forged or expired token. (401)
-        public static let unauthenticated = Code(rawValue: "unauthenticated")
+        public static let unauthenticated = Code(.unauthenticated)
         /// A valid token whose role may not do this. (403)
-        public static let forbidden = Code(rawValue: "forbidden")
+        public static let forbidden = Code(.forbidden)
         /// The server's key material is unusable. (startup error)
-        public static let misconfigured = Code(rawValue: "misconfigured")
+        public static let misconfigured = Code(.misconfigured)
+
+        /// Every code, for tests and documentation.
+        public static var all: [Code] { Base.allCases.map(Code.init) }
+
+        public var rawValue: String { base.rawValue }
+        public var description: String { rawValue }
     }
 
     public var code: Code

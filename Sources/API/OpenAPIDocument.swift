@@ -78,7 +78,11 @@ enum OpenAPIDocument {
                 "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer", "bearerFormat": "JWT"]],
                 "schemas": [
                     "Problem": ["type": "object", "required": ["code", "title", "detail", "status"],
-                                "properties": ["code": ["type": "string"], "title": ["type": "string"], "detail": ["type": "string"], "status": ["type": "integer"]]],
+                                "description": "Every error. `code` is stable and has one status: " + problemCodes,
+                                "properties": ["code": ["type": "string", "enum": ProblemCode.all.map(\.rawValue)], "title": ["type": "string"],
+                                               "detail": ["type": "string"], "status": ["type": "integer"],
+                                               "field": ["type": "string", "description": "The field at fault (invalid_input, unknown_type)."],
+                                               "item": ["type": "integer", "description": "The batch item at fault."]]],
                     "Freshness": ["type": "object", "properties": ["position": ["type": "integer"], "head": ["type": "integer"], "lag_events": ["type": "integer"],
                                                                     "lag_seconds": ["type": "number"], "state": ["type": "string", "enum": ["live", "catchingUp", "rebuilding", "storeUnavailable"]]]],
                 ],
@@ -87,6 +91,11 @@ enum OpenAPIDocument {
         ]
         let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `code (status), …`: the vocabulary with the status of each code.
+    static var problemCodes: String {
+        ProblemCode.all.map { "\($0.rawValue) (\($0.status.code))" }.joined(separator: ", ")
     }
 
     static func pathParameters(_ path: String) -> [String] {
@@ -104,6 +113,7 @@ enum OpenAPIDocument {
             responses["503"] = problem
         }
         if op.path.contains("unlock/") { responses["402"] = problem }
+        if op.idempotent { responses["409"] = problem }
         if op.method == "POST" { responses["413"] = problem }
         return responses
     }

@@ -36,8 +36,8 @@ enum JSONResponse {
     static func make(_ body: some Encodable, status: HTTPResponse.Status = .ok, freshness: Freshness? = nil) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let freshness {
-            headers[.init("Tally-Position")!] = String(freshness.position)
-            headers[.init("Tally-Lag-Events")!] = String(freshness.lagEvents)
+            headers[.tallyPosition] = String(freshness.position)
+            headers[.tallyLagEvents] = String(freshness.lagEvents)
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(body))))
     }
@@ -60,7 +60,7 @@ extension JSONResponse {
             + "\"position\":\(f.position),\"state\":\"\(f.state)\"},\"stale\":\(stale)}"
         bytes.append(contentsOf: tail.utf8)
         let headers: HTTPFields = [
-            .contentType: "application/json", .init("Tally-Position")!: String(freshness.position), .init("Tally-Lag-Events")!: String(freshness.lagEvents),
+            .contentType: "application/json", .tallyPosition: String(freshness.position), .tallyLagEvents: String(freshness.lagEvents),
         ]
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }

@@ -39,7 +39,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         if !corsOrigins.isEmpty {
             router.add(middleware: CORSMiddleware(
                 allowOrigin: corsOrigins == ["*"] ? .all : .custom(corsOrigins.joined(separator: ",")),
-                allowHeaders: [.authorization, .contentType, .init("Idempotency-Key")!, .init("Tally-After")!],
+                allowHeaders: [.authorization, .contentType, .idempotencyKey, .tallyAfter],
                 allowMethods: [.get, .post, .options]
             ))
         }
@@ -51,7 +51,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         }
         router.get("/metrics") { request, _ in
             if let token = metrics.token, request.headers[.authorization] != "Bearer " + token {
-                throw Problem(AuthError(.unauthenticated, "/metrics needs Authorization: Bearer <TALLY_METRICS_TOKEN>"))
+                throw AuthError(.unauthenticated, "/metrics needs Authorization: Bearer <TALLY_METRICS_TOKEN>")
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(string: metrics.render(hub))))
@@ -143,7 +143,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     @Sendable func grant(_ request: Request, context: TallyRequestContext) async throws -> Response {
         let identity = try context.require(.admin)
         guard let body = try await Self.optionalBody(request, context, as: GrantRequest.self, keys: ["user", "amount", "reason"]) else {
-            throw Problem(.badRequest, code: "malformed_body", title: "Malformed body", detail: "send {\"user\": …, \"amount\": …, \"reason\": …}")
+            throw APIError.malformedBody("the body is empty; send {\"user\": …, \"amount\": …, \"reason\": …}")
         }
         let result = try await command {
             try await commands.grantCredits(user: body.user, amount: body.amount, reason: body.reason,
@@ -170,11 +170,10 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         let document = try JSONParser.parse(Array(buffer.readableBytesView), maxBytes: context.maxUploadSize)
         guard let object = document.objectValue, let items = object["events"]?.arrayValue, object.keys == ["events"] else {
-            throw Problem(.badRequest, code: "malformed_body", title: "Malformed body", detail: "send {\"events\": [{\"type\": …, \"data\": {…}}, …]}")
+            throw APIError.malformedBody("send {\"events\": [{\"type\": …, \"data\": {…}}, …]}")
         }
         guard items.count <= CommandService<Store>.maxBatchItems else {
-            throw Problem(.badRequest, code: CommandError.Code.batchTooLarge.rawValue, title: "Batch too large",
-                          detail: "the batch holds \(items.count) items; send at most \(CommandService<Store>.maxBatchItems) per request")
+            throw CommandError(.batchTooLarge, "the batch holds \(items.count) items; send at most \(CommandService<Store>.maxBatchItems) per request")
         }
         var events: [DomainEvent] = []
         for (index, item) in items.enumerated() {
@@ -186,11 +185,11 @@ public struct TallyAPI<Store: EventStore>: Sendable {
                     throw DomainError(.unknownType, "type \(typeName) is not reported here; this endpoint takes \(types.map(\.rawValue).sorted().joined(separator: ", "))", field: "type")
                 }
                 events.append(try DomainEvent.parse(type: type, data: data))
+            } catch let error as DomainError where error.code == .unknownType {
+                throw APIError(.unknownType, "item \(index): \(error.message)", field: error.field, item: index, cause: error)
             } catch let error as DomainError {
-                var problem = Problem(.badRequest, code: error.code.rawValue, title: "Invalid input", detail: "item \(index): \(error.message)")
-                problem.extra["item"] = .number(Int64(index))
-                if let field = error.field { problem.extra["field"] = .string(field) }
-                throw problem
+                // The same refusal as a command's own check of the same field.
+                throw CommandError.invalid(error, item: index)
             }
         }
         let commandContext = Self.commandContext(request, context, identity)
@@ -237,12 +236,9 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     /// Runs a command through the store's breaker, then writes the breaker transitions that
     /// the store could not take while it was failing.
     func command<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let result = try await breaker.run(body)
-        let transitions = breaker.takeUnrecorded()
-        if !transitions.isEmpty {
+        try await breaker.run(body) { transitions in
             _ = try? await commands.recordHealth(transitions.map { .breaker($0) }, context: CommandContext(actor: "service:tally-server"))
         }
-        return result
     }
 
     @Sendable func recoverStore(_ request: Request, context: TallyRequestContext) async throws -> Response {
@@ -258,9 +254,9 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     @_specialize(where Store == FileLog, P == SystemStatsProjection)
     func view<P: Projection>(_ runner: ProjectionRunner<P, Store>, _ request: Request, after written: LogPosition? = nil) async throws -> ViewRead<P.View> {
         var after = written
-        if let raw = request.headers[.init("Tally-After")!] {
+        if let raw = request.headers[.tallyAfter] {
             guard let position = LogPosition(raw) else {
-                throw Problem(.badRequest, code: "invalid_input", title: "Invalid input", detail: "Tally-After must be a log position (a whole number)")
+                throw APIError.invalid("Tally-After", "must be a log position (a whole number)")
             }
             after = max(after ?? 0, position)
         }
@@ -273,11 +269,11 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     func requireBuilt<P: Projection>(_ runner: ProjectionRunner<P, Store>) async throws {
         let head = await hub.head()
         guard runner.current.position == 0, head > 0, runner.state != .live else { return }
-        var problem = Problem(.serviceUnavailable, code: "view_not_ready", title: "View not ready",
-                              detail: "the \(P.name) view is still being built from the log; retry shortly", retryAfter: 1)
-        problem.extra["head"] = .number(Int64(head))
-        problem.extra["state"] = .string(runner.state.rawValue)
-        throw problem
+        var error = APIError(.viewNotReady, "the \(P.name) view is still being built from the log; retry shortly")
+        error.retryAfter = 1
+        error.head = head
+        error.viewState = runner.state
+        throw error
     }
 
     /// A JSON object body decoded strictly: well-formed (bounded parser), only `keys`, every
@@ -287,29 +283,28 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         guard buffer.readableBytes > 0 else { return nil }
         let bytes = Array(buffer.readableBytesView)
         guard let object = try JSONParser.parse(bytes, maxBytes: context.maxUploadSize).objectValue else {
-            throw Problem(.badRequest, code: "malformed_body", title: "Malformed body", detail: "the body must be a JSON object")
+            throw APIError.malformedBody("the body must be a JSON object")
         }
         let unknown = object.keys.filter { !keys.contains($0) }
         guard unknown.isEmpty else {
-            throw Problem(.badRequest, code: "malformed_body", title: "Malformed body",
-                          detail: "unknown field(s) \(unknown.joined(separator: ", ")); this endpoint takes \(keys.sorted().joined(separator: ", "))")
+            throw APIError.malformedBody("unknown field(s) \(unknown.sorted().joined(separator: ", ")); this endpoint takes \(keys.sorted().joined(separator: ", "))")
         }
         return try JSONDecoder().decode(T.self, from: Data(bytes))
     }
 
     static func idempotencyKey(_ request: Request) -> String? {
-        request.headers[.init("Idempotency-Key")!]
+        request.headers[.idempotencyKey]
     }
 
     static func commandContext(_ request: Request, _ context: TallyRequestContext, _ identity: Identity) -> CommandContext {
-        let correlation = request.headers[.init("X-Correlation-Id")!].map { String($0.prefix(64)) } ?? context.id
+        let correlation = request.headers[.correlationID].map { String($0.prefix(64)) } ?? context.id
         return CommandContext(actor: identity.actor, correlationID: correlation)
     }
 
     static func intQuery(_ request: Request, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
         guard let raw = request.uri.queryParameters.get(name) else { return value }
         guard let parsed = Int(raw), range.contains(parsed) else {
-            throw Problem(.badRequest, code: "invalid_input", title: "Invalid input", detail: "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+            throw APIError.invalid(name, "must be a whole number in \(range.lowerBound)...\(range.upperBound)")
         }
         return parsed
     }

@@ -17,9 +17,9 @@ public struct TallyRequestContext: RequestContext {
     /// The caller, required to hold one of `roles`: 401 without a valid token, 403 with
     /// another role.
     public func require(_ roles: Role...) throws -> Identity {
-        guard let identity else { throw Problem(AuthError(.unauthenticated, "send a bearer token: Authorization: Bearer <jwt>")) }
+        guard let identity else { throw AuthError(.unauthenticated, "send a bearer token: Authorization: Bearer <jwt>") }
         guard roles.contains(identity.role) else {
-            throw Problem(AuthError(.forbidden, "the role \(identity.role.rawValue) may not do this; it needs \(roles.map(\.rawValue).joined(separator: " or "))"))
+            throw AuthError(.forbidden, "the role \(identity.role.rawValue) may not do this; it needs \(roles.map(\.rawValue).joined(separator: " or "))")
         }
         return identity
     }
@@ -36,13 +36,9 @@ struct AuthMiddleware: RouterMiddleware {
         // /metrics has its own static token (TALLY_METRICS_TOKEN), not a JWT; liveness takes none.
         if request.uri.path != "/metrics", request.uri.path != "/api/health", let header = request.headers[.authorization] {
             guard header.hasPrefix("Bearer "), header.count > 7 else {
-                throw Problem(AuthError(.unauthenticated, "the Authorization header must be `Bearer <jwt>`"))
+                throw AuthError(.unauthenticated, "the Authorization header must be `Bearer <jwt>`")
             }
-            do {
-                context.identity = try await authority.verify(String(header.dropFirst(7)))
-            } catch let error as AuthError {
-                throw Problem(error)
-            }
+            context.identity = try await authority.verify(String(header.dropFirst(7)))
         }
         return try await next(request, context)
     }
@@ -57,13 +53,13 @@ struct ProblemMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch {
-            let problem = Problem.from(error)
-            if problem.status == .internalServerError {
+            let problem = Problem(error)
+            if problem.code == .internal {
                 context.logger.error("request failed", metadata: ["error": "\(error)"])
             }
-            response = try problem.response(from: request, context: context)
+            response = try problem.response()
         }
-        response.headers[.init("Request-Id")!] = context.id
+        response.headers[.requestID] = context.id
         return response
     }
 }

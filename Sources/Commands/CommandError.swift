@@ -1,32 +1,48 @@
 import EventLog
-import Events
+public import Events
 
 /// Why a command was refused or failed. Every failure of a command is one of these, so
 /// the API maps errors to statuses in one place: `code` is stable (clients key on it),
 /// `message` says what went wrong and what to do, `cause` carries the underlying error.
 /// A command that throws wrote nothing.
 public struct CommandError: Error, Sendable, CustomStringConvertible {
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        public var rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
+    /// A closed set: clients key on `rawValue`, so a code is never renamed and none is made
+    /// up elsewhere (no public initializer). `base` lets the HTTP mapping switch exhaustively.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        package enum Base: String, Sendable, CaseIterable {
+            case invalidInput = "invalid_input"
+            case insufficientCredits = "insufficient_credits"
+            case conflict
+            case storeUnavailable = "store_unavailable"
+            case batchTooLarge = "batch_too_large"
+            case unreadableHistory = "unreadable_history"
+        }
+
+        package let base: Base
+        private init(_ base: Base) { self.base = base }
 
         /// The input broke a rule (field bounds, username rules, a reused idempotency key);
         /// the cause is the `DomainError` when there is one. Fix the request. (HTTP 400)
-        public static let invalidInput = Code(rawValue: "invalid_input")
+        public static let invalidInput = Code(.invalidInput)
         /// The wallet's balance is below the unlock cost. Grant credits first. (HTTP 402)
-        public static let insufficientCredits = Code(rawValue: "insufficient_credits")
+        public static let insufficientCredits = Code(.insufficientCredits)
         /// The stream kept moving through every retry. Retry later with the same
         /// idempotency key. (HTTP 409)
-        public static let conflict = Code(rawValue: "conflict")
+        public static let conflict = Code(.conflict)
         /// The store failed or is closed; the cause is the store's error. Retry later with
         /// the same idempotency key. (HTTP 503)
-        public static let storeUnavailable = Code(rawValue: "store_unavailable")
+        public static let storeUnavailable = Code(.storeUnavailable)
         /// A batch holds more items than one command takes. Split it. (HTTP 400)
-        public static let batchTooLarge = Code(rawValue: "batch_too_large")
+        public static let batchTooLarge = Code(.batchTooLarge)
         /// The wallet's history holds a grant or unlock this build cannot read, so its
         /// balance is unknown; nothing was written. Upgrade Tally. (HTTP 503)
-        public static let unreadableHistory = Code(rawValue: "unreadable_history")
+        public static let unreadableHistory = Code(.unreadableHistory)
 
+        /// Every code, for tests and documentation.
+        public static var all: [Code] { Base.allCases.map(Code.init) }
+
+        /// The stable string clients see.
+        public var rawValue: String { base.rawValue }
         public var description: String { rawValue }
     }
 
@@ -66,7 +82,7 @@ extension CommandError {
     }
 
     /// Refused input, wrapping the `DomainError` that names the field.
-    static func invalid(_ error: DomainError, item: Int? = nil) -> CommandError {
+    public static func invalid(_ error: DomainError, item: Int? = nil) -> CommandError {
         let prefix = item.map { "item \($0): " } ?? ""
         return CommandError(.invalidInput, prefix + error.message + "; correct it and send the request again",
                             cause: error, itemIndex: item, field: error.field)

@@ -5,6 +5,9 @@ import Synchronization
 /// snapshot, catches up, then tails the log; readers get the latest published view at any
 /// time, from any thread, without waiting for the fold.
 ///
+/// The decisions (states, publishing, retries, snapshot timing) are `RunnerStateMachine`'s;
+/// this class does the I/O they call for.
+///
 /// States: `catchingUp` until the fold first reaches the head the store reports, then
 /// `live`. When the store fails, `storeUnavailable`: the last view keeps being served and
 /// the runner re-reads from its position after a delay, without gap or duplicate; once back
@@ -25,22 +28,13 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     public let options: Options
     private let onEvent: (@Sendable (ProjectionRunnerEvent) -> Void)?
     private let shared: Mutex<Shared>
-
-    private enum WaiterSlot {
-        /// Allocated, not yet registered.
-        case pending
-        case waiting(LogPosition, CheckedContinuation<Bool, Never>)
-        /// Cancelled before it registered.
-        case cancelled
-    }
+    /// Read-your-writes waits, advanced as views are published; closed when the runner stops.
+    private let waiters = PositionWaiters()
 
     private struct Shared {
         var published: Published<P.View>
         var state: ProjectionState = .catchingUp
         var started = false
-        var stopped = false
-        var nextWaiterID: UInt64 = 0
-        var waiters: [UInt64: WaiterSlot] = [:]
         var writingSnapshot = false
         /// Position of the newest snapshot of this version on disk, loaded or written.
         var snapshotPosition: LogPosition?
@@ -53,10 +47,6 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         var projection: P
         var position: LogPosition
         var recordedAt: Int64?
-        var rebuilding: Bool
-        var live = false
-        /// The old version's view is published; the rebuild publishes only once live.
-        var servingPrevious = false
     }
 
     /// `snapshots` nil: no snapshots, every start folds the whole log. `onEvent` hears about
@@ -96,63 +86,21 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
 
     /// Read-your-writes: true once the published view includes `position`, false after
     /// `timeout`, on cancellation, or when the runner has stopped. Leaves nothing behind.
+    /// The published view decides: a view that went back (a snapshot from another log was
+    /// dropped) answers false at once rather than true.
     public func waitForPosition(_ position: LogPosition, timeout: Duration) async -> Bool {
-        let id: UInt64? = shared.withLock { s in
-            if s.published.position >= position || s.stopped { return nil }
-            s.nextWaiterID += 1
-            s.waiters[s.nextWaiterID] = .pending
-            return s.nextWaiterID
-        }
-        guard let id else { return current.position >= position }
-        let first = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.waitUntilPublished(position, id: id) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
+        guard current.position < position else { return true }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = await self.waiters.wait(until: position) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
             group.cancelAll()
-            return first
         }
-        return first || current.position >= position
+        return current.position >= position
     }
 
     /// Waiters not yet resumed (for tests: none may be left behind).
-    var waiterCount: Int { shared.withLock { $0.waiters.count } }
-
-    private func waitUntilPublished(_ position: LogPosition, id: UInt64) async -> Bool {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                let immediate: Bool? = shared.withLock { s in
-                    guard case .pending = s.waiters[id] else {
-                        s.waiters[id] = nil
-                        return false
-                    }
-                    if s.published.position >= position || s.stopped {
-                        s.waiters[id] = nil
-                        return s.published.position >= position
-                    }
-                    s.waiters[id] = .waiting(position, continuation)
-                    return nil
-                }
-                if let immediate { continuation.resume(returning: immediate) }
-            }
-        } onCancel: {
-            let waiter: CheckedContinuation<Bool, Never>? = shared.withLock { s in
-                switch s.waiters[id] {
-                case .waiting(_, let continuation):
-                    s.waiters[id] = nil
-                    return continuation
-                case .pending:
-                    s.waiters[id] = .cancelled
-                    return nil
-                case .cancelled, nil:
-                    return nil
-                }
-            }
-            waiter?.resume(returning: false)
-        }
-    }
+    var waiterCount: Int { waiters.count }
 
     // MARK: - Running
 
@@ -164,92 +112,50 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             guard !s.started else { throw ProjectionError(.alreadyRunning, "run() was already called on this runner; make a new runner") }
             s.started = true
         }
-        var (fold, previous) = loadSnapshot()
-        if let previous {
-            publish(Fold(projection: previous.projection, position: previous.position, recordedAt: previous.recordedAt, rebuilding: true),
-                    state: .rebuilding)
-            fold.servingPrevious = true
-            onEvent?(.previousVersionServed(position: previous.position))
-        } else {
-            publish(fold, state: fold.rebuilding ? .rebuilding : .catchingUp)
-        }
-        var schedule = (position: fold.position, time: ContinuousClock.now, task: Task<Void, Never>?.none)
-        var attempt = 0
+        defer { waiters.close() }
+        var (fold, previous, rebuilding) = loadSnapshot()
+        var machine = RunnerStateMachine(position: fold.position, rebuilding: rebuilding, servingPrevious: previous != nil,
+                                         options: options, now: .now)
+        perform(machine.started, &fold, previous: previous)
+        var snapshotTask: Task<Void, Never>?
         while !Task.isCancelled {
             do {
-                try await follow(&fold, attempt: &attempt) { fold in
-                    guard let snapshots, fold.position > schedule.position,
-                          fold.position - schedule.position >= UInt64(max(1, options.snapshotEveryEvents))
-                            || ContinuousClock.now - schedule.time >= .seconds(options.snapshotEverySeconds),
-                          !shared.withLock({ $0.writingSnapshot }) else { return }
+                try await follow(&fold, &machine) { fold, machine in
+                    guard let snapshots,
+                          machine.snapshotDue(at: fold.position, now: .now, writing: shared.withLock({ $0.writingSnapshot }))
+                    else { return }
                     shared.withLock { $0.writingSnapshot = true }
                     let (projection, position, recordedAt) = (fold.projection, fold.position, fold.recordedAt)
-                    schedule = (position, ContinuousClock.now, Task.detached { [self] in
+                    snapshotTask = Task.detached { [self] in
                         writeSnapshot(projection, position: position, recordedAt: recordedAt, to: snapshots)
                         shared.withLock { $0.writingSnapshot = false }
-                    })
+                    }
                 }
                 break
             } catch {
                 if Task.isCancelled { break }
-                let delays = options.retryDelays.isEmpty ? [Duration.seconds(1)] : options.retryDelays
-                let delay = delays[min(attempt, delays.count - 1)]
-                attempt += 1
-                setState(.storeUnavailable)
+                let (action, delay) = machine.failed()
+                perform(action, &fold)
                 onEvent?(.storeFailed(reason: "\(error)", retryIn: delay))
                 do { try await Task.sleep(for: delay) } catch { break }
             }
         }
-        await schedule.task?.value
+        await snapshotTask?.value
         if let snapshots, fold.position > 0, shared.withLock({ $0.snapshotPosition }) != fold.position {
             writeSnapshot(fold.projection, position: fold.position, recordedAt: fold.recordedAt, to: snapshots)
         }
-        let waiters: [CheckedContinuation<Bool, Never>] = shared.withLock { s in
-            s.stopped = true
-            var resumed: [CheckedContinuation<Bool, Never>] = []
-            for (id, slot) in s.waiters {
-                if case .waiting(_, let continuation) = slot {
-                    resumed.append(continuation)
-                    s.waiters[id] = nil
-                }
-            }
-            return resumed
-        }
-        for waiter in waiters { waiter.resume(returning: false) }
-    }
-
-    /// Folds `P` from scratch up to `until` (inclusive; nil = the head), for tools.
-    public static func rebuild(store: Store, until: LogPosition? = nil) async throws -> RebuiltProjection<P> {
-        try await P.rebuild(from: store, until: until)
     }
 
     /// One subscription: from the fold's position to wherever the store ends it. Returns
     /// when the subscription ends (cancellation or a closed store); throws on store failure.
-    private func follow(_ fold: inout Fold, attempt: inout Int, afterBatch: (Fold) -> Void) async throws {
-        var knownHead = try await store.head().position
-        noteHead(knownHead)
-        attempt = 0
-        if knownHead < fold.position {
-            onEvent?(.snapshotIgnored(reason: "the log's head \(knownHead) is behind the view's position \(fold.position): "
-                + "the snapshot came from another log; folding from the start"))
-            fold = Fold(projection: P(), position: 0, recordedAt: nil, rebuilding: true)
-            shared.withLock { $0.snapshotPosition = nil }
-            publish(fold, state: .rebuilding)
+    private func follow(_ fold: inout Fold, _ machine: inout RunnerStateMachine,
+                        afterBatch: (Fold, inout RunnerStateMachine) -> Void) async throws {
+        let head = try await store.head().position
+        noteHead(head)
+        let published = shared.withLock { $0.published.position }
+        for action in machine.subscribed(head: head, position: fold.position, published: published, now: .now) {
+            perform(action, &fold)
         }
-        if fold.servingPrevious, shared.withLock({ $0.published.position }) > knownHead {
-            // The old version's view is ahead of this log: it came from another log.
-            fold.servingPrevious = false
-            publish(fold, state: .rebuilding)
-        }
-        fold.live = fold.position >= knownHead
-        if fold.live {
-            fold.rebuilding = false
-            publish(fold, state: .live)
-        } else {
-            setState(fold.rebuilding ? .rebuilding : .catchingUp)
-        }
-        let interval = Duration.milliseconds(max(0, options.publishMinimumIntervalMilliseconds))
-        var lastPublish = ContinuousClock.now
         for try await batch in store.subscribe(from: fold.position + 1).batches {
             guard let last = batch.last, last.position > fold.position else { continue }
             let events = batch[0].position > fold.position ? batch : Array(batch.drop { $0.position <= fold.position })
@@ -259,25 +165,39 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             fold.projection.apply(batch: events)
             fold.position = last.position
             fold.recordedAt = last.recordedAt
-            if !fold.live, fold.position >= knownHead {
-                knownHead = try await store.head().position
-                noteHead(knownHead)
-                fold.live = fold.position >= knownHead
-                if fold.live { fold.rebuilding = false }
+            if machine.needsHead(at: fold.position) {
+                let head = try await store.head().position
+                noteHead(head)
+                machine.headAnswered(head, position: fold.position)
             }
-            if fold.live {
-                publish(fold, state: .live)
-            } else if !fold.servingPrevious, ContinuousClock.now - lastPublish >= interval {
-                publish(fold, state: nil)
-                lastPublish = ContinuousClock.now
-            }
-            afterBatch(fold)
+            if let action = machine.folded(now: .now) { perform(action, &fold) }
+            afterBatch(fold, &machine)
         }
     }
 
-    /// The fold to continue, and an older version's state to serve meanwhile, if any.
-    private func loadSnapshot() -> (Fold, RebuiltProjection<P>?) {
-        guard let snapshots else { return (Fold(projection: P(), position: 0, recordedAt: nil, rebuilding: false), nil) }
+    /// Does what the state machine decided.
+    private func perform(_ action: RunnerStateMachine.Action, _ fold: inout Fold, previous: RebuiltProjection<P>? = nil) {
+        switch action {
+        case .publish(let state):
+            publish(fold, state: state)
+        case .publishPrevious:
+            guard let previous else { return }
+            publish(Fold(projection: previous.projection, position: previous.position, recordedAt: previous.recordedAt), state: .rebuilding)
+            onEvent?(.previousVersionServed(position: previous.position))
+        case .setState(let state):
+            setState(state)
+        case .restart(let head, let position):
+            onEvent?(.snapshotIgnored(reason: "the log's head \(head) is behind the view's position \(position): "
+                + "the snapshot came from another log; folding from the start"))
+            fold = Fold(projection: P(), position: 0, recordedAt: nil)
+            shared.withLock { $0.snapshotPosition = nil }
+        }
+    }
+
+    /// The fold to continue, an older version's state to serve meanwhile, if any, and
+    /// whether the fold starts over because no snapshot of this version could be used.
+    private func loadSnapshot() -> (Fold, RebuiltProjection<P>?, rebuilding: Bool) {
+        guard let snapshots else { return (Fold(projection: P(), position: 0, recordedAt: nil), nil, false) }
         let load = snapshots.load(P.self)
         for reason in load.ignored { onEvent?(.snapshotIgnored(reason: reason)) }
         if let file = load.file {
@@ -285,8 +205,8 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             onEvent?(.snapshotLoaded(file: file, position: load.position))
         }
         let rebuilding = load.file == nil && load.olderVersion != nil
-        return (Fold(projection: load.projection, position: load.position, recordedAt: load.recordedAt, rebuilding: rebuilding),
-                rebuilding ? load.previous : nil)
+        return (Fold(projection: load.projection, position: load.position, recordedAt: load.recordedAt),
+                rebuilding ? load.previous : nil, rebuilding)
     }
 
     private func writeSnapshot(_ projection: P, position: LogPosition, recordedAt: Int64?, to snapshots: SnapshotStore) {
@@ -303,21 +223,14 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     /// the waiters it satisfies.
     private func publish(_ fold: Fold, state newState: ProjectionState?) {
         let published = Published(view: fold.projection.makeView(), position: fold.position, recordedAt: fold.recordedAt)
-        let (ready, oldState): ([CheckedContinuation<Bool, Never>], ProjectionState) = shared.withLock { s in
+        let oldState: ProjectionState = shared.withLock { s in
             s.published = published
             let old = s.state
             if let newState { s.state = newState }
-            var ready: [CheckedContinuation<Bool, Never>] = []
-            for (id, slot) in s.waiters {
-                if case .waiting(let position, let continuation) = slot, position <= published.position {
-                    ready.append(continuation)
-                    s.waiters[id] = nil
-                }
-            }
-            return (ready, old)
+            return old
         }
         if let newState, newState != oldState { onEvent?(.stateChanged(from: oldState, to: newState)) }
-        for waiter in ready { waiter.resume(returning: true) }
+        waiters.advance(to: published.position)
     }
 
     private func noteHead(_ head: LogPosition) {

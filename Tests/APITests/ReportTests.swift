@@ -5,7 +5,7 @@ import HummingbirdTesting
 import TallyTestSupport
 import Testing
 
-@Suite("Worker reports: batches, validation, bounds")
+@Suite("Worker reports: batches, validation, bounds", .timeLimit(.minutes(1)))
 struct ReportTests {
     static func report(_ client: any TestClientProtocol, _ fixture: APIFixture, _ endpoint: String, _ items: [[String: Any]],
                        key: String? = nil) async throws -> TestResponse {
@@ -69,7 +69,7 @@ struct ReportTests {
             bad["data"] = ["username": "natgeo", "post_id": "p2", "sentiment": 2.0, "language": "en", "category": "x", "duration_ms": 1]
             let items = [analysisCompleted("natgeo", post: "p1"), bad, analysisCompleted("natgeo", post: "p3")]
             let response = try await Self.report(client, fixture, "analysis", items)
-            let body = try expectProblem(response, .badRequest, code: "invalid_field")
+            let body = try expectProblem(response, .badRequest, code: "invalid_input")
             #expect(int(body, "item") == 1, "\(body)")
             #expect(body["field"] as? String == "sentiment", "\(body)")
             #expect(fixture.head == 0)
@@ -77,7 +77,7 @@ struct ReportTests {
             var missing = profileRefreshed("nasa")
             missing["data"] = ["username": "nasa"]
             let second = try await Self.report(client, fixture, "profiles", [profileRefreshed("natgeo"), profileRefreshed("esa"), missing])
-            let secondBody = try expectProblem(second, .badRequest, code: "invalid_field")
+            let secondBody = try expectProblem(second, .badRequest, code: "invalid_input")
             #expect(int(secondBody, "item") == 2, "\(secondBody)")
             #expect(fixture.head == 0)
         }

@@ -10,7 +10,7 @@ import Testing
 
 /// The breaker in front of the store: opens after consecutive store failures, refuses fast
 /// while open, half-opens after its delay, closes on a success; request refusals do not count.
-@Suite struct StoreBreakerTests {
+@Suite(.timeLimit(.minutes(1))) struct StoreBreakerTests {
     struct Down: Error {}
 
     static func storeFailure() -> CommandError { CommandError(.storeUnavailable, "the store is closed") }
@@ -34,8 +34,11 @@ import Testing
                 return 1
             }
             Issue.record("an open breaker let a command through")
-        } catch let problem as Problem {
-            #expect(problem.status == .serviceUnavailable && problem.code == "store_unavailable")
+        } catch let refusal as BreakerOpen {
+            // The breaker says why, in no HTTP terms; the one mapping makes it a 503.
+            #expect(refusal.state == .open)
+            let problem = Problem(refusal)
+            #expect(problem.status == .serviceUnavailable && problem.code.rawValue == "store_unavailable")
             #expect((problem.retryAfter ?? 0) >= 1)
         }
         #expect(calls.withLock { $0 } == 3)

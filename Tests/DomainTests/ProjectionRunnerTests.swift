@@ -6,7 +6,7 @@ import Testing
 
 /// The runner folds the log exactly once per position, from the newest usable snapshot,
 /// publishes as it goes, survives bad snapshots and store failures, and stops on cancel.
-@Suite struct ProjectionRunnerTests {
+@Suite(.timeLimit(.minutes(1))) struct ProjectionRunnerTests {
     protocol ToyVersion: Sendable { static var number: Int { get } }
     enum V1: ToyVersion { static var number: Int { 1 } }
     enum V2: ToyVersion { static var number: Int { 2 } }
@@ -158,7 +158,7 @@ extension ProjectionRunnerTests {
             #expect(published.view == Self.expected(250, V1.self))
             #expect(published.recordedAt == Self.baseTime + 250 * 1_000)
             #expect(running.runner.state == .live)
-            #expect(try await Runner<V1>.rebuild(store: log).projection == published.view)
+            #expect(try await Toy<V1>.rebuild(from: log).projection == published.view)
             try await running.stop()
             #expect(recorder.transitions == ["catchingUp->live"])
         }
@@ -197,7 +197,7 @@ extension ProjectionRunnerTests {
             #expect(recorder.loaded == [300])
             #expect(view.foldedSinceStart == 100, "the fold must see only events after the snapshot")
             #expect(view.positions == Array(1...400))
-            #expect(view == (try await Runner<V1>.rebuild(store: log)).projection)
+            #expect(view == (try await Toy<V1>.rebuild(from: log)).projection)
             try await second.stop()
         }
     }
@@ -234,7 +234,7 @@ extension ProjectionRunnerTests {
             try await first.stop()
             let path = snapshots.path(for: Toy<V1>.name)
             let good = [UInt8](try #require(FileManager.default.contents(atPath: path)))
-            let full = try await Runner<V1>.rebuild(store: log).projection
+            let full = try await Toy<V1>.rebuild(from: log).projection
 
             var flippedPayload = good
             flippedPayload[good.count - 5] ^= 0x20
@@ -387,15 +387,15 @@ extension ProjectionRunnerTests {
 
     @Test func rebuildFoldsExactlyUpToAPosition() async throws {
         try await Self.withLog { log, _ in
-            #expect(try await Runner<V1>.rebuild(store: log).position == 0)
+            #expect(try await Toy<V1>.rebuild(from: log).position == 0)
             try await Self.append(log, 1...100, perAppend: 9)
-            let upTo35 = try await Runner<V1>.rebuild(store: log, until: 35)
+            let upTo35 = try await Toy<V1>.rebuild(from: log, until: 35)
             #expect(upTo35.position == 35)
             #expect(upTo35.recordedAt == Self.baseTime + 35 * 1_000)
             #expect(upTo35.projection == Self.expected(35, V1.self))
-            #expect(try await Runner<V1>.rebuild(store: log, until: 36).projection.positions == Array(1...36))
-            #expect(try await Runner<V1>.rebuild(store: log, until: 0).projection.positions.isEmpty)
-            let all = try await Runner<V1>.rebuild(store: log, until: 500)
+            #expect(try await Toy<V1>.rebuild(from: log, until: 36).projection.positions == Array(1...36))
+            #expect(try await Toy<V1>.rebuild(from: log, until: 0).projection.positions.isEmpty)
+            let all = try await Toy<V1>.rebuild(from: log, until: 500)
             #expect(all.position == 100 && all.projection == Self.expected(100, V1.self))
         }
     }

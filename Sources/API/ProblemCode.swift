@@ -1,0 +1,109 @@
+public import Hummingbird
+
+/// The closed vocabulary of problem responses: every `code` a client can see, each with
+/// one HTTP status. Errors of every layer map onto it in `Problem.init(_:)`, so the same
+/// fault has the same code on every route.
+public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
+    package enum Base: String, Sendable, CaseIterable {
+        case malformedBody = "malformed_body"
+        case invalidInput = "invalid_input"
+        case unknownType = "unknown_type"
+        case batchTooLarge = "batch_too_large"
+        case bodyTooLarge = "body_too_large"
+        case unauthenticated
+        case forbidden
+        case notFound = "not_found"
+        case methodNotAllowed = "method_not_allowed"
+        case badRequest = "bad_request"
+        case insufficientCredits = "insufficient_credits"
+        case conflict
+        case storeUnavailable = "store_unavailable"
+        case unreadableHistory = "unreadable_history"
+        case viewNotReady = "view_not_ready"
+        case `internal`
+    }
+
+    package let base: Base
+    private init(_ base: Base) { self.base = base }
+
+    /// The body is not a JSON object of the endpoint's shape (not JSON, unknown members,
+    /// no `events` array, empty where one is required). Send the documented shape. (400)
+    public static let malformedBody = Self(.malformedBody)
+    /// A field (body member, query parameter, header, path segment) is missing, of the wrong
+    /// kind or out of its range; `field` names it, `item` the batch item. Fix it. (400)
+    public static let invalidInput = Self(.invalidInput)
+    /// A reported event type that this endpoint does not take. (400)
+    public static let unknownType = Self(.unknownType)
+    /// A batch of more items than one request takes. Split it. (400)
+    public static let batchTooLarge = Self(.batchTooLarge)
+    /// A body past the upload limit. Split it. (413)
+    public static let bodyTooLarge = Self(.bodyTooLarge)
+    /// No, or a malformed, forged or expired token. (401)
+    public static let unauthenticated = Self(.unauthenticated)
+    /// The token's role may not do this. (403)
+    public static let forbidden = Self(.forbidden)
+    /// No such route. (404)
+    public static let notFound = Self(.notFound)
+    /// The route exists for another method. (405)
+    public static let methodNotAllowed = Self(.methodNotAllowed)
+    /// A request the HTTP layer refused before any route saw it. (400)
+    public static let badRequest = Self(.badRequest)
+    /// The balance is below the cost; grant credits first. (402)
+    public static let insufficientCredits = Self(.insufficientCredits)
+    /// The stream kept moving; retry with the same Idempotency-Key. (409)
+    public static let conflict = Self(.conflict)
+    /// The store is failing or slow, or the breaker is open; nothing was written. Retry
+    /// after Retry-After with the same Idempotency-Key. (503)
+    public static let storeUnavailable = Self(.storeUnavailable)
+    /// The wallet's history holds events this build cannot read; upgrade Tally. (503)
+    public static let unreadableHistory = Self(.unreadableHistory)
+    /// The view was never built yet; retry after Retry-After. (503)
+    public static let viewNotReady = Self(.viewNotReady)
+    /// The server failed; nothing internal is said. (500)
+    public static let `internal` = Self(.internal)
+
+    /// Every code, for tests and the OpenAPI document.
+    public static var all: [ProblemCode] { Base.allCases.map(Self.init) }
+
+    /// The stable string clients key on.
+    public var rawValue: String { base.rawValue }
+    public var description: String { rawValue }
+
+    /// The one status of this code.
+    public var status: HTTPResponse.Status {
+        switch base {
+        case .malformedBody, .invalidInput, .unknownType, .batchTooLarge, .badRequest: .badRequest
+        case .bodyTooLarge: .contentTooLarge
+        case .unauthenticated: .unauthorized
+        case .forbidden: .forbidden
+        case .notFound: .notFound
+        case .methodNotAllowed: .methodNotAllowed
+        case .insufficientCredits: .init(code: 402, reasonPhrase: "Payment Required")
+        case .conflict: .conflict
+        case .storeUnavailable, .unreadableHistory, .viewNotReady: .serviceUnavailable
+        case .internal: .internalServerError
+        }
+    }
+
+    /// The problem's `title`: short, the same for every response of this code.
+    public var title: String {
+        switch base {
+        case .malformedBody: "Malformed body"
+        case .invalidInput: "Invalid input"
+        case .unknownType: "Unknown event type"
+        case .batchTooLarge: "Batch too large"
+        case .bodyTooLarge: "Body too large"
+        case .unauthenticated: "Unauthorized"
+        case .forbidden: "Forbidden"
+        case .notFound: "Not found"
+        case .methodNotAllowed: "Method not allowed"
+        case .badRequest: "Bad request"
+        case .insufficientCredits: "Insufficient credits"
+        case .conflict: "Conflict"
+        case .storeUnavailable: "Store unavailable"
+        case .unreadableHistory: "Unreadable history"
+        case .viewNotReady: "View not ready"
+        case .internal: "Internal error"
+        }
+    }
+}

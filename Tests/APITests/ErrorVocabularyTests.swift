@@ -1,0 +1,129 @@
+import Commands
+import EventLog
+import Events
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import API
+
+/// One vocabulary at the HTTP edge: every error maps to one code of `ProblemCode`, each code
+/// to one status, and the same fault gets the same code on every route.
+@Suite("Error vocabulary", .timeLimit(.minutes(1)))
+struct ErrorVocabularyTests {
+    /// The contract clients key on: a code is never renamed and never changes status.
+    static let statuses: [String: Int] = [
+        "malformed_body": 400, "invalid_input": 400, "unknown_type": 400, "batch_too_large": 400, "bad_request": 400,
+        "body_too_large": 413, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
+        "insufficient_credits": 402, "conflict": 409, "store_unavailable": 503, "unreadable_history": 503,
+        "view_not_ready": 503, "internal": 500,
+    ]
+
+    @Test func everyCodeIsStableUniqueAndHasOneStatus() {
+        let codes = ProblemCode.all.map(\.rawValue)
+        #expect(Set(codes).count == codes.count)
+        #expect(Dictionary(uniqueKeysWithValues: ProblemCode.all.map { ($0.rawValue, Int($0.status.code)) }) == Self.statuses)
+        for code in ProblemCode.all { #expect(!code.title.isEmpty) }
+    }
+
+    /// `/openapi.json` documents exactly this vocabulary.
+    @Test func theOpenAPIDocumentListsEveryCode() throws {
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json().utf8)) as? [String: Any])
+        let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
+        let problem = try #require(schemas?["Problem"] as? [String: Any])
+        let code = (problem["properties"] as? [String: Any])?["code"] as? [String: Any]
+        #expect(code?["enum"] as? [String] == ProblemCode.all.map(\.rawValue))
+        for (name, status) in Self.statuses {
+            #expect((problem["description"] as? String)?.contains("\(name) (\(status))") == true, "\(name)")
+        }
+    }
+
+    /// Every code of every layer's error maps to a problem of the vocabulary, and a code
+    /// string another layer shares means the same problem code.
+    @Test func everyErrorCodeMapsToOneProblemCode() {
+        var seen: [String: String] = [:]
+        func check(_ error: any Error, _ layerCode: String) {
+            let problem = Problem(error)
+            #expect(Self.statuses[problem.code.rawValue] == Int(problem.status.code), "\(error)")
+            #expect(!problem.detail.isEmpty)
+            #expect(problem.status.code != 503 || (problem.retryAfter ?? 0) >= 1, "every 503 says when to retry: \(error)")
+            if let earlier = seen[layerCode] { #expect(earlier == problem.code.rawValue, "\(layerCode) maps to two codes") }
+            seen[layerCode] = problem.code.rawValue
+        }
+        for code in CommandError.Code.all { check(CommandError(code, "refused"), code.rawValue) }
+        for code in DomainError.Code.all { check(DomainError(code, "refused", field: "x"), code.rawValue) }
+        for code in AuthError.Code.all { check(AuthError(code, "refused"), code.rawValue) }
+        for code in [EventLogError.Code.invalidInput, .wrongExpectedVersion, .io, .closed, .unavailable, .corrupted, .locked, .readOnly] {
+            check(EventLogError(code, "refused"), code.description)
+        }
+        for code in ProblemCode.all { check(APIError(code, "refused"), code.rawValue) }
+        check(BreakerOpen(state: .open, retryAfter: .milliseconds(1_500)), "store_unavailable")
+        #expect(Problem(BreakerOpen(state: .open, retryAfter: .milliseconds(1_500))).retryAfter == 2)
+        struct Unknown: Error {}
+        #expect(Problem(Unknown()).code == .internal)
+        #expect(Problem(HTTPError(.notFound)).code == .notFound)
+        #expect(Problem(HTTPError(.contentTooLarge)).code == .bodyTooLarge)
+        // The same refusal reaches the edge as a domain error or wrapped by a command.
+        let domain = DomainError(.invalidField, "amount must be in 1...1000000000", field: "amount")
+        #expect(Problem(domain).code == Problem(CommandError.invalid(domain)).code)
+        #expect(Problem(domain).code == .invalidInput)
+    }
+
+    /// The same fault of a body, sent to a report endpoint and to the grant.
+    static let faults: [(fault: String, grant: String, report: String, code: String, field: String?)] = [
+        ("a number out of range", #"{"user":"alice","amount":-5,"reason":"x"}"#,
+         #"{"events":[{"type":"ProfileRefreshed","data":{"username":"natgeo","followers":-1,"following":2,"posts_count":3,"verified":true,"category":"x"}}]}"#,
+         "invalid_input", nil),
+        ("a string where a number goes", #"{"user":"alice","amount":"5","reason":"x"}"#,
+         #"{"events":[{"type":"ProfileRefreshed","data":{"username":"natgeo","followers":"1","following":2,"posts_count":3,"verified":true,"category":"x"}}]}"#,
+         "invalid_input", nil),
+        ("a missing member", #"{"user":"alice","amount":5}"#,
+         #"{"events":[{"type":"ProfileRefreshed","data":{"username":"natgeo","following":2,"posts_count":3,"verified":true,"category":"x"}}]}"#,
+         "invalid_input", nil),
+        ("an empty name", #"{"user":"","amount":5,"reason":"x"}"#,
+         #"{"events":[{"type":"ProfileRefreshed","data":{"username":"","followers":1,"following":2,"posts_count":3,"verified":true,"category":"x"}}]}"#,
+         "invalid_input", nil),
+        ("not JSON", #"{"user":"alice","#, #"{"events":["#, "malformed_body", nil),
+        ("not an object", "[1]", "[1]", "malformed_body", nil),
+        ("an unknown member", #"{"user":"alice","amount":5,"reason":"x","extra":1}"#, #"{"events":[],"extra":1}"#, "malformed_body", nil),
+    ]
+
+    @Test("the same bad body gets the same code on /events/* and /credits/grant", arguments: 0..<faults.count)
+    func sameFaultSameCode(index: Int) async throws {
+        let fault = Self.faults[index]
+        try await withAPI { fixture, client in
+            let grant = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken, body: fault.grant)
+            let grantBody = try expectProblem(grant, .badRequest, code: fault.code)
+            let report = try await send(client, .post, "/api/v1/events/profiles", token: fixture.serviceToken, body: fault.report)
+            let reportBody = try expectProblem(report, .badRequest, code: fault.code)
+            if fault.code == "invalid_input" {
+                #expect(grantBody["field"] is String, "\(fault.fault): the grant names the field: \(grantBody)")
+                #expect(reportBody["field"] is String, "\(fault.fault): the report names the field: \(reportBody)")
+                #expect(int(reportBody, "item") == 0, "\(reportBody)")
+            }
+            #expect(fixture.head == 0)
+        }
+    }
+
+    /// A bad query parameter, header or path segment is `invalid_input` on every route.
+    @Test func badParametersAreInvalidInputEverywhere() async throws {
+        try await withAPI { fixture, client in
+            for (uri, token) in [("/api/v1/creator/unlocked?limit=0", fixture.aliceToken),
+                                 ("/api/v1/system/monitoring/performance?hours=0", fixture.adminToken),
+                                 ("/api/v1/audit/events?limit=abc", fixture.auditorToken),
+                                 ("/api/v1/audit/events?since=yesterday", fixture.auditorToken)] {
+                try expectProblem(try await send(client, .get, uri, token: token), .badRequest, code: "invalid_input")
+            }
+            let after = try await send(client, .get, "/api/v1/system/stats", token: fixture.aliceToken, [.tallyAfter: "soon"])
+            let body = try expectProblem(after, .badRequest, code: "invalid_input")
+            #expect(body["field"] as? String == "Tally-After")
+            // A bad username is the same fault in a path as in a command.
+            let search = try await send(client, .post, "/api/v1/creator/search/bad-name", token: fixture.aliceToken)
+            #expect(try expectProblem(search, .badRequest, code: "invalid_input")["field"] as? String == "username")
+            let unlock = try await send(client, .post, "/api/v1/creator/unlock/bad-name", token: fixture.aliceToken)
+            #expect(try expectProblem(unlock, .badRequest, code: "invalid_input")["field"] as? String == "username")
+            try expectProblem(try await send(client, .get, "/api/v1/no/such/route", token: fixture.aliceToken), .notFound, code: "not_found")
+            #expect(fixture.head == 0)
+        }
+    }
+}
