@@ -21,14 +21,6 @@ import Testing
 
 // MARK: - Requests
 
-extension HTTPField.Name {
-    static let tallyAfter = Self("Tally-After")!
-    static let tallyPosition = Self("Tally-Position")!
-    static let tallyLagEvents = Self("Tally-Lag-Events")!
-    static let requestID = Self("Request-Id")!
-    static let idempotencyKey = Self("Idempotency-Key")!
-}
-
 /// Headers with `Authorization: Bearer <token>` (when given) and a JSON content type.
 func headers(_ token: String?, _ extra: [HTTPField.Name: String] = [:]) -> HTTPFields {
     var fields: HTTPFields = [.contentType: "application/json"]

@@ -1,5 +1,6 @@
 import Events
 import Synchronization
+import TallyTestSupport
 import Testing
 @testable import API
 

@@ -27,7 +27,7 @@ import Testing
             try await fixture.makeApplication().test(.router) { client in
                 try await client.execute(uri: "/api/v1/credits/grant", method: .post, headers: admin,
                                          body: ByteBuffer(string: #"{"user":"alice","amount":10,"reason":"t"}"#)) { #expect($0.status == .ok) }
-                try await client.execute(uri: "/api/v1/system/stats", method: .get, headers: user.merging([.init("Tally-After")!: "1"])) {
+                try await client.execute(uri: "/api/v1/system/stats", method: .get, headers: user.merging([.tallyAfter: "1"])) {
                     #expect($0.status == .ok)
                 }
 
@@ -35,7 +35,7 @@ import Testing
                 store.mode = .slow(.seconds(1))
                 for i in 0..<3 {
                     var headers = user
-                    headers[.init("Idempotency-Key")!] = "unlock-\(i)"
+                    headers[.idempotencyKey] = "unlock-\(i)"
                     try await client.execute(uri: "/api/v1/creator/unlock/creator\(i)", method: .post, headers: headers) { response in
                         #expect(response.status == .serviceUnavailable)
                         #expect(response.headers[.retryAfter] != nil)
@@ -59,7 +59,7 @@ import Testing
                 try await client.execute(uri: "/api/v1/system/recovery/database", method: .post, headers: admin) { #expect($0.status == .ok) }
                 for i in 0..<3 {
                     var headers = user
-                    headers[.init("Idempotency-Key")!] = "unlock-\(i)"
+                    headers[.idempotencyKey] = "unlock-\(i)"
                     try await client.execute(uri: "/api/v1/creator/unlock/creator\(i)", method: .post, headers: headers) { #expect($0.status == .ok) }
                 }
                 #expect(breaker.current == .closed)

@@ -4,6 +4,7 @@ import Events
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import TallyTestSupport
 import Testing
 @testable import API
 

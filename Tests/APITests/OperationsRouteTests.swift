@@ -34,7 +34,7 @@ import Testing
                 let health = ByteBuffer(string: #"{"events":[{"type":"HealthSampled","data":{"component":"db","status":"ok","memory_pct":90,"cpu_pct":10,"disk_pct":20,"latency_ms":2}}]}"#)
                 try await client.execute(uri: "/api/v1/events/health", method: .post, headers: auth(service), body: health) { #expect($0.status == .created) }
                 var after = auth(admin)
-                after[.init("Tally-After")!] = "5"
+                after[.tallyAfter] = "5"
 
                 try await client.execute(uri: "/api/v1/cdn/metrics", method: .get, headers: after) { response in
                     let body = Self.json(response.body)
