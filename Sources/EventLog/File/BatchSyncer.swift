@@ -12,14 +12,14 @@ final class BatchSyncer: @unchecked Sendable {
         var closing = false
     }
 
-    private let core: LogCore
+    private let core: FileLogCore
     private let queue = Mutex(Queue())
     private let work = DispatchSemaphore(value: 0)
     private let space = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let recordFsync: @Sendable (UInt64) -> Void
 
-    init(core: LogCore, recordFsync: @escaping @Sendable (UInt64) -> Void) {
+    init(core: FileLogCore, recordFsync: @escaping @Sendable (UInt64) -> Void) {
         self.core = core
         self.recordFsync = recordFsync
         startThread { [self] in run() }

@@ -5,20 +5,6 @@ import Synchronization
 import Glibc
 #endif
 
-/// Why an append with an expected version was refused, as the error's cause.
-public struct WrongExpectedVersion: Error, Sendable, Hashable {
-    public var stream: String
-    public var expected: ExpectedVersion
-    /// The stream's version when the append was decided; nil when the stream had no events.
-    public var actual: UInt64?
-
-    public init(stream: String, expected: ExpectedVersion, actual: UInt64?) {
-        self.stream = stream
-        self.expected = expected
-        self.actual = actual
-    }
-}
-
 /// The single writer of a `FileLog`: a dedicated thread that turns everything queued into
 /// one batch, decides it (expected versions, idempotency), writes it with one system call,
 /// and hands it on to be made durable and published. Under `always` a `BatchSyncer` does
@@ -51,7 +37,7 @@ final class FileLogWriter: @unchecked Sendable {
         }
     }
 
-    private let core: LogCore
+    private let core: FileLogCore
     private let options: FileLog.Options
     private let queue = Mutex(Queue())
     private let counters = Locked(Counters())
@@ -69,7 +55,7 @@ final class FileLogWriter: @unchecked Sendable {
     private var dirty = false
     private var lastSync = monotonicNanoseconds()
 
-    init(core: LogCore, options: FileLog.Options, active: ActiveSegment) throws {
+    init(core: FileLogCore, options: FileLog.Options, active: ActiveSegment) throws {
         self.core = core
         self.options = options
         self.active = active
@@ -417,33 +403,5 @@ final class FileLogWriter: @unchecked Sendable {
         for waiter in waiters {
             if let closeError { waiter.resume(throwing: closeError) } else { waiter.resume() }
         }
-    }
-}
-
-private final class ThreadBody {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Starts a detached OS thread: the writer and syncer block in write(2) and fdatasync(2),
-/// which must not happen on the cooperative pool's few threads.
-func startThread(_ body: @escaping () -> Void) {
-    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { argument in
-        let body = Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue()
-        body.body()
-        return nil
-    }, box)
-    precondition(rc == 0, "cannot start a log thread: \(systemErrorMessage(rc))")
-    pthread_detach(thread)
-}
-
-/// A value behind a mutex, in a class so that several owners can share it.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        try mutex.withLock { try body(&$0) }
     }
 }

@@ -47,13 +47,6 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The error number of a failed system call, kept as a cause.
-public struct SystemCallError: Error, Sendable, CustomStringConvertible {
-    public var call: String
-    public var errno: Int32
-    public var description: String { "\(call) failed: \(systemErrorMessage(errno)) (errno \(errno))" }
-}
-
 extension EventLogError {
     /// Any error as an `EventLogError`, wrapping the unexpected ones.
     static func wrapping(_ error: any Error, _ code: Code = .io) -> EventLogError {
