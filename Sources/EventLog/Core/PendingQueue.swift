@@ -1,5 +1,3 @@
-import Dispatch
-
 /// Appends waiting for a writer thread, in arrival order; shared by both backends' writers.
 struct PendingQueue {
     var items: [PendingAppend] = []
@@ -33,7 +31,7 @@ struct PendingQueue {
 /// Hands `pending` to a writer through `enqueue` (run under the writer's lock) and waits for
 /// its result; `closed` is the error when the writer no longer takes appends.
 func submitPending(
-    _ pending: PendingAppend, wakeup: DispatchSemaphore, closed: @autoclosure () -> EventLogError,
+    _ pending: PendingAppend, worker: WorkerThread, closed: @autoclosure () -> EventLogError,
     enqueue: (PendingAppend) -> Bool?
 ) async throws -> AppendResult {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
@@ -41,7 +39,7 @@ func submitPending(
         pending.continuation = continuation
         switch enqueue(pending) {
         case nil: continuation.resume(throwing: closed())
-        case true?: wakeup.signal()
+        case true?: worker.wake()
         case false?: break
         }
     }

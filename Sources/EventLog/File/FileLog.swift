@@ -51,13 +51,12 @@ public final class FileLog: EventStore, Sendable {
     /// Pending appends complete first; appends after close fail with `.closed`.
     public func close() async throws {
         if let writer { try await writer.shutdown() }
-        let waiters = core.state.withLock { s in
-            s.closed = true
-            return s.takeReadyWaiters()
-        }
-        for waiter in waiters { waiter.resume(returning: false) }
+        core.commits.close()
         lockFile?.close()
     }
+
+    /// True while the writer sleeps with no sync owed (see `FileLogWriter`).
+    var writerSleepsUntilWoken: Bool { writer?.isSleepingUntilWoken ?? false }
 
     public func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult {
         guard let writer else {
@@ -107,12 +106,24 @@ public final class FileLog: EventStore, Sendable {
         try core.state.withLock { s in try s.mergedStreams()[stream].map { UInt64($0.count - 1) } }
     }
 
-    /// Writer counters (batches, fsyncs and their durations) for benchmarks and metrics.
-    public func statistics() -> Statistics {
-        let bytes = core.state.withLock { $0.bytesOnDisk }
-        var stats = writer?.statistics() ?? Statistics(batches: 0, events: 0, fsyncs: 0, recentFsyncNanoseconds: [], sealFailures: 0, bytesOnDisk: 0)
-        stats.bytesOnDisk = bytes
-        return stats
+    /// How the embedded log names its figures: commits are batches, syncs are fsyncs.
+    static let statisticNames = StoreStatistics.Names(backend: "file", commit: "batch", commits: "batches", sync: "fsync")
+
+    /// The writer's figures (zero when read-only) and the bytes of every segment.
+    public func statistics() -> StoreStatistics {
+        var statistics = writer?.statistics() ?? StoreStatistics(names: Self.statisticNames)
+        statistics.bytesStored = core.state.withLock { $0.bytesOnDisk }
+        return statistics
+    }
+
+    public func storedBytes() async throws -> Int {
+        core.state.withLock { $0.bytesOnDisk }
+    }
+
+    /// Walks the directory's files as `LogVerifier.verify(directory:)` does, trusting no
+    /// index and nothing this process holds in memory.
+    public func verify(expected: LogHead?, progress: ((LogPosition) -> Void)?) async throws -> LogVerifier.Report {
+        try LogVerifier.verify(directory: directory, expected: expected, progress: progress)
     }
 
     private static func acquireWriterLock(directory: String) throws -> SystemFile {

@@ -8,40 +8,15 @@ import Glibc
 final class FileLogCore: Sendable {
     let directory: String
     let state: Mutex<FileLogState>
+    /// Readers tailing the log, resumed as batches are published; closed with the log.
+    let commits: PositionWaiters
 
     init(directory: String, state: consuming FileLogState) {
         self.directory = directory
+        self.commits = PositionWaiters(position: state.head)
         self.state = Mutex(state)
     }
 
-    /// Suspends until the head passes `position`; false when the log closes or the task is
-    /// cancelled first.
-    func waitForCommit(beyond position: LogPosition) async -> Bool {
-        let id = state.withLock { s in
-            s.nextWaiterID += 1
-            return s.nextWaiterID
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                let immediate: Bool? = state.withLock { s in
-                    if s.cancelledWaiters.remove(id) != nil || s.closed { return false }
-                    if s.head > position { return true }
-                    s.waiters[id] = continuation
-                    s.waiterThresholds[id] = position
-                    return nil
-                }
-                if let immediate { continuation.resume(returning: immediate) }
-            }
-        } onCancel: {
-            let waiter: CheckedContinuation<Bool, Never>? = state.withLock { s in
-                s.waiterThresholds[id] = nil
-                if let waiter = s.waiters.removeValue(forKey: id) { return waiter }
-                s.cancelledWaiters.insert(id)
-                return nil
-            }
-            waiter?.resume(returning: false)
-        }
-    }
 }
 
 
@@ -50,7 +25,7 @@ extension FileLogCore {
     /// Call only once they are as durable as the fsync policy says.
     func publish(_ batches: [WrittenBatch]) {
         var acknowledgements: [Acknowledgement] = []
-        let waiters = state.withLock { s in
+        let head = state.withLock { s in
             for batch in batches {
                 s.head = batch.lastPosition
                 s.headHash = batch.chainHash
@@ -69,10 +44,10 @@ extension FileLogCore {
                 acknowledgements += batch.acknowledgements
                 if let late = s.lateAcknowledgements.removeValue(forKey: batch.sequence) { acknowledgements += late }
             }
-            return s.takeReadyWaiters()
+            return s.head
         }
         for ack in acknowledgements { ack.continuation.resume(with: ack.outcome) }
-        for waiter in waiters { waiter.resume(returning: true) }
+        commits.advance(to: head)
     }
 
     /// Fails written batches that will never be published (their sync failed, or the log

@@ -10,16 +10,21 @@ extension FileLog {
         public var repair: Bool
         /// LZ4 acceleration level passed to the frame compressor (0 = default fast mode).
         public var compressionLevel: Int32
+        /// Called on the writer thread when a full segment could not be sealed (the log keeps
+        /// appending to it and tries again after the next batch): for a log line. The count
+        /// and the last message are also in `statistics()`.
+        public var onSealFailure: (@Sendable (EventLogError) -> Void)?
 
         public init(
             fsync: FsyncPolicy = .always, segmentSize: Int = 128 << 20, readOnly: Bool = false,
-            repair: Bool = false, compressionLevel: Int32 = 0
+            repair: Bool = false, compressionLevel: Int32 = 0, onSealFailure: (@Sendable (EventLogError) -> Void)? = nil
         ) {
             self.fsync = fsync
             self.segmentSize = segmentSize
             self.readOnly = readOnly
             self.repair = repair
             self.compressionLevel = compressionLevel
+            self.onSealFailure = onSealFailure
         }
     }
 
@@ -59,16 +64,5 @@ extension FileLog {
             if !rebuiltIndexes.isEmpty { lines.append("rebuilt indexes: \(rebuiltIndexes.joined(separator: ", "))") }
             return lines.isEmpty ? "clean" : lines.joined(separator: "; ")
         }
-    }
-
-    /// Counters of the writer, for benchmarks and metrics.
-    public struct Statistics: Sendable {
-        public var batches: Int
-        public var events: Int
-        public var fsyncs: Int
-        /// Durations of the most recent fsyncs (up to 65,536), in nanoseconds.
-        public var recentFsyncNanoseconds: [UInt64]
-        public var sealFailures: Int
-        public var bytesOnDisk: Int
     }
 }

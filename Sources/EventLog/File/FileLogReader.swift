@@ -136,7 +136,7 @@ public struct FileLogEvents: EventSequence {
                     return skip == 0 ? events : Array(events[skip...])
                 }
                 guard follow else { return nil }
-                guard await core.waitForCommit(beyond: next - 1) else { return nil }
+                guard await core.commits.wait(until: next) else { return nil }
             }
         }
 

@@ -23,13 +23,8 @@ struct FileLogState: ~Copyable {
     var idempotency: [String: AppendResult] = [:]
     /// Segment indexes of a read-only open whose streams are not merged yet, in order.
     var unmergedIndexes: [SegmentIndex] = []
-    var closed = false
     /// Set when a write or sync failed in a way that leaves the file's state unknown.
     var failure: EventLogError?
-    var waiters: [Int: CheckedContinuation<Bool, Never>] = [:]
-    var waiterThresholds: [Int: LogPosition] = [:]
-    var cancelledWaiters: Set<Int> = []
-    var nextWaiterID = 0
     var bytesOnDisk = 0
     /// Streams and keys of batches written but not yet durable and published, with the
     /// sequence number of the last such batch: decisions must see them, readers must not.
@@ -95,15 +90,5 @@ struct FileLogState: ~Copyable {
             unmergedIndexes.removeFirst()
         }
         return streams
-    }
-
-    /// Takes the waiters whose threshold the head has passed (all of them when closing).
-    mutating func takeReadyWaiters() -> [CheckedContinuation<Bool, Never>] {
-        var ready: [CheckedContinuation<Bool, Never>] = []
-        for (id, threshold) in waiterThresholds where closed || head > threshold {
-            if let waiter = waiters.removeValue(forKey: id) { ready.append(waiter) }
-            waiterThresholds[id] = nil
-        }
-        return ready
     }
 }
