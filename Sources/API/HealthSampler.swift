@@ -45,8 +45,8 @@ public struct HealthSampler<Store: EventStore>: Service {
     func measure(cpuPercent: Double) -> HealthSampled {
         let memory = Self.memoryPercent()
         let disk = Self.diskPercent(dataDirectory)
-        let fsyncs = (api.hub.store as? FileLog)?.statistics().recentFsyncNanoseconds.sorted() ?? []
-        let latency = fsyncs.isEmpty ? 0 : Double(fsyncs[fsyncs.count / 2]) / 1e6
+        // The store's durable-sync median (fdatasync, or COMMIT on PostgreSQL).
+        let latency = (api.hub.store.statistics().syncMedianAndP99?.median).map { Double($0) / 1e6 } ?? 0
         let worst = max(memory, cpuPercent, disk)
         let status: HealthStatus = api.breaker.current != .closed ? .down : worst >= api.alertThresholds.critical ? .degraded : .ok
         return HealthSampled(component: Self.component, status: status, memoryPct: Self.clamp(memory), cpuPct: Self.clamp(cpuPercent),

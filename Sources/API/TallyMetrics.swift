@@ -19,8 +19,7 @@ public final class TallyMetrics: Sendable {
     func render<Store: EventStore>(_ hub: ViewHub<Store>) -> String {
         let head = hub.knownHead
         gauge("tally_log_head_position").set(Double(head))
-        if let log = hub.store as? FileLog { renderFileLog(log.statistics()) }
-        if let log = hub.store as? PostgresLog { renderPostgresLog(log.statistics()) }
+        renderStore(hub.store.statistics())
         for (name, position, state) in [
             (SystemStatsProjection.name, hub.stats.current.position, hub.stats.state),
             (UnlockedProfilesProjection.name, hub.unlocked.current.position, hub.unlocked.state),
@@ -40,35 +39,23 @@ public final class TallyMetrics: Sendable {
         registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: ""), labels: labels)
     }
 
-    /// The embedded log's writer figures.
-    private func renderFileLog(_ statistics: FileLog.Statistics) {
-        gauge("tally_log_batches").set(Double(statistics.batches))
+    /// The store's writer figures, named with the backend's words (`tally_log_batches` and
+    /// `tally_log_fsync_seconds` for the embedded log, `tally_log_transactions` and
+    /// `tally_log_commit_seconds` for PostgreSQL), so the names operators know stay.
+    private func renderStore(_ statistics: StoreStatistics) {
+        let names = statistics.names
+        gauge("tally_log_backend", labels: [("backend", names.backend)]).set(1.0)
+        gauge("tally_log_\(names.commits)").set(Double(statistics.commits))
+        gauge("tally_log_failed_\(names.commits)").set(Double(statistics.failedCommits))
         gauge("tally_log_events").set(Double(statistics.events))
-        gauge("tally_log_fsyncs").set(Double(statistics.fsyncs))
-        gauge("tally_log_bytes").set(Double(statistics.bytesOnDisk))
-        quantiles("tally_log_fsync_seconds", nanoseconds: statistics.recentFsyncNanoseconds)
-        if statistics.batches > 0 {
-            gauge("tally_log_events_per_batch")
-                .set(Double(statistics.events) / Double(statistics.batches))
-        }
-    }
-
-    /// This process's PostgreSQL writer: group commits, their latency, failures, reconnects.
-    private func renderPostgresLog(_ statistics: PostgresLog.Statistics) {
-        gauge("tally_log_transactions").set(Double(statistics.transactions))
-        gauge("tally_log_events").set(Double(statistics.events))
-        gauge("tally_log_failed_transactions").set(Double(statistics.failedTransactions))
+        gauge("tally_log_\(names.sync)s").set(Double(statistics.syncs))
         gauge("tally_log_reconnects").set(Double(statistics.reconnects))
-        quantiles("tally_log_commit_seconds", nanoseconds: statistics.recentCommitNanoseconds)
-    }
-
-    /// The median and p99 of recent durations, in seconds.
-    private func quantiles(_ name: String, nanoseconds: [UInt64]) {
-        let sorted = nanoseconds.sorted()
-        guard !sorted.isEmpty else { return }
-        for (quantile, label) in [(0.5, "0.5"), (0.99, "0.99")] {
-            let value = sorted[min(sorted.count - 1, Int(Double(sorted.count) * quantile))]
-            gauge(name, labels: [("quantile", label)]).set(Double(value) / 1e9)
+        gauge("tally_log_seal_failures").set(Double(statistics.sealFailures))
+        if let bytes = statistics.bytesStored { gauge("tally_log_bytes").set(Double(bytes)) }
+        if let perCommit = statistics.eventsPerCommit { gauge("tally_log_events_per_\(names.commit)").set(perCommit) }
+        if let (median, p99) = statistics.syncMedianAndP99 {
+            gauge("tally_log_\(names.sync)_seconds", labels: [("quantile", "0.5")]).set(Double(median) / 1e9)
+            gauge("tally_log_\(names.sync)_seconds", labels: [("quantile", "0.99")]).set(Double(p99) / 1e9)
         }
     }
 }

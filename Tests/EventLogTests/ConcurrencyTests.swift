@@ -3,7 +3,7 @@ import Testing
 
 /// Group commit under many concurrent appenders: gap-free positions, consistent stream
 /// versions, and optimistic concurrency that lets exactly one racer win.
-@Suite struct ConcurrencyTests {
+@Suite(.timeLimit(.minutes(5))) struct ConcurrencyTests {
     @Test func thousandConcurrentAppendersGetGapFreePositions() async throws {
         try await withTempDir { dir in
             let log = try FileLog(directory: dir.path)  // fsync always: the real durable path

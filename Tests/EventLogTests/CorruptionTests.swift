@@ -9,7 +9,7 @@ import Glibc
 /// yield a wrong event. Opening either fails with `.corrupted` naming the exact position of
 /// the damaged batch, or (a sealed segment trusted through its index) the reader that
 /// reaches the batch throws. `repair` cuts there and keeps the cut bytes. One writer only.
-@Suite struct CorruptionTests {
+@Suite(.timeLimit(.minutes(5))) struct CorruptionTests {
     struct Original {
         var files: [String: [UInt8]]
         var segments: [String]

@@ -11,7 +11,7 @@ import Glibc
 /// Crash test: the real `replay append-until-killed` writer is SIGKILLed at a random moment;
 /// every append it acknowledged must be in the reopened log, intact. Rounds reuse the same
 /// directory, so each writer resumes on what the previous crash left.
-@Suite struct CrashTests {
+@Suite(.timeLimit(.minutes(5))) struct CrashTests {
     /// Bytes a child writes to a pipe, read on a thread as they arrive.
     final class PipeReader: Sendable {
         private let state = Mutex<(bytes: [UInt8], eof: Bool)>(([], false))

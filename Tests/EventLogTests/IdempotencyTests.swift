@@ -3,7 +3,7 @@ import Testing
 
 /// A repeated idempotency key returns the first append's result and writes nothing:
 /// sequentially, under concurrency, and after reopening (keys from `.idx` and from scans).
-@Suite struct IdempotencyTests {
+@Suite(.timeLimit(.minutes(3))) struct IdempotencyTests {
     @Test func repeatedKeyReturnsFirstResultAndWritesNothing() async throws {
         try await withTempDir { dir in
             let log = try FileLog(directory: dir.path)

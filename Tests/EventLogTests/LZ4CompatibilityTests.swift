@@ -3,7 +3,7 @@ import Testing
 
 /// A segment is a valid LZ4 stream: the stock `lz4` program skips the batch headers
 /// (skippable frames) and prints exactly the raw encoded envelopes of every batch.
-@Suite struct LZ4CompatibilityTests {
+@Suite(.timeLimit(.minutes(3))) struct LZ4CompatibilityTests {
     static let lz4 = "/usr/bin/lz4"
 
     @Test func stockLZ4DecodesEverySegment() async throws {

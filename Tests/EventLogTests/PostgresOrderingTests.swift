@@ -7,7 +7,7 @@ import Testing
 /// processes, each group-committing, while readers tail. A reader that passed a position a
 /// slower transaction filled later would miss it or see it out of order; every reader here
 /// must see every position exactly once, in order, with each stream's versions gap-free.
-@Suite struct PostgresOrderingTests {
+@Suite(.timeLimit(.minutes(5))) struct PostgresOrderingTests {
     static let writers = 8
     static let eventsPerWriter = 50_000
 

@@ -3,7 +3,7 @@ import Testing
 
 /// Everything appended comes back exactly: every envelope field, from any position, per
 /// stream, and after reopening the log.
-@Suite struct RoundTripTests {
+@Suite(.timeLimit(.minutes(3))) struct RoundTripTests {
     static let longStream = "c" + String(repeating: "x", count: 253) + "-1"  // 256 bytes, the bound
     static let maxType = String(repeating: "T", count: 128)
     static let maxActor = String(repeating: "a", count: 128)

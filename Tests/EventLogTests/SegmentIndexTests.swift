@@ -3,7 +3,7 @@ import Testing
 
 /// Segments roll at the configured size; reads cross sealed segments; a sealed segment's
 /// `.idx` is used on open, and rebuilt (byte for byte) when missing, corrupted or stale.
-@Suite struct SegmentIndexTests {
+@Suite(.timeLimit(.minutes(3))) struct SegmentIndexTests {
     static let options = FileLog.Options(fsync: .never, segmentSize: 64 << 10)
 
     /// A log of ~200 KiB over at least three segments, with keyed and multi-stream appends.

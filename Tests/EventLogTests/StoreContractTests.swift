@@ -5,7 +5,7 @@ import Testing
 /// The contract of `EventStore`, run unchanged against the embedded log and PostgreSQL:
 /// gap-free commit-ordered positions, expected-version conflicts, idempotency keys, reading
 /// by position and by stream, tailing, chain hash, verify and digest.
-@Suite struct StoreContractTests {
+@Suite(.timeLimit(.minutes(5))) struct StoreContractTests {
     @Test(arguments: Backend.allCases)
     func everyFieldRoundTripsAndReadsFromAnywhere(_ backend: Backend) async throws {
         try await withStore(backend) { store in
@@ -160,13 +160,13 @@ import Testing
             #expect(racers.filter { !$0.deduplicated }.count == 1)
             #expect(Set(racers.map(\.positions)).count == 1)
             #expect(try await store.head().position == 3)
-            try await store.shut()
+            try await store.close()
 
             store = try location.open()
             let reopened = try await store.append(to: "k-1", events: [textEvent("late")], idempotencyKey: "key-1")
             #expect(reopened.deduplicated && reopened.positions == first.positions && reopened.streamVersions == first.streamVersions)
             #expect(try await store.head().position == 3)
-            try await store.shut()
+            try await store.close()
         }
     }
 
@@ -222,20 +222,20 @@ import Testing
             for i in 0..<40 { _ = try await store.append(to: "v-\(i % 5)", events: (0...(i % 3)).map { textEvent("\(i).\($0)") }) }
             let digest = try await store.head()
             #expect(digest.position == 79)
-            var report = try await store.verifyLog(expected: digest)
+            var report = try await store.verify(expected: digest)
             #expect(report.intact && report.head == digest && report.events == 79)
             for i in 0..<10 { _ = try await store.append(to: "later-1", events: [textEvent("\(i)")]) }
-            try await store.shut()
+            try await store.close()
 
             store = try location.open()
             let head = try await store.head()
             #expect(head.position == 89 && head.chainHash != digest.chainHash)
-            report = try await store.verifyLog(expected: digest)
+            report = try await store.verify(expected: digest)
             #expect(report.intact && report.head == head, "the log still holds the digest's prefix")
             let wrong = LogHead(position: digest.position, chainHash: [UInt8](repeating: 7, count: 32))
-            report = try await store.verifyLog(expected: wrong)
+            report = try await store.verify(expected: wrong)
             #expect(!report.intact)
-            try await store.shut()
+            try await store.close()
         }
     }
 }

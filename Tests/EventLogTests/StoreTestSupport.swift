@@ -63,30 +63,12 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     var testDescription: String { rawValue }
 }
 
-/// What the contract tests need of a store beyond `EventStore`.
-protocol ContractStore: EventStore {
-    func shut() async throws
-    func verifyLog(expected: LogHead?) async throws -> LogVerifier.Report
-}
-
-extension FileLog: ContractStore {
-    func shut() async throws { try await close() }
-    func verifyLog(expected: LogHead?) async throws -> LogVerifier.Report {
-        try LogVerifier.verify(directory: directory, expected: expected)
-    }
-}
-
-extension PostgresLog: ContractStore {
-    func shut() async throws { await close() }
-    func verifyLog(expected: LogHead?) async throws -> LogVerifier.Report { try await verify(expected: expected) }
-}
-
 /// Where one test's log lives: a temporary directory or a fresh database.
 struct StoreLocation: Sendable {
     let backend: Backend
     let place: String
 
-    func open(fsync: FsyncPolicy = .always) throws -> any ContractStore {
+    func open(fsync: FsyncPolicy = .always) throws -> any EventStore {
         switch backend {
         case .file: try FileLog(directory: place, options: .init(fsync: fsync, segmentSize: 64 << 10))
         case .postgres: try PostgresLog(url: place, options: .init(fsync: fsync))
@@ -105,15 +87,15 @@ func withLocation<T>(_ backend: Backend, _ label: String = #function, _ body: (S
 }
 
 /// Opens a store at a fresh location, runs `body`, closes it.
-func withStore<T>(_ backend: Backend, _ label: String = #function, _ body: (any ContractStore) async throws -> T) async throws -> T {
+func withStore<T>(_ backend: Backend, _ label: String = #function, _ body: (any EventStore) async throws -> T) async throws -> T {
     try await withLocation(backend, label) { location in
         let store = try location.open()
         do {
             let result = try await body(store)
-            try await store.shut()
+            try await store.close()
             return result
         } catch {
-            try? await store.shut()
+            try? await store.close()
             throw error
         }
     }

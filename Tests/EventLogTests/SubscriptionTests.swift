@@ -3,7 +3,7 @@ import Testing
 
 /// `subscribe(from:)` delivers everything stored and then every new event as it commits,
 /// exactly once and in order, and ends when its task is cancelled or the log closes.
-@Suite struct SubscriptionTests {
+@Suite(.timeLimit(.minutes(3))) struct SubscriptionTests {
     /// What a subscriber saw, and how its iteration ended.
     struct Seen: Sendable {
         var events: [RecordedEvent] = []
@@ -96,8 +96,8 @@ import Testing
             let seen = Shared(Seen())
             let task = Self.subscriber(log, from: 1, into: seen)
             #expect(await eventually { seen.value.events.count == 5 })
-            // Let it suspend waiting for the next commit, then cancel it.
-            try await Task.sleep(nanoseconds: 50_000_000)
+            // Once it is suspended waiting for the next commit, cancel it.
+            #expect(await eventually { log.core.commits.count == 1 }, "the subscription never waited for a commit")
             #expect(!seen.value.ended)
             task.cancel()
             #expect(await eventually { seen.value.ended }, "the iteration did not end after cancellation")
@@ -114,6 +114,7 @@ import Testing
                 return count
             }
             #expect(await cancelledEarly.value == 0)
+            #expect(log.core.commits.count == 0, "a cancelled subscription left a waiter behind")
             #expect(early.value.ended && early.value.error == nil)
             #expect(try await log.append(to: "tail-1", events: [textEvent("e5")]).positions == 6...6)
             try await log.close()
@@ -128,7 +129,7 @@ import Testing
             let behind = Shared(Seen())
             _ = Self.subscriber(log, from: 2, into: waiting)
             #expect(await eventually { waiting.value.events.count == 2 })
-            try await Task.sleep(nanoseconds: 50_000_000)
+            #expect(await eventually { log.core.commits.count == 1 }, "the subscription never waited for a commit")
             let late = try await log.append(to: "tail-1", events: [textEvent("e3")])
             #expect(late.positions == 4...4)
             #expect(await eventually { waiting.value.events.count == 3 })

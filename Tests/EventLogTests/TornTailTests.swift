@@ -4,7 +4,7 @@ import Testing
 /// Recovery property: cutting the last segment anywhere (what a crash mid-write leaves)
 /// reopens to exactly the complete batches before the cut, reports the torn tail precisely,
 /// and appends continue at the right position.
-@Suite struct TornTailTests {
+@Suite(.timeLimit(.minutes(5))) struct TornTailTests {
     static let options = FileLog.Options(fsync: .never, segmentSize: 64 << 10)
 
     /// A built log, kept in memory so that each case can lay out a damaged copy.

@@ -3,7 +3,7 @@ import Testing
 
 /// Every documented bound is enforced exactly (the bound passes, one more byte fails), and a
 /// rejected append throws `.invalidInput` and writes nothing.
-@Suite struct ValidationTests {
+@Suite(.timeLimit(.minutes(3))) struct ValidationTests {
     static func bytes(_ n: Int, _ c: Character = "x") -> String { String(repeating: c, count: n) }
 
     /// Appends one valid event, then runs every rejected append against the log: each must

@@ -4,7 +4,7 @@ import Testing
 /// `LogVerifier` and `replay verify`/`digest`: an intact log verifies with its head; a changed
 /// byte in an old batch is reported at that batch's first position; a digest keeps verifying
 /// as the log grows, and fails for a rewritten history.
-@Suite struct VerifyTests {
+@Suite(.timeLimit(.minutes(5))) struct VerifyTests {
     static let options = FileLog.Options(fsync: .never, segmentSize: 64 << 10)
 
     /// A log of several segments; returns its head and the layout of every segment.

@@ -102,7 +102,7 @@ struct AppendLoad: AsyncParsableCommand {
             }
             return try await group.reduce(0, +)
         }
-        try await store.shut()
+        try await store.close()
         writeLine(1, "DONE \(written)")
     }
 }

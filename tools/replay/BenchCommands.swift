@@ -38,7 +38,7 @@ struct BenchAppend: AsyncParsableCommand {
         let policy = FsyncPolicy(parsing: fsync)!
         let directory = log ?? makeTemporaryDirectory()
         let store = try openLog(directory, writable: true, fsync: policy, segmentSize: segmentMib << 20)
-        guard try await store.headPosition() == 0 else {
+        guard try await store.head().position == 0 else {
             printError("\(logName(directory)) already holds a log; bench append needs an empty directory or database")
             throw ReplayExit.unreadable
         }
@@ -75,16 +75,17 @@ struct BenchAppend: AsyncParsableCommand {
         let seconds = monotonicSeconds() - started
         let storedBytes = try await store.storedBytes()
         var writer = JSONObject()
-        store.writerFigures(into: &writer)
-        try await store.shut()
+        writerFigures(store.statistics(), into: &writer)
+        try await store.close()
+        let ack = quantiles([0.5, 0.99], of: latencies)
 
         var out = JSONObject()
         out.set("command", "append")
         out.set("events", events)
         out.set("seconds", seconds, decimals: 3)
         out.set("events_per_second", Double(events) / seconds, decimals: 0)
-        out.set("ack_p50_ms", percentile(latencies, 0.50) / 1e6)
-        out.set("ack_p99_ms", percentile(latencies, 0.99) / 1e6)
+        out.set("ack_p50_ms", Double(ack.first ?? 0) / 1e6)
+        out.set("ack_p99_ms", Double(ack.last ?? 0) / 1e6)
         out.set("bytes_per_event", Double(storedBytes) / Double(events), decimals: 2)
         out.merge(writer)
         out.set("appenders", appenders)
@@ -104,7 +105,7 @@ struct BenchRead: AsyncParsableCommand {
     @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
 
     func run() async throws {
-        let store: any ReplayStore
+        let store: any EventStore
         do {
             store = try openLog(log)
         } catch {
@@ -128,7 +129,7 @@ struct BenchRead: AsyncParsableCommand {
             }
         }
         let seconds = monotonicSeconds() - started
-        let head = try await store.headPosition()
+        let head = try await store.head().position
         guard lastPosition == head, events == Int(lastPosition) else {
             printError("read \(events) events ending at \(lastPosition), but the head is \(head)")
             throw ReplayExit.damaged
@@ -140,16 +141,9 @@ struct BenchRead: AsyncParsableCommand {
         out.set("events_per_second", Double(events) / seconds, decimals: 0)
         out.set("payload_bytes", payloadBytes)
         out.set("bytes_per_event", Double(try await store.storedBytes()) / Double(max(1, events)), decimals: 2)
-        try await store.shut()
+        try await store.close()
         print(out.rendered)
     }
-}
-
-func percentile(_ values: [UInt64], _ p: Double) -> Double {
-    guard !values.isEmpty else { return 0 }
-    let sorted = values.sorted()
-    let index = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
-    return Double(sorted[index])
 }
 
 func monotonicNanos() -> UInt64 {

@@ -38,17 +38,17 @@ struct Generate: AsyncParsableCommand {
 
     /// Does the work of `run` and returns the summary instead of printing it (tests call this).
     func execute() async throws -> JSONObject {
-        let store: any ReplayStore
+        let store: any EventStore
         let head: LogPosition
         do {
             store = try openLog(log, writable: true, fsync: .never)
-            head = try await store.headPosition()
+            head = try await store.head().position
         } catch {
             printError("cannot open the log at \(logName(log)): \(error)")
             throw ReplayExit.unreadable
         }
         guard head == 0 else {
-            try? await store.shut()
+            try? await store.close()
             printError("\(log) already holds a log (\(head) events); generate writes only into a new, empty log")
             throw ReplayExit.unreadable
         }
@@ -81,11 +81,11 @@ struct Generate: AsyncParsableCommand {
         } catch {
             progress.finish()
             printError("cannot write to the log at \(log): \(error)")
-            try? await store.shut()
+            try? await store.close()
             throw ReplayExit.unreadable
         }
         let bytes = try await store.storedBytes()
-        try await store.shut()
+        try await store.close()
         let seconds = monotonicSeconds() - started
         progress.finish()
 

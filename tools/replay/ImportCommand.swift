@@ -55,11 +55,11 @@ struct ImportCommand: AsyncParsableCommand {
             throw ReplayExit.unreadable
         }
         defer { input.release() }
-        let store: any ReplayStore
+        let store: any EventStore
         let head: LogPosition
         do {
             store = try openLog(log, writable: true, fsync: .never)
-            head = try await store.headPosition()
+            head = try await store.head().position
         } catch {
             printError("cannot open the log at \(logName(log)): \(error)")
             throw ReplayExit.unreadable
@@ -69,12 +69,12 @@ struct ImportCommand: AsyncParsableCommand {
         do {
             summary = try await importer.run(input)
         } catch {
-            try? await store.shut()
+            try? await store.close()
             printError("import into \(log) failed: \(error)")
             throw ReplayExit.unreadable
         }
         do {
-            try await store.shut()  // syncs what fsync .never left unsynced
+            try await store.close()  // syncs what fsync .never left unsynced
         } catch {
             printError("cannot close the log at \(log): \(error)")
             throw ReplayExit.unreadable
@@ -122,7 +122,7 @@ struct ImportError: Error, CustomStringConvertible {
 /// Two batches are queued at a time, so the writer always has the next one while this
 /// task parses the one after.
 struct EventImporter {
-    let store: any ReplayStore
+    let store: any EventStore
     let batchSize: Int
     let skipInvalid: Bool
     let reportInvalid: (Int, String) -> Void
@@ -154,7 +154,7 @@ struct EventImporter {
     private var stopped = false
     private let progress = Progress(label: "import")
 
-    init(store: any ReplayStore, head: LogPosition, batchSize: Int, skipInvalid: Bool, reportInvalid: @escaping (Int, String) -> Void) {
+    init(store: any EventStore, head: LogPosition, batchSize: Int, skipInvalid: Bool, reportInvalid: @escaping (Int, String) -> Void) {
         self.store = store
         self.batchSize = batchSize
         self.skipInvalid = skipInvalid

@@ -111,7 +111,7 @@ struct ExportCommand: AsyncParsableCommand {
     func execute(into output: inout LineOutput) async throws {
         let store = try EventSelection.openReadOnly(log)
         let selection = try selection()
-        let head = try await store.headPosition()
+        let head = try await store.head().position
         let progress = Progress(label: "export", total: selection.untilPosition ?? head)
         defer { progress.finish() }
         if format == .csv {
@@ -150,7 +150,7 @@ struct EventSelection {
         }
     }
 
-    static func openReadOnly(_ directory: String) throws -> any ReplayStore {
+    static func openReadOnly(_ directory: String) throws -> any EventStore {
         do {
             return try openLog(directory)
         } catch {
@@ -177,7 +177,7 @@ struct EventSelection {
     /// is read through its index a page at a time; otherwise the log is scanned from
     /// `fromPosition`, skipping batches outside the time range without decompressing them.
     @discardableResult
-    func forEach(in store: any ReplayStore, _ body: (RecordedEvent) throws -> Void) async throws -> Int {
+    func forEach(in store: any EventStore, _ body: (RecordedEvent) throws -> Void) async throws -> Int {
         var count = 0
         if let limit, limit == 0 { return 0 }
         func accept(_ event: RecordedEvent) throws -> Bool {

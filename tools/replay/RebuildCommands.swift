@@ -39,7 +39,7 @@ struct ViewSet {
     /// Folds the whole log; `progress` hears the position after each batch. Each batch is
     /// decoded once; the unlocked-profiles fold (the heaviest) runs on another core while
     /// this task folds the other two.
-    mutating func fold(_ store: any ReplayStore, progress: (LogPosition) -> Void) async throws {
+    mutating func fold(_ store: any EventStore, progress: (LogPosition) -> Void) async throws {
         let other = unlocked.map(FoldBox.init)
         unlocked = nil
         for try await batch in store.read(from: 1).batches {
@@ -87,7 +87,7 @@ struct Rebuild: AsyncParsableCommand {
     func run() async throws {
         let store = try openForReading(log)
         var views = ViewSet(projection.map { [$0] } ?? Set(ViewName.allCases))
-        let progress = Progress(label: "rebuild", total: try await store.headPosition())
+        let progress = Progress(label: "rebuild", total: try await store.head().position)
         let started = monotonicSeconds()
         do {
             try await views.fold(store) { progress.update($0) }
@@ -114,7 +114,7 @@ struct Rebuild: AsyncParsableCommand {
         out.set("events_per_second", seconds > 0 ? Int(Double(views.events) / seconds) : 0)
         out.set("snapshots", written.joined(separator: ","))
         writeLine(1, out.rendered)
-        try await store.shut()
+        try await store.close()
     }
 }
 
@@ -137,7 +137,7 @@ struct BenchReplay: AsyncParsableCommand {
             throw ReplayExit.unreadable
         }
         let seconds = monotonicSeconds() - started
-        let head = try await store.headPosition()
+        let head = try await store.head().position
         guard views.position == head else {
             printError("folded up to \(views.position), but the head is \(head)")
             throw ReplayExit.damaged
@@ -150,7 +150,7 @@ struct BenchReplay: AsyncParsableCommand {
         out.set("peak_rss_mib", Double(peakResidentKiB()) / 1024, decimals: 1)
         out.set("log", log)
         writeLine(1, out.rendered)
-        try await store.shut()
+        try await store.close()
     }
 }
 

@@ -78,7 +78,7 @@ struct Digest: AsyncParsableCommand {
         do {
             let opened = try openLog(log)
             head = try await opened.head()
-            try await opened.shut()
+            try await opened.close()
         } catch {
             printError("cannot open the log at \(logName(log)): \(error)")
             throw ReplayExit.unreadable

@@ -25,7 +25,7 @@ struct Stats: AsyncParsableCommand {
     func run() async throws {
         let store = try openForReading(log)
         let until = untilTime.flatMap(EventTime.parse)
-        let head = try await store.headPosition()
+        let head = try await store.head().position
         let progress = Progress(label: "stats", total: untilPosition ?? head)
         var projection = SystemStatsProjection()
         var position: LogPosition = 0
@@ -52,7 +52,7 @@ struct Stats: AsyncParsableCommand {
         case .table:
             writeLine(1, StatsTable.render(stats, position: position))
         }
-        try await store.shut()
+        try await store.close()
     }
 
     struct AsOf: Encodable {
@@ -85,7 +85,7 @@ struct Unlocked: AsyncParsableCommand {
         }
         let page = rebuilt.projection.makeView().unlocked(user: user, limit: limit)
         writeLine(1, try renderJSON(UserUnlocks(user: user, position: rebuilt.position, total: page.total, profiles: page.profiles)))
-        try await store.shut()
+        try await store.close()
     }
 
     struct UserUnlocks: Encodable {
@@ -101,7 +101,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// Opens a log read-only, or exits 2 with the reason.
-func openForReading(_ directory: String) throws -> any ReplayStore {
+func openForReading(_ directory: String) throws -> any EventStore {
     do {
         return try openLog(directory)
     } catch {

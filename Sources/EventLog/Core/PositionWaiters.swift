@@ -33,6 +33,9 @@ public final class PositionWaiters: Sendable {
     /// The highest position `advance(to:)` has reached.
     public var position: LogPosition { state.withLock { $0.position } }
 
+    /// True once `close()` was called.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
     /// Waiters not yet resumed (tests check that none is left behind).
     public var count: Int { state.withLock { $0.waiters.count } }
 

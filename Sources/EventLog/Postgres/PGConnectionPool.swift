@@ -17,13 +17,17 @@ final class PGConnectionPool: Sendable {
 
     private let url: String
     private let queue = Mutex(Queue())
-    private let work = DispatchSemaphore(value: 0)
-    private let size: Int
+    /// One worker per connection, all woken through one semaphore: a job wakes one of them.
+    private let workers: [WorkerThread]
 
     init(url: String, size: Int) {
         self.url = url
-        self.size = size
-        for _ in 0..<size { startThread { [self] in serve() } }
+        let work = DispatchSemaphore(value: 0)
+        workers = (0..<size).map { _ in WorkerThread(wakeup: work) }
+        for worker in workers {
+            var connection: PGConnection?
+            worker.start { [self] in serve(&connection) }
+        }
     }
 
     /// Runs `body` on a pooled connection.
@@ -37,7 +41,7 @@ final class PGConnectionPool: Sendable {
                 q.jobs.append(job)
                 return true
             }
-            if accepted { work.signal() } else { job.run(.failure(closedError)) }
+            if accepted { workers[0].wake() } else { job.run(.failure(closedError)) }
         }
     }
 
@@ -53,32 +57,28 @@ final class PGConnectionPool: Sendable {
             return jobs
         }
         for job in orphans { job.run(.failure(closedError)) }
-        for _ in 0..<size { work.signal() }
+        for worker in workers { worker.wake() }
     }
 
-    private func serve() {
-        var connection: PGConnection?
-        while true {
-            work.wait()
-            let (job, closing) = queue.withLock { q -> (Job?, Bool) in
-                if q.jobs.isEmpty { return (nil, q.closing) }
-                return (q.jobs.removeFirst(), q.closing)
-            }
-            guard let job else {
-                if closing { return }
-                continue
-            }
-            if connection == nil || connection!.isBroken {
-                connection = nil
-                do {
-                    connection = try PGConnection(url: url)
-                } catch {
-                    job.run(.failure(error))
-                    continue
-                }
-            }
-            job.run(.success(connection!))
-            if connection?.isBroken == true { connection = nil }
+    /// One turn of a reader thread: run the oldest job on this thread's connection
+    /// (reconnecting if it broke), or stop when closing, or sleep.
+    private func serve(_ connection: inout PGConnection?) -> WorkerThread.Next {
+        let (job, closing) = queue.withLock { q -> (Job?, Bool) in
+            if q.jobs.isEmpty { return (nil, q.closing) }
+            return (q.jobs.removeFirst(), q.closing)
         }
+        guard let job else { return closing ? .stop : .sleep }
+        if connection == nil || connection!.isBroken {
+            connection = nil
+            do {
+                connection = try PGConnection(url: url)
+            } catch {
+                job.run(.failure(error))
+                return .proceed
+            }
+        }
+        job.run(.success(connection!))
+        if connection?.isBroken == true { connection = nil }
+        return .proceed
     }
 }

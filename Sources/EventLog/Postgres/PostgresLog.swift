@@ -24,21 +24,9 @@ public final class PostgresLog: EventStore, Sendable {
         }
     }
 
-    /// Counters of this process's writer, for benchmarks and metrics.
-    public struct Statistics: Sendable {
-        public var transactions = 0
-        public var events = 0
-        public var failedTransactions = 0
-        /// Connections made after the first (PostgreSQL restarts, network breaks).
-        public var reconnects = 0
-        /// Durations of the most recent group commits (up to 4,096), in nanoseconds.
-        public var recentCommitNanoseconds: [UInt64] = []
-
-        mutating func recordCommit(_ nanoseconds: UInt64) {
-            if recentCommitNanoseconds.count >= 4_096 { recentCommitNanoseconds.removeFirst(1_024) }
-            recentCommitNanoseconds.append(nanoseconds)
-        }
-    }
+    /// How the PostgreSQL log names its figures: commits are transactions, and a sync is the
+    /// COMMIT round trip.
+    static let statisticNames = StoreStatistics.Names(backend: "postgres", commit: "transaction", commits: "transactions", sync: "commit")
 
     /// The URL without its password.
     public let location: String
@@ -163,14 +151,16 @@ public final class PostgresLog: EventStore, Sendable {
         }
     }
 
-    public func statistics() -> Statistics {
-        writer?.counters.withLock { $0 } ?? Statistics()
+    /// This process's writer: group commits, their latency, failures, reconnects. The bytes
+    /// stored need a query: `storedBytes()`.
+    public func statistics() -> StoreStatistics {
+        writer?.statistics() ?? StoreStatistics(names: Self.statisticNames)
     }
 
     /// Checks every batch row in order (positions, data checksum, LZ4 checksum, envelopes,
     /// chain hash) and that `tally_head` names the last one, reporting the first break. With
     /// `expected`, also checks that the log still holds that exact prefix.
-    public func verify(expected: LogHead? = nil, progress: ((LogPosition) -> Void)? = nil) async throws -> LogVerifier.Report {
+    public func verify(expected: LogHead?, progress: ((LogPosition) -> Void)?) async throws -> LogVerifier.Report {
         var report = LogVerifier.Report(segments: 0, batches: 0, events: 0, head: LogHead(position: 0, chainHash: BatchHeader.zeroHash))
         func broken(_ position: LogPosition, _ reason: String) -> LogVerifier.Report {
             var r = report

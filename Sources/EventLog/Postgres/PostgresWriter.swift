@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 /// The appending side of a `PostgresLog`: one thread and one connection per process that
@@ -25,8 +24,14 @@ final class PostgresWriter: @unchecked Sendable {
     private let options: PostgresLog.Options
     private let notifier: PostgresNotifier
     private let queue = Mutex(Queue())
-    private let wakeup = DispatchSemaphore(value: 0)
-    let counters = Locked(PostgresLog.Statistics())
+    private let worker = WorkerThread()
+    private let counters = Locked(Counters())
+
+    /// The writer's figures; commit durations kept in a ring.
+    private struct Counters: Sendable {
+        var statistics = StoreStatistics(names: PostgresLog.statisticNames)
+        var recentCommits = RecentSamples(capacity: 4_096)
+    }
 
     // Touched by the writer thread only.
     private var connection: PGConnection?
@@ -43,12 +48,12 @@ final class PostgresWriter: @unchecked Sendable {
         self.notifier = notifier
         self.connection = connection
         self.compressor = LZ4FrameCompressor(level: options.compressionLevel)
-        startThread { [self] in run() }
+        worker.start { [self] in step() }
     }
 
     func submit(_ pending: PendingAppend) async throws -> AppendResult {
         try await submitPending(
-            pending, wakeup: wakeup, closed: EventLogError(.closed, "the PostgreSQL log is closed; open it again to append")
+            pending, worker: worker, closed: EventLogError(.closed, "the PostgreSQL log is closed; open it again to append")
         ) { pending in queue.withLock { $0.pending.enqueue(pending) } }
     }
 
@@ -61,33 +66,40 @@ final class PostgresWriter: @unchecked Sendable {
                 q.shutdownWaiters.append(continuation)
                 return false
             }
-            if done { continuation.resume() } else { wakeup.signal() }
+            if done { continuation.resume() } else { worker.wake() }
         }
     }
 
     func requestShutdown() {
         queue.withLock { $0.pending.closing = true }
-        wakeup.signal()
+        worker.wake()
+    }
+
+    func statistics() -> StoreStatistics {
+        counters.withLock { c in
+            var statistics = c.statistics
+            statistics.recentSyncNanoseconds = c.recentCommits.values
+            return statistics
+        }
     }
 
     // MARK: - The writer thread
 
-    private func run() {
-        while true {
-            let (group, closing) = takeGroup()
-            if group.isEmpty {
-                if closing { break }
-                wakeup.wait()
-                continue
-            }
+    /// One turn: commit what is queued in one transaction, or finish when closing, or sleep.
+    private func step() -> WorkerThread.Next {
+        let (group, closing) = takeGroup()
+        if !group.isEmpty {
             commit(group)
+            return .proceed
         }
+        guard closing else { return .sleep }
         connection = nil
         let waiters = queue.withLock { q in
             q.finished = true
             return q.shutdownWaiters
         }
         for waiter in waiters { waiter.resume() }
+        return .stop
     }
 
     private func takeGroup() -> ([PendingAppend], Bool) {
@@ -111,7 +123,7 @@ final class PostgresWriter: @unchecked Sendable {
             try PostgresLog.configure(fresh, options: options)
             connection = fresh
             backoffMilliseconds = 0
-            counters.withLock { $0.reconnects += 1 }
+            counters.withLock { $0.statistics.reconnects += 1 }
             return fresh
         } catch {
             backoffMilliseconds = min(2_000, max(50, backoffMilliseconds * 2))
@@ -141,10 +153,12 @@ final class PostgresWriter: @unchecked Sendable {
                     if case .success(let r) = o.result, !r.deduplicated { return sum + r.positions.count }
                     return sum
                 }
+                let elapsed = monotonicNanoseconds() - started
                 counters.withLock { c in
-                    c.transactions += 1
-                    c.events += events
-                    c.recordCommit(monotonicNanoseconds() - started)
+                    c.statistics.commits += 1
+                    c.statistics.events += events
+                    c.statistics.syncs += 1
+                    c.recentCommits.record(elapsed)
                 }
                 notifier.committed(committedHead)
             }
@@ -160,7 +174,7 @@ final class PostgresWriter: @unchecked Sendable {
             } else {
                 failure = wrapped
             }
-            counters.withLock { $0.failedTransactions += 1 }
+            counters.withLock { $0.statistics.failedCommits += 1 }
             for pending in group { pending.continuation!.resume(throwing: failure) }
             return
         }

@@ -12,17 +12,17 @@ final class BatchSyncer: @unchecked Sendable {
         var closing = false
     }
 
-    private let core: LogCore
+    private let core: FileLogCore
     private let queue = Mutex(Queue())
-    private let work = DispatchSemaphore(value: 0)
+    private let worker = WorkerThread()
     private let space = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
-    private let recordFsync: @Sendable (UInt64) -> Void
+    private let counters: Locked<FileLogWriter.Counters>
 
-    init(core: LogCore, recordFsync: @escaping @Sendable (UInt64) -> Void) {
+    init(core: FileLogCore, counters: Locked<FileLogWriter.Counters>) {
         self.core = core
-        self.recordFsync = recordFsync
-        startThread { [self] in run() }
+        self.counters = counters
+        worker.start { [self] in step() }
     }
 
     /// Hands a written batch over. Blocks while one batch already waits behind a running
@@ -38,7 +38,7 @@ final class BatchSyncer: @unchecked Sendable {
                 return false
             }
             if accepted {
-                work.signal()
+                worker.wake()
                 return
             }
             space.wait()
@@ -48,32 +48,29 @@ final class BatchSyncer: @unchecked Sendable {
     /// Syncs and publishes what is queued, then stops the thread.
     func close() {
         queue.withLock { $0.closing = true }
-        work.signal()
+        worker.wake()
         finished.wait()
     }
 
-    private func run() {
-        while true {
-            work.wait()
-            while true {
-                let (batches, closing, wakeWriter) = queue.withLock { q in
-                    let taken = q.batches
-                    q.batches = []
-                    let wake = q.writerWaiting
-                    q.writerWaiting = false
-                    return (taken, q.closing, wake)
-                }
-                if wakeWriter { space.signal() }
-                if batches.isEmpty {
-                    if closing {
-                        finished.signal()
-                        return
-                    }
-                    break
-                }
-                sync(batches)
-            }
+    /// One turn: sync and publish what is queued, or stop when closing, or sleep.
+    private func step() -> WorkerThread.Next {
+        let (batches, closing, wakeWriter) = queue.withLock { q in
+            let taken = q.batches
+            q.batches = []
+            let wake = q.writerWaiting
+            q.writerWaiting = false
+            return (taken, q.closing, wake)
         }
+        if wakeWriter { space.signal() }
+        if !batches.isEmpty {
+            sync(batches)
+            return .proceed
+        }
+        if closing {
+            finished.signal()
+            return .stop
+        }
+        return .sleep
     }
 
     private func sync(_ batches: [WrittenBatch]) {
@@ -86,10 +83,12 @@ final class BatchSyncer: @unchecked Sendable {
         do {
             let start = monotonicNanoseconds()
             for file in files.values { try file.syncData() }
-            recordFsync(monotonicNanoseconds() - start)
+            let elapsed = monotonicNanoseconds() - start
+            counters.withLock { $0.recordSync(elapsed) }
         } catch {
             // The kernel may have dropped the dirty pages: nothing in them is acknowledged,
             // and the log refuses appends until reopened.
+            counters.withLock { $0.statistics.failedCommits += batches.count }
             core.fail(error)
             core.abandon(batches, error: error)
             return

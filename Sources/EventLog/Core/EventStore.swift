@@ -11,7 +11,8 @@ public protocol EventStore: Sendable {
     /// append's result and writes nothing.
     func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult
 
-    /// The last committed position and its chain hash.
+    /// The last committed position and its chain hash: the digest an auditor keeps
+    /// elsewhere and checks later with `verify(expected:)`.
     func head() async throws -> LogHead
 
     /// Events from `position` (inclusive) to the head as it is when the read reaches it,
@@ -28,6 +29,21 @@ public protocol EventStore: Sendable {
 
     /// The stream's last version, or nil when it has no events.
     func streamVersion(_ stream: String) async throws -> UInt64?
+
+    /// Commits what is queued, stops the writer and releases what the store holds (file
+    /// lock, connections); tails end. Appends after close fail with `.closed`.
+    func close() async throws
+
+    /// Checks every stored batch in order (positions, checksums, envelopes, chain hash) and
+    /// reports the first break. With `expected` (a digest taken from `head()` earlier), also
+    /// checks that the log still holds that exact prefix. `progress` gets positions reached.
+    func verify(expected: LogHead?, progress: ((LogPosition) -> Void)?) async throws -> LogVerifier.Report
+
+    /// This process's writer figures, without suspending: cheap enough for every scrape.
+    func statistics() -> StoreStatistics
+
+    /// Bytes the log occupies (segment files, or tables with their indexes).
+    func storedBytes() async throws -> Int
 }
 
 /// The events a store reads or tails, one at a time or, for folds over many events
@@ -56,4 +72,24 @@ extension EventStore {
     public func readStream(_ stream: String) async throws -> [RecordedEvent] {
         try await readStream(stream, fromVersion: 0, limit: Int.max)
     }
+
+    public func verify(expected: LogHead? = nil) async throws -> LogVerifier.Report {
+        try await verify(expected: expected, progress: nil)
+    }
+}
+
+/// Defaults for stores that keep nothing of their own: in-memory test doubles. Both backends
+/// implement every one of these; a decorator should forward them to the store it wraps.
+extension EventStore {
+    public func close() async throws {}
+
+    public func verify(expected: LogHead?, progress: ((LogPosition) -> Void)?) async throws -> LogVerifier.Report {
+        throw EventLogError(.unsupported, "\(Self.self) keeps no batches to verify; verify the log it stands for")
+    }
+
+    public func statistics() -> StoreStatistics {
+        StoreStatistics(names: StoreStatistics.Names(backend: "\(Self.self)", commit: "commit", commits: "commits", sync: "sync"))
+    }
+
+    public func storedBytes() async throws -> Int { 0 }
 }

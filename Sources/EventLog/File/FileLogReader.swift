@@ -4,14 +4,14 @@ import Synchronization
 /// segment open and the last decoded batch at hand. One per reader. It is used by one
 /// task at a time: a reader's read-ahead task is always awaited before the reader touches
 /// the cursor again, hence `@unchecked Sendable`.
-final class LogCursor: @unchecked Sendable {
-    private let core: LogCore
+final class FileLogCursor: @unchecked Sendable {
+    private let core: FileLogCore
     private var file: SystemFile?
     private let decompressor = LZ4FrameDecompressor()
     private var buffer: [UInt8] = []
     private var cached: (first: LogPosition, events: [RecordedEvent])?
 
-    init(core: LogCore) { self.core = core }
+    init(core: FileLogCore) { self.core = core }
 
     /// The committed batch holding `position`, decoded, or nil when `position` is past the
     /// head. With a filter whose time range misses the batch, returns its range and no
@@ -61,21 +61,21 @@ public struct FileLogEvents: EventSequence {
     public typealias Element = RecordedEvent
     public typealias Failure = any Error
 
-    let core: LogCore
+    let core: FileLogCore
     let start: LogPosition
     let filter: EventFilter?
     let follow: Bool
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(cursor: LogCursor(core: core), core: core, next: start, filter: filter, follow: follow)
+        Iterator(cursor: FileLogCursor(core: core), core: core, next: start, filter: filter, follow: follow)
     }
 
     /// Whole batches at a time, for consumers that fold many events (replay, projections).
     public var batches: Batches { Batches(events: self) }
 
     public struct Iterator: AsyncIteratorProtocol {
-        let cursor: LogCursor
-        let core: LogCore
+        let cursor: FileLogCursor
+        let core: FileLogCore
         var next: LogPosition
         let filter: EventFilter?
         let follow: Bool
@@ -83,15 +83,15 @@ public struct FileLogEvents: EventSequence {
         var index = 0
         /// Large batches ahead of `next`, decoding on other threads while the caller works
         /// (each with its own cursor), in position order.
-        var readAhead: [(task: Task<(last: LogPosition, events: [RecordedEvent])?, any Error>, cursor: LogCursor)] = []
-        var spareCursors: [LogCursor] = []
+        var readAhead: [(task: Task<(last: LogPosition, events: [RecordedEvent])?, any Error>, cursor: FileLogCursor)] = []
+        var spareCursors: [FileLogCursor] = []
         /// The first position not yet handed to a read-ahead task.
         var planned: LogPosition = 0
         static let readAheadDepth = 2
         /// Smaller batches are decoded inline: a task would cost more than it saves.
         static let readAheadMinimumEvents: UInt32 = 256
 
-        init(cursor: LogCursor, core: LogCore, next: LogPosition, filter: EventFilter?, follow: Bool) {
+        init(cursor: FileLogCursor, core: FileLogCore, next: LogPosition, filter: EventFilter?, follow: Bool) {
             self.cursor = cursor
             self.core = core
             self.next = next
@@ -136,7 +136,7 @@ public struct FileLogEvents: EventSequence {
                     return skip == 0 ? events : Array(events[skip...])
                 }
                 guard follow else { return nil }
-                guard await core.waitForCommit(beyond: next - 1) else { return nil }
+                guard await core.commits.wait(until: next) else { return nil }
             }
         }
 
@@ -146,7 +146,7 @@ public struct FileLogEvents: EventSequence {
             while readAhead.count < Self.readAheadDepth {
                 guard let (location, _) = core.state.withLock({ $0.locate(planned) }),
                       location.eventCount >= Self.readAheadMinimumEvents else { return }
-                let reader = spareCursors.popLast() ?? LogCursor(core: core)
+                let reader = spareCursors.popLast() ?? FileLogCursor(core: core)
                 let (position, filter) = (planned, filter)
                 readAhead.append((Task { try reader.batch(containing: position, filter: filter) }, reader))
                 planned = location.lastPosition + 1

@@ -6,11 +6,6 @@ import Musl
 import Darwin
 #endif
 
-func systemErrorMessage(_ code: Int32) -> String {
-    guard let text = strerror(code) else { return "error \(code)" }
-    return String(cString: text)
-}
-
 func ioError(_ call: String, _ path: String, _ what: String) -> EventLogError {
     let code = errno
     return EventLogError(.io, "\(what) (\(path)): \(systemErrorMessage(code))", cause: SystemCallError(call: call, errno: code))
@@ -163,18 +158,4 @@ enum Directory {
         try rename(temporary, path)
         try sync(directory)
     }
-}
-
-/// Microseconds since 1970-01-01 UTC from the system clock.
-func wallClockMicroseconds() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1_000
-}
-
-/// Nanoseconds from a monotonic clock, for intervals.
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

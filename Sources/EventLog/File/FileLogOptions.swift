@@ -1,35 +1,3 @@
-/// When the writer makes a batch durable before acknowledging it.
-public enum FsyncPolicy: Sendable, Hashable, CustomStringConvertible {
-    /// fdatasync every batch before acknowledging any append in it (the default).
-    case always
-    /// Acknowledge once written; fdatasync at most this many milliseconds later.
-    case interval(milliseconds: Int)
-    /// Never fdatasync batches (bulk import); segments are still synced on seal and close.
-    case never
-
-    public var description: String {
-        switch self {
-        case .always: "always"
-        case .interval(let ms): "interval(\(ms)ms)"
-        case .never: "never"
-        }
-    }
-
-    /// Parses `always`, `never`, `interval` (100 ms) or `interval:MS`.
-    public init?(parsing text: String) {
-        switch text {
-        case "always": self = .always
-        case "never": self = .never
-        case "interval": self = .interval(milliseconds: 100)
-        default:
-            guard text.hasPrefix("interval:"), let ms = Int(text.dropFirst("interval:".count)), ms > 0, ms <= 60_000 else {
-                return nil
-            }
-            self = .interval(milliseconds: ms)
-        }
-    }
-}
-
 extension FileLog {
     public struct Options: Sendable {
         public var fsync: FsyncPolicy
@@ -42,16 +10,21 @@ extension FileLog {
         public var repair: Bool
         /// LZ4 acceleration level passed to the frame compressor (0 = default fast mode).
         public var compressionLevel: Int32
+        /// Called on the writer thread when a full segment could not be sealed (the log keeps
+        /// appending to it and tries again after the next batch): for a log line. The count
+        /// and the last message are also in `statistics()`.
+        public var onSealFailure: (@Sendable (EventLogError) -> Void)?
 
         public init(
             fsync: FsyncPolicy = .always, segmentSize: Int = 128 << 20, readOnly: Bool = false,
-            repair: Bool = false, compressionLevel: Int32 = 0
+            repair: Bool = false, compressionLevel: Int32 = 0, onSealFailure: (@Sendable (EventLogError) -> Void)? = nil
         ) {
             self.fsync = fsync
             self.segmentSize = segmentSize
             self.readOnly = readOnly
             self.repair = repair
             self.compressionLevel = compressionLevel
+            self.onSealFailure = onSealFailure
         }
     }
 
@@ -91,16 +64,5 @@ extension FileLog {
             if !rebuiltIndexes.isEmpty { lines.append("rebuilt indexes: \(rebuiltIndexes.joined(separator: ", "))") }
             return lines.isEmpty ? "clean" : lines.joined(separator: "; ")
         }
-    }
-
-    /// Counters of the writer, for benchmarks and metrics.
-    public struct Statistics: Sendable {
-        public var batches: Int
-        public var events: Int
-        public var fsyncs: Int
-        /// Durations of the most recent fsyncs (up to 65,536), in nanoseconds.
-        public var recentFsyncNanoseconds: [UInt64]
-        public var sealFailures: Int
-        public var bytesOnDisk: Int
     }
 }

@@ -9,20 +9,20 @@ struct ActiveSegment {
 /// Opens a data directory: loads sealed segments from their indexes (rebuilding stale
 /// ones), scans the last segment, cuts a torn tail, and refuses (or, when told to, repairs)
 /// damage anywhere before the end.
-struct LogOpener {
+struct FileLogOpener {
     let directory: String
     let options: FileLog.Options
 
     struct Opened: ~Copyable {
-        var state: LogState
+        var state: FileLogState
         var report: FileLog.RecoveryReport
         var active: ActiveSegment?
 
-        consuming func takeState() -> LogState { state }
+        consuming func takeState() -> FileLogState { state }
     }
 
     func open() throws -> Opened {
-        var state = LogState()
+        var state = FileLogState()
         var report = FileLog.RecoveryReport()
         var found = try SegmentNaming.segments(in: directory)
         if found.isEmpty {

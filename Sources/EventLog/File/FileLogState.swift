@@ -8,9 +8,9 @@ struct SegmentRecord: Sendable {
 }
 
 /// Everything readers and the writer share about what is committed. Guarded by one
-/// mutex in `LogCore`; only the writer thread changes it, and only after a batch is
+/// mutex in `FileLogCore`; only the writer thread changes it, and only after a batch is
 /// as durable as the fsync policy says.
-struct LogState: ~Copyable {
+struct FileLogState: ~Copyable {
     var head: LogPosition = 0
     var headHash: [UInt8] = BatchHeader.zeroHash
     var segments: [SegmentRecord] = []
@@ -23,13 +23,8 @@ struct LogState: ~Copyable {
     var idempotency: [String: AppendResult] = [:]
     /// Segment indexes of a read-only open whose streams are not merged yet, in order.
     var unmergedIndexes: [SegmentIndex] = []
-    var closed = false
     /// Set when a write or sync failed in a way that leaves the file's state unknown.
     var failure: EventLogError?
-    var waiters: [Int: CheckedContinuation<Bool, Never>] = [:]
-    var waiterThresholds: [Int: LogPosition] = [:]
-    var cancelledWaiters: Set<Int> = []
-    var nextWaiterID = 0
     var bytesOnDisk = 0
     /// Streams and keys of batches written but not yet durable and published, with the
     /// sequence number of the last such batch: decisions must see them, readers must not.
@@ -95,90 +90,5 @@ struct LogState: ~Copyable {
             unmergedIndexes.removeFirst()
         }
         return streams
-    }
-
-    /// Takes the waiters whose threshold the head has passed (all of them when closing).
-    mutating func takeReadyWaiters() -> [CheckedContinuation<Bool, Never>] {
-        var ready: [CheckedContinuation<Bool, Never>] = []
-        for (id, threshold) in waiterThresholds where closed || head > threshold {
-            if let waiter = waiters.removeValue(forKey: id) { ready.append(waiter) }
-            waiterThresholds[id] = nil
-        }
-        return ready
-    }
-}
-
-/// An append waiting for a batch to be published, and what to tell it then: its result, or
-/// a conflict decided against that batch (told only once the batch is readable, so that a
-/// loser that reads the stream and decides again sees the winner's events).
-struct Acknowledgement {
-    var continuation: CheckedContinuation<AppendResult, any Error>
-    var outcome: Result<AppendResult, any Error>
-}
-
-/// A batch written to its segment, waiting to be made durable and published.
-struct WrittenBatch {
-    var sequence: Int
-    var location: BatchLocation
-    var chainHash: [UInt8]
-    var segmentIndex: Int
-    var file: SystemFile
-    var touched: [String: [LogPosition]]
-    var keys: [String: AppendResult]
-    var acknowledgements: [Acknowledgement]
-
-    var lastPosition: LogPosition { location.lastPosition }
-}
-
-extension LogCore {
-    /// Makes written batches visible to readers, in order, and acknowledges their appends.
-    /// Call only once they are as durable as the fsync policy says.
-    func publish(_ batches: [WrittenBatch]) {
-        var acknowledgements: [Acknowledgement] = []
-        let waiters = state.withLock { s in
-            for batch in batches {
-                s.head = batch.lastPosition
-                s.headHash = batch.chainHash
-                s.add(batches: [batch.location], segment: batch.segmentIndex)
-                for (stream, positions) in batch.touched {
-                    s.streams[stream, default: []].append(contentsOf: positions)
-                    if !s.unsyncedStreams.isEmpty, let entry = s.unsyncedStreams[stream], entry.sequence <= batch.sequence {
-                        s.unsyncedStreams[stream] = nil
-                    }
-                }
-                for (key, result) in batch.keys {
-                    if s.idempotency[key] == nil { s.idempotency[key] = result }
-                    if !s.unsyncedKeys.isEmpty, let entry = s.unsyncedKeys[key], entry.sequence <= batch.sequence { s.unsyncedKeys[key] = nil }
-                }
-                s.bytesOnDisk += batch.location.totalSize
-                acknowledgements += batch.acknowledgements
-                if let late = s.lateAcknowledgements.removeValue(forKey: batch.sequence) { acknowledgements += late }
-            }
-            return s.takeReadyWaiters()
-        }
-        for ack in acknowledgements { ack.continuation.resume(with: ack.outcome) }
-        for waiter in waiters { waiter.resume(returning: true) }
-    }
-
-    /// Fails written batches that will never be published (their sync failed, or the log
-    /// failed before it).
-    func abandon(_ batches: [WrittenBatch], error: any Error) {
-        var acknowledgements: [Acknowledgement] = []
-        state.withLock { s in
-            for batch in batches {
-                acknowledgements += batch.acknowledgements
-                if let late = s.lateAcknowledgements.removeValue(forKey: batch.sequence) { acknowledgements += late }
-            }
-        }
-        for ack in acknowledgements { ack.continuation.resume(throwing: error) }
-    }
-
-    /// Marks the log failed: no further append is accepted until it is reopened.
-    func fail(_ error: any Error) {
-        state.withLock { s in
-            if s.failure == nil {
-                s.failure = EventLogError(.closed, "the log at \(directory) stopped after a failed write or sync; reopen it", cause: EventLogError.wrapping(error))
-            }
-        }
     }
 }

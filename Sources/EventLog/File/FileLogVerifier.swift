@@ -1,28 +1,8 @@
-/// Walks a log directory without trusting any index or open writer state, checking every
-/// batch (header CRC, positions, chain, data CRC, LZ4 checksum, envelopes) and reporting
-/// the first break.
-public enum LogVerifier {
-    public struct Report: Sendable, Equatable {
-        public var segments: Int
-        public var batches: Int
-        public var events: UInt64
-        public var head: LogHead
-        /// The first break, if any.
-        public var firstBreak: Break?
-        /// Set when the last batch is incomplete (a writer mid-append or a crash): not a break.
-        public var tornTailBytes: Int?
-
-        public var intact: Bool { firstBreak == nil }
-    }
-
-    public struct Break: Sendable, Equatable, CustomStringConvertible {
-        public var position: LogPosition
-        public var segment: String
-        public var offset: Int
-        public var reason: String
-        public var description: String { "position \(position) (\(segment), byte \(offset)): \(reason)" }
-    }
-
+extension LogVerifier {
+    /// Walks a log directory without trusting any index or open writer state, checking every
+    /// batch (header CRC, positions, chain, data CRC, LZ4 checksum, envelopes) and reporting
+    /// the first break.
+    ///
     /// Verifies `directory`. With `expected`, also checks that the log still holds that exact
     /// prefix: the batch ending at `expected.position` has `expected.chainHash`.
     public static func verify(directory: String, expected: LogHead? = nil, progress: ((LogPosition) -> Void)? = nil) throws -> Report {

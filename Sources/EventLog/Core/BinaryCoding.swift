@@ -48,16 +48,6 @@ public struct ByteWriter {
         writeVarint(UInt64(payload.count))
         bytes.append(contentsOf: payload)
     }
-
-    public static func varintSize(_ value: UInt64) -> Int {
-        var v = value
-        var n = 1
-        while v >= 0x80 {
-            v >>= 7
-            n += 1
-        }
-        return n
-    }
 }
 
 /// Reads what `ByteWriter` writes, checking every length against the bytes that remain

@@ -4,46 +4,6 @@ import Synchronization
 import Glibc
 #endif
 
-/// Shared between the log, its writer thread and its readers.
-final class LogCore: Sendable {
-    let directory: String
-    let state: Mutex<LogState>
-
-    init(directory: String, state: consuming LogState) {
-        self.directory = directory
-        self.state = Mutex(state)
-    }
-
-    /// Suspends until the head passes `position`; false when the log closes or the task is
-    /// cancelled first.
-    func waitForCommit(beyond position: LogPosition) async -> Bool {
-        let id = state.withLock { s in
-            s.nextWaiterID += 1
-            return s.nextWaiterID
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                let immediate: Bool? = state.withLock { s in
-                    if s.cancelledWaiters.remove(id) != nil || s.closed { return false }
-                    if s.head > position { return true }
-                    s.waiters[id] = continuation
-                    s.waiterThresholds[id] = position
-                    return nil
-                }
-                if let immediate { continuation.resume(returning: immediate) }
-            }
-        } onCancel: {
-            let waiter: CheckedContinuation<Bool, Never>? = state.withLock { s in
-                s.waiterThresholds[id] = nil
-                if let waiter = s.waiters.removeValue(forKey: id) { return waiter }
-                s.cancelledWaiters.insert(id)
-                return nil
-            }
-            waiter?.resume(returning: false)
-        }
-    }
-}
-
 /// The embedded event log: a directory of LZ4 segment files, written by one process
 /// through group commit, read by any number of readers. See docs/log-format.md.
 public final class FileLog: EventStore, Sendable {
@@ -53,7 +13,7 @@ public final class FileLog: EventStore, Sendable {
     public let options: Options
     /// What opening found: torn tail cut, repair done, indexes rebuilt.
     public let recovery: RecoveryReport
-    let core: LogCore
+    let core: FileLogCore
     private let writer: FileLogWriter?
     private let lockFile: SystemFile?
 
@@ -71,11 +31,11 @@ public final class FileLog: EventStore, Sendable {
             try Directory.create(directory)
             lock = try Self.acquireWriterLock(directory: directory)
         }
-        let opened = try LogOpener(directory: directory, options: options).open()
+        let opened = try FileLogOpener(directory: directory, options: options).open()
         self.lockFile = lock
         self.recovery = opened.report
         let active = opened.active
-        self.core = LogCore(directory: directory, state: opened.takeState())
+        self.core = FileLogCore(directory: directory, state: opened.takeState())
         if options.readOnly {
             writer = nil
         } else {
@@ -91,13 +51,12 @@ public final class FileLog: EventStore, Sendable {
     /// Pending appends complete first; appends after close fail with `.closed`.
     public func close() async throws {
         if let writer { try await writer.shutdown() }
-        let waiters = core.state.withLock { s in
-            s.closed = true
-            return s.takeReadyWaiters()
-        }
-        for waiter in waiters { waiter.resume(returning: false) }
+        core.commits.close()
         lockFile?.close()
     }
+
+    /// True while the writer sleeps with no sync owed (see `FileLogWriter`).
+    var writerSleepsUntilWoken: Bool { writer?.isSleepingUntilWoken ?? false }
 
     public func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult {
         guard let writer else {
@@ -131,7 +90,7 @@ public final class FileLog: EventStore, Sendable {
             let end = start + min(limit, all.count - start)
             return all[start..<end]
         }
-        let cursor = LogCursor(core: core)
+        let cursor = FileLogCursor(core: core)
         var events: [RecordedEvent] = []
         events.reserveCapacity(positions.count)
         for position in positions {
@@ -147,12 +106,24 @@ public final class FileLog: EventStore, Sendable {
         try core.state.withLock { s in try s.mergedStreams()[stream].map { UInt64($0.count - 1) } }
     }
 
-    /// Writer counters (batches, fsyncs and their durations) for benchmarks and metrics.
-    public func statistics() -> Statistics {
-        let bytes = core.state.withLock { $0.bytesOnDisk }
-        var stats = writer?.statistics() ?? Statistics(batches: 0, events: 0, fsyncs: 0, recentFsyncNanoseconds: [], sealFailures: 0, bytesOnDisk: 0)
-        stats.bytesOnDisk = bytes
-        return stats
+    /// How the embedded log names its figures: commits are batches, syncs are fsyncs.
+    static let statisticNames = StoreStatistics.Names(backend: "file", commit: "batch", commits: "batches", sync: "fsync")
+
+    /// The writer's figures (zero when read-only) and the bytes of every segment.
+    public func statistics() -> StoreStatistics {
+        var statistics = writer?.statistics() ?? StoreStatistics(names: Self.statisticNames)
+        statistics.bytesStored = core.state.withLock { $0.bytesOnDisk }
+        return statistics
+    }
+
+    public func storedBytes() async throws -> Int {
+        core.state.withLock { $0.bytesOnDisk }
+    }
+
+    /// Walks the directory's files as `LogVerifier.verify(directory:)` does, trusting no
+    /// index and nothing this process holds in memory.
+    public func verify(expected: LogHead?, progress: ((LogPosition) -> Void)?) async throws -> LogVerifier.Report {
+        try LogVerifier.verify(directory: directory, expected: expected, progress: progress)
     }
 
     private static func acquireWriterLock(directory: String) throws -> SystemFile {

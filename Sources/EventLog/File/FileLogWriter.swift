@@ -1,23 +1,8 @@
-import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Why an append with an expected version was refused, as the error's cause.
-public struct WrongExpectedVersion: Error, Sendable, Hashable {
-    public var stream: String
-    public var expected: ExpectedVersion
-    /// The stream's version when the append was decided; nil when the stream had no events.
-    public var actual: UInt64?
-
-    public init(stream: String, expected: ExpectedVersion, actual: UInt64?) {
-        self.stream = stream
-        self.expected = expected
-        self.actual = actual
-    }
-}
 
 /// The single writer of a `FileLog`: a dedicated thread that turns everything queued into
 /// one batch, decides it (expected versions, idempotency), writes it with one system call,
@@ -32,30 +17,22 @@ final class FileLogWriter: @unchecked Sendable {
         var closeError: EventLogError?
     }
 
-    struct Counters {
-        var batches = 0
-        var events = 0
-        var fsyncs = 0
-        var fsyncRing: [UInt64] = []
-        var ringNext = 0
-        var sealFailures = 0
+    /// The writer's figures; the sync durations kept in a ring.
+    struct Counters: Sendable {
+        var statistics = StoreStatistics(names: FileLog.statisticNames)
+        var recentSyncs = RecentSamples(capacity: 65_536)
 
-        mutating func recordFsync(_ nanoseconds: UInt64) {
-            fsyncs += 1
-            if fsyncRing.count < 65_536 {
-                fsyncRing.append(nanoseconds)
-            } else {
-                fsyncRing[ringNext] = nanoseconds
-                ringNext = (ringNext + 1) % fsyncRing.count
-            }
+        mutating func recordSync(_ nanoseconds: UInt64) {
+            statistics.syncs += 1
+            recentSyncs.record(nanoseconds)
         }
     }
 
-    private let core: LogCore
+    private let core: FileLogCore
     private let options: FileLog.Options
     private let queue = Mutex(Queue())
     private let counters = Locked(Counters())
-    private let wakeup = DispatchSemaphore(value: 0)
+    private let worker = WorkerThread()
     private var syncer: BatchSyncer?
 
     // Touched by the writer thread only.
@@ -69,22 +46,21 @@ final class FileLogWriter: @unchecked Sendable {
     private var dirty = false
     private var lastSync = monotonicNanoseconds()
 
-    init(core: LogCore, options: FileLog.Options, active: ActiveSegment) throws {
+    init(core: FileLogCore, options: FileLog.Options, active: ActiveSegment) throws {
         self.core = core
         self.options = options
         self.active = active
         self.compressor = LZ4FrameCompressor(level: options.compressionLevel)
         (head, lastHash) = core.state.withLock { ($0.head, $0.headHash) }
         if options.fsync == .always {
-            let counters = self.counters
-            syncer = BatchSyncer(core: core) { nanoseconds in counters.withLock { $0.recordFsync(nanoseconds) } }
+            syncer = BatchSyncer(core: core, counters: counters)
         }
-        startThread { [self] in run() }
+        worker.start { [self] in step() }
     }
 
     func submit(_ pending: PendingAppend) async throws -> AppendResult {
         try await submitPending(
-            pending, wakeup: wakeup, closed: EventLogError(.closed, "the log at \(core.directory) is closed; reopen it to append")
+            pending, worker: worker, closed: EventLogError(.closed, "the log at \(core.directory) is closed; reopen it to append")
         ) { pending in queue.withLock { $0.pending.enqueue(pending) } }
     }
 
@@ -100,53 +76,51 @@ final class FileLogWriter: @unchecked Sendable {
             if let done {
                 if let error = done { continuation.resume(throwing: error) } else { continuation.resume() }
             } else {
-                wakeup.signal()
+                worker.wake()
             }
         }
     }
 
+    /// True while the thread sleeps owing no sync: until an append or close wakes it, it
+    /// writes and syncs nothing.
+    var isSleepingUntilWoken: Bool { worker.isSleepingUntilWoken }
+
     func requestShutdown() {
         queue.withLock { $0.pending.closing = true }
-        wakeup.signal()
+        worker.wake()
     }
 
-    func statistics() -> FileLog.Statistics {
+    func statistics() -> StoreStatistics {
         counters.withLock { c in
-            FileLog.Statistics(batches: c.batches, events: c.events, fsyncs: c.fsyncs, recentFsyncNanoseconds: c.fsyncRing,
-                               sealFailures: c.sealFailures, bytesOnDisk: 0)
+            var statistics = c.statistics
+            statistics.recentSyncNanoseconds = c.recentSyncs.values
+            return statistics
         }
     }
 
     // MARK: - The writer thread
 
-    private func run() {
-        while true {
-            let (group, closing) = takeGroup()
-            if group.isEmpty {
-                if closing { break }
-                waitForWork()
-                syncIfIntervalElapsed()
-                continue
-            }
+    /// One turn: commit what is queued, or finish when closing, or sleep until woken (under
+    /// `interval` with a sync owed, at most until the sync is due).
+    private func step() -> WorkerThread.Next {
+        syncIfIntervalElapsed()
+        let (group, closing) = takeGroup()
+        if !group.isEmpty {
             commit(group)
+            return .proceed
         }
-        finish()
+        if closing {
+            finish()
+            return .stop
+        }
+        if case .interval(let ms) = options.fsync, dirty { return .sleepUntil(lastSync + UInt64(ms) * 1_000_000) }
+        return .sleep
     }
 
     /// Takes queued appends up to the batch bounds, in arrival order.
     private func takeGroup() -> ([PendingAppend], Bool) {
         queue.withLock { q in
             (q.pending.take(maxBytes: EventLimits.maxBatchBytes, maxEvents: EventLimits.maxBatchEvents), q.pending.closing)
-        }
-    }
-
-    private func waitForWork() {
-        if case .interval(let ms) = options.fsync, dirty {
-            let deadline = lastSync + UInt64(ms) * 1_000_000
-            let now = monotonicNanoseconds()
-            if deadline > now { _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(deadline - now))) }
-        } else {
-            wakeup.wait()
         }
     }
 
@@ -241,6 +215,7 @@ final class FileLogWriter: @unchecked Sendable {
         do {
             batch = try write(accepted, sequence: batchSequence, acknowledgements: acknowledgements)
         } catch {
+            counters.withLock { $0.statistics.failedCommits += 1 }
             for ack in acknowledgements { ack.continuation.resume(throwing: error) }
             return
         }
@@ -256,8 +231,8 @@ final class FileLogWriter: @unchecked Sendable {
             }
         }
         counters.withLock { c in
-            c.batches += 1
-            c.events += Int(batch.location.eventCount)
+            c.statistics.commits += 1
+            c.statistics.events += Int(batch.location.eventCount)
         }
         if let syncer {
             syncer.submit(batch)
@@ -266,6 +241,7 @@ final class FileLogWriter: @unchecked Sendable {
                 do {
                     try syncActive()
                 } catch {
+                    counters.withLock { $0.statistics.failedCommits += 1 }
                     core.abandon([batch], error: error)
                     return
                 }
@@ -358,13 +334,14 @@ final class FileLogWriter: @unchecked Sendable {
             throw error
         }
         let elapsed = monotonicNanoseconds() - start
-        counters.withLock { $0.recordFsync(elapsed) }
+        counters.withLock { $0.recordSync(elapsed) }
         lastSync = monotonicNanoseconds()
         dirty = false
     }
 
     /// Seals the active segment once it is full: sync, write its index, start the next one.
-    /// A failure here loses nothing (the index is rebuilt on open); the segment grows on.
+    /// A failure here loses nothing (the index is rebuilt on open); the segment grows on, the
+    /// next batch tries again, and the failure is counted and handed to `onSealFailure`.
     private func sealIfFull() {
         guard active.size >= options.segmentSize else { return }
         let directory = core.directory
@@ -389,7 +366,16 @@ final class FileLogWriter: @unchecked Sendable {
             // The sealed file closes when the syncer has dropped its last batch of it.
             active = ActiveSegment(file: file, size: 0, builder: SegmentIndexBuilder(firstPosition: head + 1, previousHash: lastHash), segmentIndex: index)
         } catch {
-            counters.withLock { $0.sealFailures += 1 }
+            let segment = core.state.withLock { $0.segments[active.segmentIndex].name }
+            let failure = EventLogError(
+                .io, "could not seal segment \(segment) of the log at \(directory); it grows past its size until a seal succeeds",
+                cause: EventLogError.wrapping(error)
+            )
+            counters.withLock { c in
+                c.statistics.sealFailures += 1
+                c.statistics.lastSealFailure = failure.description
+            }
+            options.onSealFailure?(failure)
         }
     }
 
@@ -417,33 +403,5 @@ final class FileLogWriter: @unchecked Sendable {
         for waiter in waiters {
             if let closeError { waiter.resume(throwing: closeError) } else { waiter.resume() }
         }
-    }
-}
-
-private final class ThreadBody {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Starts a detached OS thread: the writer and syncer block in write(2) and fdatasync(2),
-/// which must not happen on the cooperative pool's few threads.
-func startThread(_ body: @escaping () -> Void) {
-    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { argument in
-        let body = Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue()
-        body.body()
-        return nil
-    }, box)
-    precondition(rc == 0, "cannot start a log thread: \(systemErrorMessage(rc))")
-    pthread_detach(thread)
-}
-
-/// A value behind a mutex, in a class so that several owners can share it.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        try mutex.withLock { try body(&$0) }
     }
 }

@@ -13,8 +13,6 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
         public static let locked = Code("locked")
         /// Stored bytes failed a check (checksum, chain, bounds) before the end of the log.
         public static let corrupted = Code("corrupted")
-        /// The chain of batch hashes does not match a digest recorded earlier.
-        public static let digestMismatch = Code("digest_mismatch")
         /// A system call on the data directory failed.
         public static let io = Code("io")
         /// LZ4 compression or decompression failed.
@@ -25,6 +23,8 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
         /// when the connection broke during a commit, its outcome is unknown: retry with the
         /// same idempotency key.
         public static let unavailable = Code("unavailable")
+        /// The store does not offer the operation (an in-memory stand-in asked to verify).
+        public static let unsupported = Code("unsupported")
         /// The log was opened read-only.
         public static let readOnly = Code("read_only")
 
@@ -45,13 +45,6 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
         if let cause { return "\(code): \(message) (cause: \(cause))" }
         return "\(code): \(message)"
     }
-}
-
-/// The error number of a failed system call, kept as a cause.
-public struct SystemCallError: Error, Sendable, CustomStringConvertible {
-    public var call: String
-    public var errno: Int32
-    public var description: String { "\(call) failed: \(systemErrorMessage(errno)) (errno \(errno))" }
 }
 
 extension EventLogError {
