@@ -43,7 +43,7 @@ struct ProtectedRoute: Sendable, CustomTestStringConvertible {
     var buffer: ByteBuffer? { body.map { ByteBuffer(string: $0) } }
 }
 
-@Suite("Authentication and roles", .timeLimit(.minutes(1)))
+@Suite("Authentication and roles", .timeLimit(.minutes(5)))
 struct AuthTests {
     @Test("health needs no token")
     func healthIsPublic() async throws {

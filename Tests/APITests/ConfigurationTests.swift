@@ -121,7 +121,7 @@ import Testing
 
 /// The real binary refuses what the configuration refuses, with the setting named and exit
 /// status 64, instead of crashing or wrapping the value.
-@Suite(.timeLimit(.minutes(1))) struct ServerConfigurationTests {
+@Suite(.timeLimit(.minutes(5))) struct ServerConfigurationTests {
     @Test(arguments: [
         (["--unlock-cost=-1"], [String: String](), "--unlock-cost"),
         (["--port", "70000"], [:], "--port"),

@@ -5,7 +5,7 @@ import HummingbirdTesting
 import TallyTestSupport
 import Testing
 
-@Suite("Creator flow: credits, search, unlock, unlocked list", .timeLimit(.minutes(1)))
+@Suite("Creator flow: credits, search, unlock, unlocked list", .timeLimit(.minutes(5)))
 struct CreatorFlowTests {
     /// Grants `amount` to `user` as the admin; returns the grant's position.
     static func grant(_ fixture: APIFixture, _ client: any TestClientProtocol, _ user: String, _ amount: Int,

@@ -10,7 +10,7 @@ import Testing
 
 /// One vocabulary at the HTTP edge: every error maps to one code of `ProblemCode`, each code
 /// to one status, and the same fault gets the same code on every route.
-@Suite("Error vocabulary", .timeLimit(.minutes(1)))
+@Suite("Error vocabulary", .timeLimit(.minutes(5)))
 struct ErrorVocabularyTests {
     /// The contract clients key on: a code is never renamed and never changes status.
     static let statuses: [String: Int] = [

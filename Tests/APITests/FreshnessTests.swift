@@ -8,7 +8,7 @@ import HummingbirdTesting
 import TallyTestSupport
 import Testing
 
-@Suite("Freshness, read-your-writes and cold views", .timeLimit(.minutes(1)))
+@Suite("Freshness, read-your-writes and cold views", .timeLimit(.minutes(5)))
 struct FreshnessTests {
     static let views = ["/api/v1/creator/unlocked", "/api/v1/system/stats", "/api/v1/simple/creator/system/stats"]
 

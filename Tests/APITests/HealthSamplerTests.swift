@@ -6,7 +6,7 @@ import Testing
 @testable import API
 
 /// The server samples its own health and appends it to the log.
-@Suite(.timeLimit(.minutes(1))) struct HealthSamplerTests {
+@Suite(.timeLimit(.minutes(5))) struct HealthSamplerTests {
     @Test func samplesAreBoundedAndAppended() async throws {
         try await withTallyFixture { fixture in
             let sampler = HealthSampler(api: fixture.api, dataDirectory: fixture.directory, interval: .milliseconds(50))

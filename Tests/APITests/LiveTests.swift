@@ -5,7 +5,7 @@ import HummingbirdTesting
 import TallyTestSupport
 import Testing
 
-@Suite("Over a real socket", .timeLimit(.minutes(1)))
+@Suite("Over a real socket", .timeLimit(.minutes(5)))
 struct LiveTests {
     @Test("health, then an authenticated command and view over a live server")
     func liveServer() async throws {

@@ -5,7 +5,7 @@ import Testing
 @testable import API
 
 /// `/openapi.json` must describe exactly the routes the router serves.
-@Suite(.timeLimit(.minutes(1))) struct OpenAPIDocumentTests {
+@Suite(.timeLimit(.minutes(5))) struct OpenAPIDocumentTests {
     @Test func theDocumentListsExactlyTheRouterRoutes() async throws {
         try await withTallyFixture { fixture in
             let router = fixture.api.makeRouter()

@@ -10,7 +10,7 @@ import Testing
 
 /// The operators' and auditors' routes through the real router: what each answers after a
 /// few commands and reports, CORS preflight, /metrics and its token.
-@Suite(.timeLimit(.minutes(1))) struct OperationsRouteTests {
+@Suite(.timeLimit(.minutes(5))) struct OperationsRouteTests {
     static func json(_ buffer: ByteBuffer) -> [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] ?? [:]
     }

@@ -5,7 +5,7 @@ import HummingbirdTesting
 import TallyTestSupport
 import Testing
 
-@Suite("Worker reports: batches, validation, bounds", .timeLimit(.minutes(1)))
+@Suite("Worker reports: batches, validation, bounds", .timeLimit(.minutes(5)))
 struct ReportTests {
     static func report(_ client: any TestClientProtocol, _ fixture: APIFixture, _ endpoint: String, _ items: [[String: Any]],
                        key: String? = nil) async throws -> TestResponse {

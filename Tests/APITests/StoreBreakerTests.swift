@@ -10,7 +10,7 @@ import Testing
 
 /// The breaker in front of the store: opens after consecutive store failures, refuses fast
 /// while open, half-opens after its delay, closes on a success; request refusals do not count.
-@Suite(.timeLimit(.minutes(1))) struct StoreBreakerTests {
+@Suite(.timeLimit(.minutes(5))) struct StoreBreakerTests {
     struct Down: Error {}
 
     static func storeFailure() -> CommandError { CommandError(.storeUnavailable, "the store is closed") }

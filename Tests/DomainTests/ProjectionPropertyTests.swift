@@ -7,7 +7,7 @@ import Testing
 /// Determinism of the three views on random event sequences: the live view of a runner
 /// that tails appends equals a full rebuild, and so does a runner restarted from its
 /// snapshot after more appends and a restart of the log.
-@Suite(.timeLimit(.minutes(2))) struct ProjectionPropertyTests {
+@Suite(.timeLimit(.minutes(5))) struct ProjectionPropertyTests {
     static let seeds: [UInt64] = [1, 7, 42, 2026, 0xDEAD_BEEF]
 
     @Test(arguments: seeds) func systemStats(seed: UInt64) async throws {

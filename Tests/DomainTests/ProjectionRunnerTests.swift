@@ -6,7 +6,7 @@ import Testing
 
 /// The runner folds the log exactly once per position, from the newest usable snapshot,
 /// publishes as it goes, survives bad snapshots and store failures, and stops on cancel.
-@Suite(.timeLimit(.minutes(1))) struct ProjectionRunnerTests {
+@Suite(.timeLimit(.minutes(5))) struct ProjectionRunnerTests {
     protocol ToyVersion: Sendable { static var number: Int { get } }
     enum V1: ToyVersion { static var number: Int { 1 } }
     enum V2: ToyVersion { static var number: Int { 2 } }

@@ -3,7 +3,7 @@ import Testing
 
 /// The fsync policies: parsing, what each syncs, and that every policy's acknowledged
 /// appends read back before and after reopening.
-@Suite(.timeLimit(.minutes(2))) struct FsyncPolicyTests {
+@Suite(.timeLimit(.minutes(5))) struct FsyncPolicyTests {
     @Test func parsing() {
         #expect(FsyncPolicy(parsing: "always") == .always)
         #expect(FsyncPolicy(parsing: "never") == .never)

@@ -1,7 +1,7 @@
 import EventLog
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct PositionWaitersTests {
     @Test func aReachedTargetReturnsAtOnce() async {
         let waiters = PositionWaiters(position: 5)

@@ -2,7 +2,7 @@
 /// once it holds, false if the deadline passed first. The deadline is a liveness bound (how
 /// long a broken build may hang a test), never a performance assertion.
 public func eventually(
-    timeout: Duration = .seconds(20), poll: Duration = .milliseconds(5), _ condition: () async throws -> Bool
+    timeout: Duration = .seconds(60), poll: Duration = .milliseconds(5), _ condition: () async throws -> Bool
 ) async rethrows -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: timeout)
@@ -15,7 +15,7 @@ public func eventually(
 
 /// `eventually`, throwing `TestFailure(message)` when the deadline passes.
 public func waitUntil(
-    _ message: @autoclosure () -> String, timeout: Duration = .seconds(20), poll: Duration = .milliseconds(5),
+    _ message: @autoclosure () -> String, timeout: Duration = .seconds(60), poll: Duration = .milliseconds(5),
     _ condition: () async throws -> Bool
 ) async throws {
     guard try await eventually(timeout: timeout, poll: poll, condition) else {

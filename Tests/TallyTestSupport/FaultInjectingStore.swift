@@ -54,4 +54,14 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
     public func streamVersion(_ stream: String) async throws -> UInt64? {
         try await faulted { try await base.streamVersion(stream) }
     }
+
+    // Lifecycle and figures pass through: the faults are the command path's.
+    public func close() async throws { try await base.close() }
+
+    public func verify(expected: LogHead?, progress: ((LogPosition) -> Void)?) async throws -> LogVerifier.Report {
+        try await base.verify(expected: expected, progress: progress)
+    }
+
+    public func statistics() -> StoreStatistics { base.statistics() }
+    public func storedBytes() async throws -> Int { try await base.storedBytes() }
 }

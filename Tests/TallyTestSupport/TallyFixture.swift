@@ -74,13 +74,12 @@ public func testConfiguration(directory: String) -> TallyConfiguration {
 
 /// Runs `body` with a fixture over the store `makeStore` opens in a fresh directory, the
 /// projection runners started unless `startRunners` is false; afterwards stops them, closes
-/// the store with `closeStore` and removes the directory, whether `body` throws or not.
+/// the store and removes the directory, whether `body` throws or not.
 public func withTallyFixture<Store: EventStore, T>(
     label: String = #function,
     startRunners: Bool = true,
     configure: (inout TallyConfiguration) -> Void = { _ in },
     store makeStore: (_ directory: String) async throws -> Store,
-    closeStore: (Store) async -> Void,
     _ body: (TallyFixture<Store>) async throws -> T
 ) async throws -> T {
     let directory = try makeTemporaryDirectory(label)
@@ -105,7 +104,7 @@ public func withTallyFixture<Store: EventStore, T>(
     func stop() async {
         for runner in runners { runner.cancel() }
         for runner in runners { await runner.value }
-        await closeStore(store)
+        try? await store.close()
     }
     do {
         let result = try await body(fixture)
@@ -125,8 +124,7 @@ public func withTallyFixture<T>(
     _ body: (TallyFixture<FileLog>) async throws -> T
 ) async throws -> T {
     try await withTallyFixture(label: label, startRunners: startRunners, configure: configure,
-                               store: { try FileLog(directory: $0 + "/log", options: .init(fsync: .never)) },
-                               closeStore: { try? await $0.close() }, body)
+                               store: { try FileLog(directory: $0 + "/log", options: .init(fsync: .never)) }, body)
 }
 
 /// A file-log fixture driven through the real router (`.router`) or a live socket (`.live`).

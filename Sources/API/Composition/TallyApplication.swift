@@ -38,10 +38,10 @@ public struct TallyComponents<Store: EventStore>: Sendable {
 
     /// The long-running parts besides the HTTP server, in start order. A service group stops
     /// them in reverse after the server: the health sampler, then the views (each writes
-    /// its snapshot), then `closeStore`.
-    public func services(closeStore: (@Sendable () async throws -> Void)?) -> [any Service] {
+    /// its snapshot), then, when `closesStore`, the store.
+    public func services(closesStore: Bool) -> [any Service] {
         var services: [any Service] = []
-        if let closeStore { services.append(StoreCloser(logger: logger, close: closeStore)) }
+        if closesStore { services.append(StoreCloser(store: store, logger: logger)) }
         services += hub.services
         if configuration.samplesHealth {
             services.append(HealthSampler(api: api, dataDirectory: configuration.dataDirectory, interval: configuration.healthInterval))
@@ -81,7 +81,7 @@ public func buildApplication(
             "chain_hash": "\(head.chainHashHex)",
         ])
         return buildApplication(store: log, configuration: configuration, authority: authority, logger: logger,
-                                metricsRegistry: metricsRegistry) { await log.close() }
+                                metricsRegistry: metricsRegistry)
     case .embedded:
         let log = try FileLog(directory: configuration.dataDirectory, options: .init(fsync: configuration.fsync, repair: configuration.repair))
         let head = log.currentHead()
@@ -90,34 +90,34 @@ public func buildApplication(
             "chain_hash": "\(head.chainHashHex)", "recovery": "\(log.recovery)",
         ])
         return buildApplication(store: log, configuration: configuration, authority: authority, logger: logger,
-                                metricsRegistry: metricsRegistry) { try await log.close() }
+                                metricsRegistry: metricsRegistry)
     }
 }
 
-/// The application over an open store; `closeStore` runs once the server and the views have
-/// stopped (nil: the caller closes the store).
+/// The application over an open store; it closes the store once the server and the views
+/// have stopped, unless `closesStore` is false (the caller closes it).
 public func buildApplication<Store: EventStore>(
     store: Store, configuration: TallyConfiguration, authority: TokenAuthority, logger: Logger,
     metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-    closeStore: (@Sendable () async throws -> Void)?
+    closesStore: Bool = true
 ) -> some ApplicationProtocol {
     let components = TallyComponents(store: store, configuration: configuration, authority: authority, logger: logger,
                                      metricsRegistry: metricsRegistry)
     let (host, port) = (configuration.host, configuration.port)
-    return components.makeApplication(services: components.services(closeStore: closeStore)) { [logger] bound in
+    return components.makeApplication(services: components.services(closesStore: closesStore)) { [logger] bound in
         logger.notice("tally-server listening", metadata: ["url": "http://\(host):\(bound ?? port)"])
     }
 }
 
 /// Owns the store for the process's lifetime; on graceful shutdown it closes it.
-struct StoreCloser: Service {
+struct StoreCloser<Store: EventStore>: Service {
+    let store: Store
     let logger: Logger
-    let close: @Sendable () async throws -> Void
 
     func run() async throws {
         try? await gracefulShutdown()
         logger.info("shutting down: closing the event log")
-        try await close()
+        try await store.close()
         logger.info("event log closed")
     }
 }

@@ -52,7 +52,12 @@ public final class FileLog: EventStore, Sendable {
     public func close() async throws {
         if let writer { try await writer.shutdown() }
         core.commits.close()
-        lockFile?.close()
+        if let lockFile {
+            // Unlock before closing: a child process being spawned on another thread may share
+            // the descriptor until it execs, and would hold the lock past our close.
+            flock(lockFile.descriptor, LOCK_UN)
+            lockFile.close()
+        }
     }
 
     /// True while the writer sleeps with no sync owed (see `FileLogWriter`).
