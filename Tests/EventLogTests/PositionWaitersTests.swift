@@ -29,7 +29,9 @@ struct PositionWaitersTests {
         let waiters = PositionWaiters()
         let waiting = Task { await waiters.wait(until: 1) }
         while waiters.count < 1 { await Task.yield() }
+        #expect(!waiters.isClosed)
         waiters.close()
+        #expect(waiters.isClosed)
         #expect(await waiting.value == false)
         #expect(await waiters.wait(until: 1) == false)
         #expect(waiters.count == 0)

@@ -34,6 +34,20 @@ struct FileLogState: ~Copyable {
     /// acknowledged when that batch is published.
     var lateAcknowledgements: [Int: [Acknowledgement]] = [:]
 
+    /// What the commit decision needs of a stream: its events, counting batches written but
+    /// not yet published, and the last such batch.
+    func streamPrior(_ stream: String) -> CommitDecider.Prior<UInt64> {
+        CommitDecider.Prior(decidedCount(of: stream), unpublishedBatch: unsyncedStreams.isEmpty ? nil : unsyncedStreams[stream]?.sequence)
+    }
+
+    /// What the commit decision needs of an idempotency key: the first append's result, and
+    /// its batch while that is written but not yet published.
+    func keyPrior(_ key: String) -> CommitDecider.Prior<AppendResult>? {
+        if let result = idempotency[key] { return CommitDecider.Prior(result) }
+        if !unsyncedKeys.isEmpty, let unsynced = unsyncedKeys[key] { return CommitDecider.Prior(unsynced.result, unpublishedBatch: unsynced.sequence) }
+        return nil
+    }
+
     /// Events in `stream`, counting batches written but not yet published.
     func decidedCount(of stream: String) -> UInt64 {
         if !unsyncedStreams.isEmpty, let unsynced = unsyncedStreams[stream] { return unsynced.count }

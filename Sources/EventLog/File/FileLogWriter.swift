@@ -138,62 +138,29 @@ final class FileLogWriter: @unchecked Sendable {
     private func commit(_ group: [PendingAppend]) {
         var immediate: [(CheckedContinuation<AppendResult, any Error>, Result<AppendResult, any Error>)] = []
         var accepted: [Accepted] = []
-        var duplicates: [(pending: PendingAppend, of: Int)] = []
-        var deferredConflicts: [Acknowledgement] = []
+        /// Answers that wait for this batch to be published.
+        var withBatch: [Acknowledgement] = []
         let batchSequence = sequence + 1
 
         let failure: EventLogError? = core.state.withLock { s in
             if let failure = s.failure { return failure }
-            var next = head + 1
-            var staged: [String: UInt64] = [:]  // stream -> event count after the appends staged so far
-            var stagedKeys: [String: Int] = [:]
+            var decider = CommitDecider(after: head)
             for pending in group {
                 let continuation = pending.continuation!
-                if let key = pending.idempotencyKey {
-                    if var existing = s.idempotency[key] {
-                        existing.deduplicated = true
-                        immediate.append((continuation, .success(existing)))
-                        continue
-                    }
-                    if var unsynced = s.unsyncedKeys[key] {
-                        // Its first append is written but not durable yet: answer with it, then.
-                        unsynced.result.deduplicated = true
-                        s.lateAcknowledgements[unsynced.sequence, default: []].append(Acknowledgement(continuation: continuation, outcome: .success(unsynced.result)))
-                        continue
-                    }
-                    if let first = stagedKeys[key] {
-                        duplicates.append((pending, first))
-                        continue
-                    }
+                let action = decider.decide(
+                    pending, keyPrior: pending.idempotencyKey.flatMap { s.keyPrior($0) },
+                    streamPriors: pending.appends.map { s.streamPrior($0.stream) }
+                )
+                switch action {
+                case .write(let result):
+                    accepted.append((pending, result))
+                case .answer(let outcome):
+                    immediate.append((continuation, outcome.mapError { $0 as any Error }))
+                case .answerAfter(batch: nil, let outcome):
+                    withBatch.append(Acknowledgement(continuation: continuation, outcome: outcome.mapError { $0 as any Error }))
+                case .answerAfter(batch: let earlier?, let outcome):
+                    s.lateAcknowledgements[earlier, default: []].append(Acknowledgement(continuation: continuation, outcome: outcome.mapError { $0 as any Error }))
                 }
-                // One lookup per stream (streams are distinct within an append): its count decides
-                // the expected version and numbers the events.
-                var versions: [String: UInt64] = [:]
-                var conflict: (error: EventLogError, stream: String)?
-                for append in pending.appends {
-                    let before = staged[append.stream] ?? s.decidedCount(of: append.stream)
-                    if let error = Self.conflict(append, streamCount: before) {
-                        conflict = (error, append.stream)
-                        break
-                    }
-                    versions[append.stream] = before + UInt64(append.events.count) - 1
-                }
-                if let (error, stream) = conflict {
-                    // Decided against events not yet readable: tell the loser once they are.
-                    if staged[stream] != nil {
-                        deferredConflicts.append(Acknowledgement(continuation: continuation, outcome: .failure(error)))
-                    } else if let unsynced = s.unsyncedStreams[stream] {
-                        s.lateAcknowledgements[unsynced.sequence, default: []].append(Acknowledgement(continuation: continuation, outcome: .failure(error)))
-                    } else {
-                        immediate.append((continuation, .failure(error)))
-                    }
-                    continue
-                }
-                for (stream, version) in versions { staged[stream] = version + 1 }
-                let first = next
-                next += UInt64(pending.eventCount)
-                if let key = pending.idempotencyKey { stagedKeys[key] = accepted.count }
-                accepted.append((pending, AppendResult(positions: first...(next - 1), streamVersions: versions, deduplicated: false)))
             }
             return nil
         }
@@ -204,13 +171,7 @@ final class FileLogWriter: @unchecked Sendable {
         for (continuation, result) in immediate { continuation.resume(with: result) }
         guard !accepted.isEmpty else { return }
 
-        var acknowledgements = accepted.map { Acknowledgement(continuation: $0.pending.continuation!, outcome: .success($0.result)) }
-        acknowledgements += deferredConflicts
-        for (pending, index) in duplicates {
-            var result = accepted[index].result
-            result.deduplicated = true
-            acknowledgements.append(Acknowledgement(continuation: pending.continuation!, outcome: .success(result)))
-        }
+        let acknowledgements = accepted.map { Acknowledgement(continuation: $0.pending.continuation!, outcome: .success($0.result)) } + withBatch
         let batch: WrittenBatch
         do {
             batch = try write(accepted, sequence: batchSequence, acknowledgements: acknowledgements)
@@ -249,23 +210,6 @@ final class FileLogWriter: @unchecked Sendable {
             core.publish([batch])
         }
         sealIfFull()
-    }
-
-    /// The refusal of `append` when its stream holds `streamCount` events, or nil.
-    static func conflict(_ append: StreamAppend, streamCount count: UInt64) -> EventLogError? {
-        let current: UInt64? = count == 0 ? nil : count - 1
-        switch append.expected {
-        case .any: return nil
-        case .noStream: if current == nil { return nil }
-        case .exact(let version): if current == version { return nil }
-        }
-        let cause = WrongExpectedVersion(stream: append.stream, expected: append.expected, actual: current)
-        let actual = current.map { "is at version \($0)" } ?? "has no events"
-        return EventLogError(
-            .wrongExpectedVersion,
-            "stream \(append.stream) \(actual), the append expected \(append.expected); nothing was written. Read the stream and decide again",
-            cause: cause
-        )
     }
 
     /// Encodes, compresses and writes one batch with one system call.

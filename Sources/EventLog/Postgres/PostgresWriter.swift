@@ -226,35 +226,25 @@ final class PostgresWriter: @unchecked Sendable {
         var runs = PGCopyEncoder()
         var written = 0
         let now = wallClockMicroseconds()
+        // Every outcome is handed out after COMMIT (or ROLLBACK), so "answer now" and "answer
+        // with the batch" are the same here; nothing is unpublished across transactions.
+        var decider = CommitDecider(after: position)
         for pending in group {
             let continuation = pending.continuation!
-            if let key = pending.idempotencyKey, var first = seenKeys[key] {
-                first.deduplicated = true
-                outcomes.append((continuation, .success(first)))
-                continue
+            let action = decider.decide(
+                pending, keyPrior: pending.idempotencyKey.flatMap { seenKeys[$0] }.map { CommitDecider.Prior($0) },
+                streamPriors: pending.appends.map { CommitDecider.Prior(counts[$0.stream] ?? 0) }
+            )
+            switch action {
+            case .write(let result):
+                try encodeBatch(pending, firstPosition: result.positions.lowerBound, versions: result.streamVersions, previousHash: &hash, now: now,
+                                batches: &batches, runs: &runs)
+                position = result.positions.upperBound
+                outcomes.append((continuation, .success(result)))
+                written += 1
+            case .answer(let outcome), .answerAfter(_, let outcome):
+                outcomes.append((continuation, outcome.mapError { $0 as any Error }))
             }
-            var streamVersions: [String: UInt64] = [:]
-            var refusal: EventLogError?
-            for append in pending.appends {
-                let before = counts[append.stream] ?? 0
-                if let error = FileLogWriter.conflict(append, streamCount: before) {
-                    refusal = error
-                    break
-                }
-                streamVersions[append.stream] = before + UInt64(append.events.count) - 1
-            }
-            if let refusal {
-                outcomes.append((continuation, .failure(refusal)))
-                continue
-            }
-            let first = position + 1
-            try encodeBatch(pending, firstPosition: first, versions: streamVersions, previousHash: &hash, now: now, batches: &batches, runs: &runs)
-            position += UInt64(pending.eventCount)
-            for (stream, version) in streamVersions { counts[stream] = version + 1 }
-            let result = AppendResult(positions: first...position, streamVersions: streamVersions, deduplicated: false)
-            if let key = pending.idempotencyKey { seenKeys[key] = result }
-            outcomes.append((continuation, .success(result)))
-            written += 1
         }
         guard written > 0 else {
             try connection.execute("ROLLBACK")
