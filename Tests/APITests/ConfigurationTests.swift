@@ -131,6 +131,7 @@ import Testing
     ])
     func badSettingsExitWithAUsageError(_ arguments: [String], _ environment: [String: String], _ named: String) async throws {
         try await withTemporaryDirectory("config") { directory in
+            let directory = directory.path
             let env = ["TALLY_JWT_SECRET": APIFixture.secret, "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
             let result = try await runProcess(try builtProduct("tally-server"), ["serve", "--data-dir", directory] + arguments, environment: env)
             #expect(result.status == 64, "exit \(result.status): \(result.stderr)")

@@ -254,7 +254,7 @@ import Testing
     }
 
     static func withDirectory(_ body: (String) async throws -> Void) async throws {
-        try await withTemporaryDirectory("generate", body)
+        try await withTemporaryDirectory("generate") { try await body($0.path) }
     }
 
     static func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }

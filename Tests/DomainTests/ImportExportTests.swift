@@ -47,7 +47,7 @@ import Testing
     }
 
     static func withDirectory(_ body: (String) async throws -> Void) async throws {
-        try await withTemporaryDirectory("import", body)
+        try await withTemporaryDirectory("import") { try await body($0.path) }
     }
 
     static func export(_ arguments: [String]) async throws -> String {

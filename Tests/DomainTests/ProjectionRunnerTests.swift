@@ -1,6 +1,7 @@
 import EventLog
 import Foundation
 import Synchronization
+import TallyTestSupport
 import Testing
 @testable import Projections
 
@@ -67,9 +68,9 @@ import Testing
 
     /// A fresh log in a temporary directory (removed afterwards) and a snapshot directory.
     static func withLog(_ body: (FileLog, SnapshotStore) async throws -> Void) async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tally-projections-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let temporary = try TemporaryDirectory("projections")
+        defer { temporary.remove() }
+        let dir = temporary.path
         let log = try FileLog(directory: dir + "/log", options: .init(fsync: .never))
         do {
             try await body(log, SnapshotStore(directory: dir + "/snapshots"))
@@ -78,16 +79,6 @@ import Testing
             try? await log.close()
             throw error
         }
-    }
-
-    /// Polls `condition` until it holds or `seconds` pass: a liveness bound, not a timing claim.
-    static func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return condition()
     }
 
     final class Flag: Sendable {
@@ -106,13 +97,13 @@ import Testing
         /// Cancels the run and requires it to end within 10 s.
         func stop() async throws {
             task.cancel()
-            let ended = await ProjectionRunnerTests.eventually(10) { finished.isSet }
+            let ended = await eventually(timeout: .seconds(10)) { finished.isSet }
             try #require(ended, "run() did not end after cancellation")
             try await task.value
         }
 
         func waitLive(at position: LogPosition) async throws {
-            let ok = await ProjectionRunnerTests.eventually { runner.state == .live && runner.current.position == position }
+            let ok = await eventually { runner.state == .live && runner.current.position == position }
             try #require(ok, "not live at \(position): state \(runner.state), position \(runner.current.position)")
         }
     }
@@ -151,7 +142,7 @@ extension ProjectionRunnerTests {
             #expect(recorder.transitions == ["catchingUp->live"])
 
             for k in 0..<10 { try await Self.append(log, 201 + k * 5...205 + k * 5, perAppend: 1 + k % 3) }
-            let reached = await Self.eventually { running.runner.current.position == 250 }
+            let reached = await eventually { running.runner.current.position == 250 }
             try #require(reached, "tailing stopped at \(running.runner.current.position)")
             let published = running.runner.current
             #expect(published.view.positions == Array(1...250))
@@ -296,7 +287,7 @@ extension ProjectionRunnerTests {
             let recorder = Recorder()
             let v2 = Self.start(V2.self, log, snapshots, recorder, options: .init(snapshotEveryEvents: 1_000_000, publishMinimumIntervalMilliseconds: 0))
             var seen: Set<LogPosition> = []
-            let live = await Self.eventually(20) {
+            let live = await eventually(timeout: .seconds(20)) {
                 seen.insert(v2.runner.current.position)
                 return v2.runner.state == .live && v2.runner.current.position == 3_000
             }
@@ -358,13 +349,13 @@ extension ProjectionRunnerTests {
             #expect(ContinuousClock.now - started >= .milliseconds(50))
 
             let waiting = Task { await runner.waitForPosition(13, timeout: .seconds(60)) }
-            let registered = await Self.eventually { runner.waiterCount == 1 }
+            let registered = await eventually { runner.waiterCount == 1 }
             try #require(registered)
             try await Self.append(log, 11...13)
             #expect(await waiting.value)
 
             let cancelled = Task { await runner.waitForPosition(1_000, timeout: .seconds(60)) }
-            _ = await Self.eventually { runner.waiterCount == 1 }
+            _ = await eventually { runner.waiterCount == 1 }
             let cancelAt = ContinuousClock.now
             cancelled.cancel()
             #expect(await cancelled.value == false)
@@ -461,21 +452,21 @@ extension ProjectionRunnerTests {
                 options: .init(retryDelays: [.milliseconds(5), .milliseconds(20)]), onEvent: recorder.record)
             let task = Task { try await runner.run() }
             defer { task.cancel() }
-            let live = await Self.eventually { runner.state == .live && runner.current.position == 20 }
+            let live = await eventually { runner.state == .live && runner.current.position == 20 }
             try #require(live)
 
             down.set()
             try await Self.append(log, 21...21)  // delivered by the read in progress; the next read fails
-            let unavailable = await Self.eventually { runner.state == .storeUnavailable }
+            let unavailable = await eventually { runner.state == .storeUnavailable }
             try #require(unavailable, "state \(runner.state)")
             #expect(runner.current.position == 21, "the last view keeps being served")
             try await Self.append(log, 22...45, perAppend: 4)
-            let retried = await Self.eventually { recorder.all.filter { if case .storeFailed = $0 { true } else { false } }.count >= 3 }
+            let retried = await eventually { recorder.all.filter { if case .storeFailed = $0 { true } else { false } }.count >= 3 }
             #expect(retried)
             #expect(runner.current.position == 21)
 
             down.reset()
-            let back = await Self.eventually { runner.state == .live && runner.current.position == 45 }
+            let back = await eventually { runner.state == .live && runner.current.position == 45 }
             try #require(back, "state \(runner.state), position \(runner.current.position)")
             #expect(runner.current.view.positions == Array(1...45))
             #expect(runner.current.view == Self.expected(45, V1.self))

@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -5,7 +6,7 @@ import Testing
 /// versions, and optimistic concurrency that lets exactly one racer win.
 @Suite(.timeLimit(.minutes(5))) struct ConcurrencyTests {
     @Test func thousandConcurrentAppendersGetGapFreePositions() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)  // fsync always: the real durable path
             let appenders = 1_000
             let results = try await withThrowingTaskGroup(of: (Int, AppendResult).self) { group in
@@ -56,7 +57,7 @@ import Testing
     }
 
     @Test func closeWhileAppendingLosesNothingAcknowledged() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             let tasks = (0..<300).map { i in
                 Task { try await log.append(to: "closing-\(i % 7)", events: [textEvent("\(i)")]) }
@@ -85,7 +86,7 @@ import Testing
 
     @Test func groupCommitSplitsAtTheBatchBound() async throws {
         // 70 concurrent appends of one 1 MiB event: more than one batch may hold (64 MiB).
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: .never))
             let mebibyte = [UInt8](repeating: 0x61, count: 1 << 20)
             let results = try await withThrowingTaskGroup(of: AppendResult.self) { group in
@@ -145,7 +146,7 @@ import Testing
     }
 
     @Test func exactlyOneRacerWinsAnExpectedVersion() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             // Round 1: 50 racers create the stream (2 events each).
             let first = await Self.race(50) { i in
@@ -183,7 +184,7 @@ import Testing
     /// winner's events: the conflict is told only once they are readable, even while the
     /// winning batch is still being made durable.
     @Test func aLoserThatReadsAtOnceSeesTheWinner() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)  // fsync always: the winner waits on its sync
             for round in 0..<40 {
                 let stream = "loser-\(round)"
@@ -204,7 +205,7 @@ import Testing
     }
 
     @Test func conflictInAMultiStreamAppendWritesNothing() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             _ = try await log.append(to: "pair-a", events: [textEvent("a0")])
             _ = try await log.append(to: "pair-b", events: [textEvent("b0"), textEvent("b1")])

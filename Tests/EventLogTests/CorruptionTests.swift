@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -18,7 +19,7 @@ import Glibc
     }
 
     static func build(segmentSize: Int) async throws -> Original {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: .never, segmentSize: segmentSize))
             for call in 0..<100 {
                 let events = (0..<(1 + call % 7)).map { i in
@@ -44,7 +45,7 @@ import Glibc
     }
 
     /// Flips 1–3 random bits in one segment; returns the damaged bytes and the first batch hit.
-    static func flip(_ bytes: [UInt8], layout: [BatchInfo], rng: inout SeededRandom) -> ([UInt8], BatchInfo, [Int]) {
+    static func flip(_ bytes: [UInt8], layout: [BatchInfo], rng: inout SplitMix64) -> ([UInt8], BatchInfo, [Int]) {
         var damaged = bytes
         var offsets: [Int] = []
         let first = Int.random(in: 0..<bytes.count, using: &rng)
@@ -68,11 +69,11 @@ import Glibc
         #expect(original.segments.count == 1)
         let layout = original.layouts[name]!
         let bytes = original.files[name]!
-        var rng = SeededRandom(seed: 0xF11B)
+        var rng = SplitMix64(seed: 0xF11B)
         for iteration in 0..<150 {
             let (damaged, hit, changed) = Self.flip(bytes, layout: layout, rng: &rng)
             let label = "iteration \(iteration): bytes \(changed) changed, batch at \(hit.offset) position \(hit.header.firstPosition)"
-            try await withTempDir("flip") { dir in
+            try await withTemporaryDirectory("flip") { dir in
                 try writeFile(dir.sub(name), damaged)
                 let opened: FileLog
                 do {
@@ -104,7 +105,7 @@ import Glibc
     }
 
     /// Opening with repair cuts at the damaged batch, keeps the cut bytes, and continues there.
-    static func checkRepair(_ original: Original, dir: TempDir, segment: String, damaged: [UInt8], hit: BatchInfo,
+    static func checkRepair(_ original: Original, dir: TemporaryDirectory, segment: String, damaged: [UInt8], hit: BatchInfo,
                             label: String, movedAside: [String] = []) async throws {
         let position = hit.header.firstPosition
         let log = try FileLog(directory: dir.path, options: .init(fsync: .never, segmentSize: 64 << 10, repair: true))
@@ -132,14 +133,14 @@ import Glibc
     @Test func bitFlipsInSealedSegments() async throws {
         let original = try await Self.build(segmentSize: 64 << 10)
         try #require(original.segments.count >= 3, "want several sealed segments, got \(original.segments)")
-        var rng = SeededRandom(seed: 0x5EA1)
+        var rng = SplitMix64(seed: 0x5EA1)
         for iteration in 0..<60 {
             let which = Int.random(in: 0..<(original.segments.count - 1), using: &rng)
             let name = original.segments[which]
             let (damaged, hit, changed) = Self.flip(original.files[name]!, layout: original.layouts[name]!, rng: &rng)
             let keepIndex = iteration % 2 == 0
             let label = "iteration \(iteration): \(name) bytes \(changed), position \(hit.header.firstPosition), index kept: \(keepIndex)"
-            try await withTempDir("sealed") { dir in
+            try await withTemporaryDirectory("sealed") { dir in
                 for (file, bytes) in original.files { try writeFile(dir.sub(file), bytes) }
                 try writeFile(dir.sub(name), damaged)
                 if keepIndex {
@@ -180,7 +181,7 @@ import Glibc
         try #require(original.segments.count >= 3)
         let missing = original.segments[1]
         let expected = original.layouts[missing]![0].header.firstPosition
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             for (file, bytes) in original.files where file != missing && file != indexName(missing) {
                 try writeFile(dir.sub(file), bytes)
             }
@@ -201,7 +202,7 @@ import Glibc
     }
 
     @Test func aSecondWriterIsLockedOut() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let writer = try FileLog(directory: dir.path)
             _ = try await writer.append(to: "lock-1", events: [textEvent("a")])
             let error = await expectLogError(.locked) { _ = try FileLog(directory: dir.path) }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TallyTestSupport
 import Testing
 import replay
 @testable import EventLog
@@ -76,7 +77,7 @@ import Glibc
         let stderr = PipeReader(err.fileHandleForReading)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
-        let ready = await eventually(seconds: 60) { stdout.lines.contains { $0.hasPrefix("READY ") } || stdout.eof }
+        let ready = await eventually(timeout: .seconds(60)) { stdout.lines.contains { $0.hasPrefix("READY ") } || stdout.eof }
         guard ready, let readyLine = stdout.lines.first, readyLine.hasPrefix("READY "),
               let readyHead = LogPosition(readyLine.dropFirst(6)) else {
             throw TestFailure("\(label): no READY line; stdout: \(stdout.text.prefix(500)) stderr: \(stderr.text.prefix(2000))")
@@ -87,7 +88,7 @@ import Glibc
         process.waitUntilExit()
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL,
                 "\(label): exit \(process.terminationReason.rawValue)/\(process.terminationStatus)")
-        let closed = await eventually(seconds: 30) { stdout.eof && stderr.eof }
+        let closed = await eventually(timeout: .seconds(30)) { stdout.eof && stderr.eof }
         #expect(closed, "\(label): the writer's pipes did not close")
         withExtendedLifetime((out, err)) {}
 
@@ -144,12 +145,12 @@ import Glibc
     }
 
     @Test func acknowledgedAppendsSurviveSIGKILL() async throws {
-        let binary = try replayBinary()
+        let binary = try builtProduct("replay")
         let environment = ProcessInfo.processInfo.environment
         let rounds = environment["TALLY_CRASH_ROUNDS"].flatMap { Int($0) } ?? 20
         let seed = environment["TALLY_CRASH_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64(UInt32.max))
-        var rng = SeededRandom(seed: seed)
-        try await withTempDir { dir in
+        var rng = SplitMix64(seed: seed)
+        try await withTemporaryDirectory { dir in
             var acks: [Ack] = []
             var head: LogPosition = 0
             for round in 0..<rounds {
@@ -166,7 +167,7 @@ import Glibc
             print("crash test: \(rounds) rounds, \(acks.count) acknowledged appends, head \(head), segments \(try segmentNames(dir.path).count)")
             #expect(Set(acks).count == acks.count, "an acknowledgement repeated: positions reused")
 
-            let verify = try runProcess(binary, ["verify", "--log", dir.path])
+            let verify = try await runProcess(binary, ["verify", "--log", dir.path])
             #expect(verify.status == 0, "replay verify: \(verify.stdout) \(verify.stderr)")
             #expect(verify.stdout.contains("\"intact\":true"), "\(verify.stdout)")
             #expect(verify.stdout.contains("\"head_position\":\(head),"), "\(verify.stdout)")

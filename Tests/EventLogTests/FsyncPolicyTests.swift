@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -18,7 +19,7 @@ import Testing
 
     @Test(arguments: [FsyncPolicy.always, .never, .interval(milliseconds: 5), .interval(milliseconds: 60_000)])
     func everyPolicyKeepsWhatItAcknowledged(_ policy: FsyncPolicy) async throws {
-        try await withTempDir("policy") { dir in
+        try await withTemporaryDirectory("policy") { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: policy))
             for i in 0..<20 {
                 let result = try await log.append(to: "sync-1", expected: i == 0 ? .noStream : .exact(UInt64(i - 1)),
@@ -47,7 +48,7 @@ import Testing
     }
 
     @Test func intervalPolicySyncsInTheBackground() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: .interval(milliseconds: 20)))
             // The first append lands within the interval of the writer's start: not synced yet
             // (or synced already, if the machine is slow); either way a sync follows on its own.

@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -5,7 +6,7 @@ import Testing
 /// sequentially, under concurrency, and after reopening (keys from `.idx` and from scans).
 @Suite(.timeLimit(.minutes(3))) struct IdempotencyTests {
     @Test func repeatedKeyReturnsFirstResultAndWritesNothing() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             _ = try await log.append(to: "idem-0", events: [textEvent("before")])
             let first = try await log.append([
@@ -50,7 +51,7 @@ import Testing
     }
 
     @Test func concurrentAppendsWithOneKeyWriteOnce() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             let results = try await withThrowingTaskGroup(of: (Int, AppendResult).self) { group in
                 for i in 0..<100 {
@@ -98,7 +99,7 @@ import Testing
     }
 
     @Test func keysSurviveReopenFromIndexesAndScans() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let options = FileLog.Options(fsync: .never, segmentSize: 64 << 10)
             let log = try FileLog(directory: dir.path, options: options)
             var firsts: [String: AppendResult] = [:]

@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -8,7 +9,7 @@ import Testing
 
     @Test func stockLZ4DecodesEverySegment() async throws {
         try #require(fileExists(Self.lz4), "\(Self.lz4) is missing: install the lz4 package (make deps)")
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: .never, segmentSize: 64 << 10))
             // Compressible and incompressible payloads, keyed and multi-stream appends, and one
             // batch of 1.6 MB raw: a frame of two 1 MiB blocks.
@@ -34,7 +35,7 @@ import Testing
                 let path = dir.sub(name)
                 let bytes = try readFile(path)
                 let layout = try batchLayout(bytes)
-                let output = try runProcess(Self.lz4, ["-dc", path])
+                let output = try await runProcess(Self.lz4, ["-dc", path])
                 #expect(output.status == 0, "lz4 -dc \(name): \(output.stderr)")
                 let decoded = output.stdoutBytes
 

@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -45,11 +46,11 @@ import Testing
                     return tally
                 }
             }
-            let binary = try replayBinary()
+            let binary = try builtProduct("replay")
             let outputs = try await withThrowingTaskGroup(of: ProcessOutput.self) { group in
                 for writer in 0..<Self.writers {
                     group.addTask {
-                        try await runProcessOffThePool(binary, [
+                        try await runProcess(binary, [
                             "append-load", "--log", url, "--writer", "\(writer)", "--events", "\(Self.eventsPerWriter)",
                             "--appenders", "16", "--batch", "\(10 + writer * 7)",
                         ])
@@ -71,16 +72,6 @@ import Testing
             let report = try await store.verify()
             #expect(report.intact && report.events == UInt64(total))
             await store.close()
-        }
-    }
-}
-
-/// `runProcess` on a Dispatch thread, so that waiting for a child never blocks one of the
-/// cooperative pool's few threads.
-func runProcessOffThePool(_ executable: String, _ arguments: [String]) async throws -> ProcessOutput {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result { try runProcess(executable, arguments) })
         }
     }
 }

@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -13,7 +14,7 @@ import Testing
     static let mebibyte = noiseBytes(count: 1 << 20, seed: 7)
 
     @Test func everyFieldRoundTripsForSingleAndMultiStreamAppends() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
 
             let r1 = try await log.append(
@@ -108,7 +109,7 @@ import Testing
         // Recorded-at is stored as a delta from the previous event of the batch: deltas
         // between far-apart values must not overflow on the way back.
         let times: [Int64] = [Int64.min, Int64.max, 0, Int64.min, -1, Int64.max - 1, 1_700_000_000_000_000]
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             let result = try await log.append(to: "time-1", events: times.map { event(payload: [1], recordedAt: $0) })
             #expect(result.positions == 1...7)
@@ -124,7 +125,7 @@ import Testing
 
     @Test func largeBatchesReadWholeAndFromAnywhere() async throws {
         // Batches of hundreds of events (the reader decodes those ahead on other tasks).
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: .never, segmentSize: 64 << 10))
             var expected: [String] = []
             for call in 0..<12 {
@@ -152,9 +153,9 @@ import Testing
     }
 
     @Test func readStreamFollowsVersionOrderWithFromVersionAndLimit() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: .never))
-            var rng = SeededRandom(seed: 11)
+            var rng = SplitMix64(seed: 11)
             let streams = ["acct-a", "acct-b", "acct-c"]
             var counts: [String: Int] = [:]
             for call in 0..<40 {

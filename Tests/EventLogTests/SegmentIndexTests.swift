@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -53,7 +54,7 @@ import Testing
     }
 
     @Test func segmentsRollAndReadsCrossThem() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let events = try await Self.writeLog(dir.path)
             let segments = try SegmentNaming.segments(in: dir.path)
             try #require(segments.count >= 3, "expected at least 3 segments, got \(segments.map(\.name))")
@@ -83,7 +84,7 @@ import Testing
     @Test func segmentsRollUnderConcurrentDurableAppends() async throws {
         // fsync always while segments seal under concurrent appenders: batches in flight to
         // the disk when their segment is sealed must still land, in order.
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let options = FileLog.Options(fsync: .always, segmentSize: 64 << 10)
             let log = try FileLog(directory: dir.path, options: options)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -120,7 +121,7 @@ import Testing
     }
 
     @Test func sealedSegmentIndexIsUsedOnOpen() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let events = try await Self.writeLog(dir.path)
             let first = try #require(try segmentNames(dir.path).first)
             let segmentPath = dir.sub(first)
@@ -153,7 +154,7 @@ import Testing
     /// A read-only open decodes the indexes' streams only on the first stream lookup: reads
     /// by position, by stream and stream versions still answer exactly.
     @Test func readOnlyOpenReadsStreamsThroughLazilyDecodedIndexes() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let events = try await Self.writeLog(dir.path)
             var readOnly = Self.options
             readOnly.readOnly = true
@@ -163,7 +164,7 @@ import Testing
     }
 
     @Test func missingIndexIsRebuiltIdentically() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let events = try await Self.writeLog(dir.path)
             let names = try segmentNames(dir.path)
             let originals = try names.dropLast().map { try readFile(dir.sub(indexName($0))) }
@@ -189,7 +190,7 @@ import Testing
     }
 
     @Test func corruptedOrStaleIndexIsRebuilt() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let events = try await Self.writeLog(dir.path)
             let names = try segmentNames(dir.path)
             let (a, b) = (names[0], names[1])

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -31,7 +32,7 @@ struct StoreStatisticsTests {
     }
 
     @Test func fileLogStatisticsCountCommitsSyncsAndBytes() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: .always))
             for i in 0..<4 { _ = try await log.append(to: "stat-1", events: [textEvent("e\(i)"), textEvent("f\(i)")]) }
             let stats = log.statistics()
@@ -47,7 +48,7 @@ struct StoreStatisticsTests {
     }
 
     @Test func aSealThatFailsIsCountedReportedAndRetried() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let reported = Mutex<[EventLogError]>([])
             let log = try FileLog(
                 directory: dir.path,
@@ -58,7 +59,7 @@ struct StoreStatisticsTests {
             let blocker = dir.sub(SegmentNaming.indexName(forSegment: first))
             try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: false)
             // Incompressible payloads, so that three batches overfill a 64 KiB segment.
-            var rng = SeededRandom(seed: 0x5EA1)
+            var rng = SplitMix64(seed: 0x5EA1)
             for _ in 0..<3 {
                 var proposed = textEvent("big")
                 proposed.payload = (0..<(40 << 10)).map { _ in UInt8.random(in: 0...255, using: &rng) }

@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -80,7 +81,7 @@ struct StoreLocation: Sendable {
 func withLocation<T>(_ backend: Backend, _ label: String = #function, _ body: (StoreLocation) async throws -> T) async throws -> T {
     switch backend {
     case .file:
-        return try await withTempDir(label) { dir in try await body(StoreLocation(backend: .file, place: dir.path)) }
+        return try await withTemporaryDirectory(label) { dir in try await body(StoreLocation(backend: .file, place: dir.path)) }
     case .postgres:
         return try await TestPostgres.withDatabase(label) { url in try await body(StoreLocation(backend: .postgres, place: url)) }
     }

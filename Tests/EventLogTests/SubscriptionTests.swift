@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -53,7 +54,7 @@ import Testing
     }
 
     @Test func subscribersRacingAppendsSeeEveryPositionOnceInOrder() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: .init(fsync: .never, segmentSize: 64 << 10))
             for i in 0..<60 { _ = try await log.append(to: "tail-pre", events: [textEvent("pre \(i)")]) }
             _ = try await log.append(to: "tail-big", events: (0..<300).map { textEvent("big \($0)") })
@@ -90,7 +91,7 @@ import Testing
     }
 
     @Test func subscriptionEndsWhenItsTaskIsCancelled() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             for i in 0..<5 { _ = try await log.append(to: "tail-1", events: [textEvent("e\(i)")]) }
             let seen = Shared(Seen())
@@ -122,7 +123,7 @@ import Testing
     }
 
     @Test func subscriptionEndsWhenTheLogCloses() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             for i in 0..<3 { _ = try await log.append(to: "tail-1", events: [textEvent("e\(i)")]) }
             let waiting = Shared(Seen())

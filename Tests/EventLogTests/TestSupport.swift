@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -7,66 +8,15 @@ import Testing
 import Glibc
 #endif
 
-// Shared helpers of the EventLog test suites: temporary directories, event builders, file
-// surgery on segments, the batch layout of a segment, and running the `replay` binary.
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-// MARK: - Temporary directories
-
-/// A fresh directory from mkdtemp under /tmp; `remove()` deletes it and everything in it.
-struct TempDir: Sendable {
-    let path: String
-
-    init(_ label: String) throws {
-        let safe = String(label.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.prefix(40))
-        var template = Array("/tmp/tally-eventlog-\(safe)-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard let made else { throw TestFailure("mkdtemp failed: errno \(errno)") }
-        path = String(cString: made)
-    }
-
-    func sub(_ name: String) -> String { path + "/" + name }
-
-    /// Deletes the directory; retried, since a file that vanishes mid-walk (an index's
-    /// temporary file renamed away) makes FileManager give up.
-    func remove() {
-        for _ in 0..<5 {
-            try? FileManager.default.removeItem(atPath: path)
-            if !FileManager.default.fileExists(atPath: path) { return }
-            usleep(20_000)
-        }
-    }
-}
-
-/// Runs `body` with a unique temporary directory that is removed afterwards, pass or fail.
-func withTempDir<T>(_ label: String = #function, _ body: (TempDir) async throws -> T) async throws -> T {
-    let dir = try TempDir(label)
-    defer { dir.remove() }
-    return try await body(dir)
-}
+// Shared helpers of the EventLog test suites: event builders, file surgery on segments and
+// the batch layout of a segment. Temporary directories, waiting, processes and the seeded
+// generator are TallyTestSupport's.
 
 // MARK: - Deterministic randomness
 
-/// SplitMix64: seeded, so every property test can be replayed from its printed seed.
-struct SeededRandom: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// `count` incompressible bytes determined by `seed`.
 func noiseBytes(count: Int, seed: UInt64) -> [UInt8] {
-    var rng = SeededRandom(seed: seed)
+    var rng = SplitMix64(seed: seed)
     var out = [UInt8]()
     out.reserveCapacity(count + 8)
     while out.count < count {
@@ -200,78 +150,10 @@ func rawEnvelopes(_ segment: [UInt8], _ batch: BatchInfo) throws -> [UInt8] {
     return raw
 }
 
-// MARK: - Polling
-
-/// Polls `condition` every 5 ms for up to `seconds`; true once it holds. A liveness bound,
-/// not a performance assertion.
-func eventually(seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(nanoseconds: 5_000_000)
-    }
-    return condition()
-}
-
 /// A value shared between a test and the tasks it starts.
 final class Shared<Value: Sendable>: Sendable {
     private let storage: Mutex<Value>
     init(_ value: Value) { storage = Mutex(value) }
     var value: Value { storage.withLock { $0 } }
     func update<R: Sendable>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
-}
-
-// MARK: - Processes
-
-/// The `replay` executable SwiftPM built beside the test bundle (the test target depends
-/// on it). `TALLY_REPLAY_BIN` overrides.
-func replayBinary() throws -> String {
-    let fm = FileManager.default
-    if let path = ProcessInfo.processInfo.environment["TALLY_REPLAY_BIN"], fm.isExecutableFile(atPath: path) { return path }
-    var candidates: [String] = []
-    if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        // Inside an .xctest bundle directory on other platforms: walk up a few levels.
-        for _ in 0..<4 {
-            candidates.append(dir.appendingPathComponent("replay").path)
-            dir = dir.deletingLastPathComponent()
-        }
-    }
-    candidates.append(fm.currentDirectoryPath + "/.build/debug/replay")
-    for path in candidates where fm.isExecutableFile(atPath: path) { return path }
-    throw TestFailure("cannot find the replay binary; looked at \(candidates)")
-}
-
-struct ProcessOutput: Sendable {
-    var status: Int32
-    var stdoutBytes: [UInt8]
-    var stderr: String
-    var stdout: String { String(decoding: stdoutBytes, as: UTF8.self) }
-}
-
-/// Runs `executable` to completion, capturing stdout and stderr.
-func runProcess(_ executable: String, _ arguments: [String]) throws -> ProcessOutput {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Drain stderr on another thread so neither pipe can fill and block the child.
-    let errData = Shared(Data())
-    let errDone = DispatchSemaphore(value: 0)
-    let errHandle = err.fileHandleForReading
-    DispatchQueue.global().async {
-        let data = errHandle.readDataToEndOfFile()
-        errData.update { $0 = data }
-        errDone.signal()
-    }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    errDone.wait()
-    return ProcessOutput(status: process.terminationStatus,
-                         stdoutBytes: [UInt8](outData),
-                         stderr: String(decoding: errData.value, as: UTF8.self))
 }

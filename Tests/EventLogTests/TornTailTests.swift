@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -23,7 +24,7 @@ import Testing
     /// ~300 events in 2 segments and dozens of batches; the last two batches are small so
     /// that every one of their offsets can be tried.
     static func build() async throws -> Original {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path, options: options)
             for call in 0..<70 {
                 let n = 1 + call % 6
@@ -48,7 +49,7 @@ import Testing
     }
 
     /// Writes `original` into `dir` with the last segment cut to `cut` bytes (or replaced).
-    static func lay(_ original: Original, into dir: TempDir, lastSegment: [UInt8]) throws {
+    static func lay(_ original: Original, into dir: TemporaryDirectory, lastSegment: [UInt8]) throws {
         for (name, bytes) in original.files where name != original.lastName { try writeFile(dir.sub(name), bytes) }
         try writeFile(dir.sub(original.lastName), lastSegment)
     }
@@ -56,7 +57,7 @@ import Testing
     /// Opens a log whose last segment was cut at `cut` and checks recovery, reads, an append
     /// and a clean reopen.
     static func checkCut(_ original: Original, at cut: Int, zeroTail: Int = 0, reopen: Bool) async throws {
-        try await withTempDir("cut") { dir in
+        try await withTemporaryDirectory("cut") { dir in
             let bytes = Array(original.lastBytes[0..<cut]) + [UInt8](repeating: 0, count: zeroTail)
             try lay(original, into: dir, lastSegment: bytes)
             let complete = original.layout.filter { $0.end <= cut }
@@ -107,7 +108,7 @@ import Testing
 
     @Test func cutAtRandomOffsetsOfTheLastSegment() async throws {
         let original = try await Self.build()
-        var rng = SeededRandom(seed: 20_240_611)
+        var rng = SplitMix64(seed: 20_240_611)
         let limit = original.layout.suffix(2).first!.offset
         var cuts = [0, BatchHeader.framedSize - 1, BatchHeader.framedSize, BatchHeader.framedSize + 1, original.layout[1].offset]
         cuts += (0..<60).map { _ in Int.random(in: 0..<limit, using: &rng) }
@@ -131,7 +132,7 @@ import Testing
         let original = try await Self.build()
         let last = original.layout.last!
         for (label, keep) in [("half a header", 60), ("header and part of the data", BatchHeader.framedSize + 20)] {
-            try await withTempDir { dir in
+            try await withTemporaryDirectory { dir in
                 let bytes = Array(original.lastBytes[0..<(last.offset + keep)]) + [UInt8](repeating: 0, count: last.header.totalSize)
                 try Self.lay(original, into: dir, lastSegment: bytes)
                 let error = await expectLogError(.corrupted, label) { _ = try FileLog(directory: dir.path, options: Self.options) }
@@ -151,7 +152,7 @@ import Testing
         let original = try await Self.build()
         let sealed = original.segments[0]
         let layout = try batchLayout(original.files[sealed]!)
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             for victim in [layout[0], layout[layout.count / 2], layout[layout.count - 1]] {
                 for cut in [victim.offset + 1, victim.offset + BatchHeader.framedSize + 3, victim.end - 1] {
                     for (name, bytes) in original.files { try writeFile(dir.sub(name), bytes) }

@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -9,7 +10,7 @@ import Testing
     /// Appends one valid event, then runs every rejected append against the log: each must
     /// throw `.invalidInput`, leave the head, the segment file and all reads unchanged.
     static func expectRejected(_ cases: [(String, [StreamAppend], String?)], sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             _ = try await log.append(to: "base-1", events: [textEvent("first")])
             let head = log.currentHead()
@@ -50,7 +51,7 @@ import Testing
         ]
         try await Self.expectRejected(invalid.map { ("stream '\($0)'", Self.one($0), nil) })
         // At the bounds and edges of the rules: accepted.
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             let valid = ["user-42", "profile-fit.bayann", "health-database", "a_b9-x", "cat-a-b-c", "c-~!", "0-0",
                          "a" + Self.bytes(253) + "-1"]
@@ -86,7 +87,7 @@ import Testing
             ("bad second event", [StreamAppend(stream: "t-1", events: [e(), e(actor: Self.bytes(200))])], nil),
         ])
         // Every field at its bound: accepted and read back whole.
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let log = try FileLog(directory: dir.path)
             let atBounds = e(type: Self.bytes(128, "T"), actor: Self.bytes(128), correlation: Self.bytes(64),
                              causation: Self.bytes(64), payload: 1 << 20, schema: UInt16.max)
@@ -121,7 +122,7 @@ import Testing
     }
 
     @Test func invalidSegmentSizeAndReadOnlyAppend() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             await expectLogError(.invalidInput, "segment size below 64 KiB") {
                 _ = try FileLog(directory: dir.path, options: .init(segmentSize: (64 << 10) - 1))
             }

@@ -1,3 +1,4 @@
+import TallyTestSupport
 import Testing
 @testable import EventLog
 
@@ -21,12 +22,12 @@ import Testing
         return (head, layouts)
     }
 
-    static func verifyCommand(_ arguments: [String]) throws -> ProcessOutput {
-        try runProcess(try replayBinary(), ["verify"] + arguments)
+    static func verifyCommand(_ arguments: [String]) async throws -> ProcessOutput {
+        try await runProcess(try builtProduct("replay"), ["verify"] + arguments)
     }
 
     @Test func intactLogVerifiesWithItsHead() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let (head, layouts) = try await Self.build(dir.path)
             try #require(layouts.count >= 3)
             let report = try LogVerifier.verify(directory: dir.path)
@@ -38,7 +39,7 @@ import Testing
             #expect(report.tornTailBytes == nil)
             #expect(try LogVerifier.verify(directory: dir.path, expected: head).intact)
 
-            let output = try Self.verifyCommand(["--log", dir.path])
+            let output = try await Self.verifyCommand(["--log", dir.path])
             #expect(output.status == 0, "\(output.stdout) \(output.stderr)")
             #expect(output.stdout.contains("\"intact\":true"), "\(output.stdout)")
             #expect(output.stdout.contains("\"head_position\":\(head.position),\"head_chain_hash\":\"\(head.chainHashHex)\""), "\(output.stdout)")
@@ -48,12 +49,12 @@ import Testing
             try writeFile(last, try readFile(last) + [0x50, 0x2A, 0x4D, 0x18, 0x74])
             let torn = try LogVerifier.verify(directory: dir.path)
             #expect(torn.intact && torn.tornTailBytes == 5 && torn.head == head)
-            #expect(try Self.verifyCommand(["--log", dir.path]).status == 0)
+            #expect(try await Self.verifyCommand(["--log", dir.path]).status == 0)
         }
     }
 
     @Test func changedByteInAnOldBatchIsReportedAtItsFirstPosition() async throws {
-        try await withTempDir { dir in
+        try await withTemporaryDirectory { dir in
             let (head, layouts) = try await Self.build(dir.path)
             let files = try Dictionary(uniqueKeysWithValues: layouts.map { ($0.0, try readFile(dir.sub($0.0))) })
             // Victims: first batch of the log, one in the middle of a sealed segment, one in the
@@ -81,7 +82,7 @@ import Testing
                 #expect(report.firstBreak?.offset == batch.offset, "\(label)")
                 #expect(report.head.position == batch.header.firstPosition - 1, "\(label)")
 
-                let output = try Self.verifyCommand(["--log", dir.path])
+                let output = try await Self.verifyCommand(["--log", dir.path])
                 #expect(output.status == 1, "\(label): \(output.stdout) \(output.stderr)")
                 #expect(output.stdout.contains("\"intact\":false"), "\(label)")
                 #expect(output.stdout.contains("\"first_break\":{\"position\":\(batch.header.firstPosition),"), "\(label): \(output.stdout)")
@@ -89,18 +90,18 @@ import Testing
                 try writeFile(dir.sub(name), files[name]!)
                 #expect(try LogVerifier.verify(directory: dir.path).head == head, "\(label): restored")
             }
-            #expect(try Self.verifyCommand(["--log", dir.path]).status == 0)
+            #expect(try await Self.verifyCommand(["--log", dir.path]).status == 0)
             // Not a log at all: unreadable, exit 2.
-            #expect(try Self.verifyCommand(["--log", dir.sub("missing")]).status == 2)
+            #expect(try await Self.verifyCommand(["--log", dir.sub("missing")]).status == 2)
         }
     }
 
     @Test func digestKeepsVerifyingAsTheLogGrowsAndCatchesRewrites() async throws {
-        try await withTempDir { dir in
-            let binary = try replayBinary()
+        try await withTemporaryDirectory { dir in
+            let binary = try builtProduct("replay")
             let logPath = dir.sub("log")
             let (head, _) = try await Self.build(logPath, calls: 40)
-            let digest = try runProcess(binary, ["digest", "--log", logPath])
+            let digest = try await runProcess(binary, ["digest", "--log", logPath])
             #expect(digest.status == 0, "\(digest.stderr)")
             #expect(digest.stdout == "{\"position\":\(head.position),\"chain_hash\":\"\(head.chainHashHex)\"}\n")
             let digestFile = dir.sub("digest.json")
@@ -112,7 +113,7 @@ import Testing
                 _ = try await log.append(to: "ver-more", events: [event(payload: noiseBytes(count: 900, seed: 9_000 + UInt64(call)))])
             }
             try await log.close()
-            let grown = try runProcess(binary, ["verify", "--log", logPath, "--digest", digestFile])
+            let grown = try await runProcess(binary, ["verify", "--log", logPath, "--digest", digestFile])
             #expect(grown.status == 0, "\(grown.stdout) \(grown.stderr)")
             #expect(grown.stdout.contains("\"digest_position\":\(head.position)"), "\(grown.stdout)")
             #expect(try LogVerifier.verify(directory: logPath, expected: head).intact)
@@ -120,7 +121,7 @@ import Testing
             // A different history: same shape, different payloads; then a shorter one.
             let rewritten = dir.sub("rewritten")
             _ = try await Self.build(rewritten, calls: 50, salt: 77)
-            let other = try runProcess(binary, ["verify", "--log", rewritten, "--digest", digestFile])
+            let other = try await runProcess(binary, ["verify", "--log", rewritten, "--digest", digestFile])
             #expect(other.status == 1, "\(other.stdout) \(other.stderr)")
             #expect(other.stdout.contains("\"first_break\""), "\(other.stdout)")
             #expect(try LogVerifier.verify(directory: rewritten, expected: head).intact == false)
@@ -128,7 +129,7 @@ import Testing
 
             let shorter = dir.sub("shorter")
             _ = try await Self.build(shorter, calls: 10)
-            let short = try runProcess(binary, ["verify", "--log", shorter, "--digest", digestFile])
+            let short = try await runProcess(binary, ["verify", "--log", shorter, "--digest", digestFile])
             #expect(short.status == 1, "\(short.stdout) \(short.stderr)")
             let report = try LogVerifier.verify(directory: shorter, expected: head)
             #expect(report.firstBreak?.position == report.head.position + 1)

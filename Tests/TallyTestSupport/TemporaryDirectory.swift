@@ -1,16 +1,44 @@
 import Foundation
 
-/// A new, empty directory under the system's temporary directory, named for the test.
-public func makeTemporaryDirectory(_ label: String = #function) throws -> String {
-    let safe = label.filter { $0.isLetter || $0.isNumber }.prefix(40)
-    let path = FileManager.default.temporaryDirectory.path + "/tally-\(safe)-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fresh directory from mkdtemp under the system's temporary directory, named for the test;
+/// `remove()` deletes it and everything in it.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    public init(_ label: String = #function) throws {
+        let safe = String(label.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.prefix(40))
+        var template = Array((FileManager.default.temporaryDirectory.path + "/tally-\(safe)-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        guard let made else { throw TestFailure("mkdtemp failed: errno \(errno)") }
+        path = String(cString: made)
+    }
+
+    /// A path inside the directory.
+    public func sub(_ name: String) -> String { path + "/" + name }
+
+    /// Deletes the directory; retried, since a file that vanishes mid-walk (an index's
+    /// temporary file renamed away) makes FileManager give up.
+    public func remove() {
+        for _ in 0..<5 {
+            try? FileManager.default.removeItem(atPath: path)
+            if !FileManager.default.fileExists(atPath: path) { return }
+            usleep(20_000)
+        }
+    }
 }
 
-/// Runs `body` with a new directory and removes it afterwards, whether `body` throws or not.
-public func withTemporaryDirectory<T>(_ label: String = #function, _ body: (String) async throws -> T) async throws -> T {
-    let path = try makeTemporaryDirectory(label)
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    return try await body(path)
+/// A new directory's path, for fixtures that remove it themselves.
+public func makeTemporaryDirectory(_ label: String = #function) throws -> String {
+    try TemporaryDirectory(label).path
+}
+
+/// Runs `body` with a new directory that is removed afterwards, whether `body` throws or not.
+public func withTemporaryDirectory<T>(_ label: String = #function, _ body: (TemporaryDirectory) async throws -> T) async throws -> T {
+    let directory = try TemporaryDirectory(label)
+    defer { directory.remove() }
+    return try await body(directory)
 }

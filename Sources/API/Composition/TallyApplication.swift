@@ -83,7 +83,12 @@ public func buildApplication(
         return buildApplication(store: log, configuration: configuration, authority: authority, logger: logger,
                                 metricsRegistry: metricsRegistry)
     case .embedded:
-        let log = try FileLog(directory: configuration.dataDirectory, options: .init(fsync: configuration.fsync, repair: configuration.repair))
+        let options = FileLog.Options(fsync: configuration.fsync, repair: configuration.repair) { [logger] failure in
+            // The writer goes on in the full segment and tries again at the next batch;
+            // `tally_log_seal_failures` counts these.
+            logger.error("could not seal the active segment; will retry at the next batch", metadata: ["error": "\(failure)"])
+        }
+        let log = try FileLog(directory: configuration.dataDirectory, options: options)
         let head = log.currentHead()
         logger.info("opened event log", metadata: [
             "directory": "\(configuration.dataDirectory)", "fsync": "\(configuration.fsync)", "head_position": "\(head.position)",
