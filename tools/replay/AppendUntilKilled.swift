@@ -15,7 +15,7 @@ struct AppendUntilKilled: AsyncParsableCommand {
         shouldDisplay: false
     )
 
-    @Option var log: String
+    @OptionGroup var target: LogOption
     @Option var appenders = 8
     @Option var batch = 4
     @Option var fsync = "always"
@@ -23,7 +23,7 @@ struct AppendUntilKilled: AsyncParsableCommand {
 
     func run() async throws {
         let store = try FileLog(
-            directory: log,
+            directory: target.log,
             options: .init(fsync: FsyncPolicy(parsing: fsync) ?? .always, segmentSize: segmentKib << 10)
         )
         writeLine(1, "READY \(store.currentHead().position)")
@@ -71,14 +71,14 @@ struct AppendLoad: AsyncParsableCommand {
         shouldDisplay: false
     )
 
-    @Option var log: String
+    @OptionGroup var target: LogOption
     @Option var writer: Int
     @Option var events = 50_000
     @Option var appenders = 16
     @Option var batch = 50
 
     func run() async throws {
-        let store = try openLog(log, writable: true, fsync: .always)
+        let store = try target.open(writable: true, fsync: .always)
         let remaining = SharedCounter(events)
         let writer = writer
         let batch = batch

@@ -102,16 +102,10 @@ struct BenchRead: AsyncParsableCommand {
         abstract: "Read and decode every event of an existing log, in order."
     )
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
 
     func run() async throws {
-        let store: any EventStore
-        do {
-            store = try openLog(log)
-        } catch {
-            printError("cannot open the log at \(logName(log)): \(error)")
-            throw ReplayExit.unreadable
-        }
+        let store = try target.open()
         let started = monotonicSeconds()
         var events = 0
         var payloadBytes = 0

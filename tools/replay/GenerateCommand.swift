@@ -9,14 +9,15 @@ struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a deterministic, realistic workload (users, profiles, searches, unlocks, analyses, CDN jobs, health) into a new log.",
         discussion: """
-            Simulated time starts at --start and runs at --rate events per second, so 10,000,000 \
+            --log names a new log: a data directory (created if missing) or a database that holds \
+            no events. Simulated time starts at --start and runs at --rate events per second, so 10,000,000 \
             events span about 30 days by default. Prints one JSON object (bytes_per_event counts \
             segment bytes, as bench append does). Exit 2 when the log cannot be opened or written, \
             or already holds events.
             """
     )
 
-    @Option(help: "The new log: a data directory (created if missing), or a postgres:// URL; it must not hold events.") var log: String
+    @OptionGroup var target: LogOption
     @Option(help: "Events to write.") var events: Int
     @Option(help: "Workload seed.") var seed: UInt64 = 42
     @Option(help: "Events per append (one log batch each).") var batch = 20_000
@@ -41,15 +42,16 @@ struct Generate: AsyncParsableCommand {
         let store: any EventStore
         let head: LogPosition
         do {
-            store = try openLog(log, writable: true, fsync: .never)
+            store = try target.open(writable: true)
             head = try await store.head().position
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
-            printError("cannot open the log at \(logName(log)): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot open the log at \(target.name)", error)
         }
         guard head == 0 else {
             try? await store.close()
-            printError("\(log) already holds a log (\(head) events); generate writes only into a new, empty log")
+            printError("\(target.name) already holds a log (\(head) events); generate writes only into a new, empty log")
             throw ReplayExit.unreadable
         }
         var settings = DomainWorkload.Settings()
@@ -80,7 +82,7 @@ struct Generate: AsyncParsableCommand {
             if let written = try await inFlight?.value { progress.update(written.positions.upperBound) }
         } catch {
             progress.finish()
-            printError("cannot write to the log at \(log): \(error)")
+            printError("cannot write to the log at \(target.name): \(error)")
             try? await store.close()
             throw ReplayExit.unreadable
         }
@@ -98,7 +100,7 @@ struct Generate: AsyncParsableCommand {
         out.set("last_recorded_at", EventTime.iso8601(micros: last))
         out.set("bytes_per_event", Double(bytes) / Double(events), decimals: 2)
         out.set("seed", seed)
-        out.set("log", log)
+        out.set("log", target.name)
         return out
     }
 }

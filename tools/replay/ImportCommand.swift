@@ -16,7 +16,8 @@ struct ImportCommand: AsyncParsableCommand {
         commandName: "import",
         abstract: "Append events from JSON lines of the export format, in large batches.",
         discussion: """
-            Reads the lines `replay export --format jsonl` writes. Positions and stream versions \
+            Reads the lines `replay export --format jsonl` writes into --log (a data directory is \
+            created if missing). Positions and stream versions \
             are reassigned; recorded_at, stream, type, schema version, actor, correlation and \
             causation ids and the payload are kept, and so are idempotency keys: the events of \
             one keyed append of the source are appended together with that key (a key the log \
@@ -29,7 +30,7 @@ struct ImportCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The log: a data directory (created if missing), or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
     @Argument(help: "The JSON lines file.") var file: String
     @Flag(help: "Skip and report bad lines instead of stopping at the first.") var skipInvalid = false
     @Option(help: "Events per append batch.") var batch = 10_000
@@ -58,11 +59,12 @@ struct ImportCommand: AsyncParsableCommand {
         let store: any EventStore
         let head: LogPosition
         do {
-            store = try openLog(log, writable: true, fsync: .never)
+            store = try target.open(writable: true)
             head = try await store.head().position
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
-            printError("cannot open the log at \(logName(log)): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot open the log at \(target.name)", error)
         }
         var importer = EventImporter(store: store, head: head, batchSize: batch, skipInvalid: skipInvalid, reportInvalid: reportInvalid)
         let summary: ImportSummary
@@ -70,13 +72,13 @@ struct ImportCommand: AsyncParsableCommand {
             summary = try await importer.run(input)
         } catch {
             try? await store.close()
-            printError("import into \(log) failed: \(error)")
+            printError("import into \(target.name) failed: \(error)")
             throw ReplayExit.unreadable
         }
         do {
             try await store.close()  // syncs what fsync .never left unsynced
         } catch {
-            printError("cannot close the log at \(log): \(error)")
+            printError("cannot close the log at \(target.name): \(error)")
             throw ReplayExit.unreadable
         }
         return summary

@@ -23,7 +23,7 @@ struct InspectCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
     @Option(help: "Only this stream (e.g. user-42).") var stream: String?
     @Option(help: "Only events of this type; repeat for several.") var type: [String] = []
     @Option(help: "Start at this position.") var fromPosition: UInt64 = 1
@@ -58,8 +58,8 @@ struct InspectCommand: AsyncParsableCommand {
 
     /// Does the work of `run`, writing into `output` (tests collect it in memory).
     func execute(into output: inout LineOutput) async throws {
-        let store = try EventSelection.openReadOnly(log)
-        try await EventSelection.writing(log) {
+        let store = try target.open()
+        try await EventSelection.writing(target) {
             try await selection().forEach(in: store) { event in
                 EventLine.render(event, into: &output.buffer)
                 try output.flushIfFull()
@@ -85,7 +85,7 @@ struct ExportCommand: AsyncParsableCommand {
         case jsonl, csv
     }
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
     @Option(help: "jsonl or csv.") var format: Format = .jsonl
     @Option(help: "Only events recorded before this time (ISO 8601 UTC or a date).") var until: String?
     @Option(help: "Only events up to and including this position.") var untilPosition: UInt64?
@@ -109,7 +109,7 @@ struct ExportCommand: AsyncParsableCommand {
     }
 
     func execute(into output: inout LineOutput) async throws {
-        let store = try EventSelection.openReadOnly(log)
+        let store = try target.open()
         let selection = try selection()
         let head = try await store.head().position
         let progress = Progress(label: "export", total: selection.untilPosition ?? head)
@@ -117,7 +117,7 @@ struct ExportCommand: AsyncParsableCommand {
         if format == .csv {
             CSV.appendRow(EventLine.keys.map { Optional($0) }, to: &output.buffer)
         }
-        try await EventSelection.writing(log) {
+        try await EventSelection.writing(target) {
             try await selection.forEach(in: store) { event in
                 switch format {
                 case .jsonl: EventLine.render(event, into: &output.buffer)
@@ -150,26 +150,16 @@ struct EventSelection {
         }
     }
 
-    static func openReadOnly(_ directory: String) throws -> any EventStore {
-        do {
-            return try openLog(directory)
-        } catch {
-            printError("cannot open the log at \(logName(directory)): \(error)")
-            throw ReplayExit.unreadable
-        }
-    }
-
     /// Runs `body`, turning a read failure of the log into exit 2 with its reason. Errors
     /// writing the output are reported as such.
-    static func writing(_ directory: String, _ body: () async throws -> Void) async throws {
+    static func writing(_ target: LogOption, _ body: () async throws -> Void) async throws {
         do {
             try await body()
         } catch let error as OutputError {
             printError("cannot write the output: \(error)")
             throw ReplayExit.unreadable
         } catch {
-            printError("cannot read the log at \(directory): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot read the log at \(target.name)", error)
         }
     }
 

@@ -1,3 +1,4 @@
+import ArgumentParser
 import EventLog
 
 /// Opens `log` (a directory or a postgres:// URL); read-only unless `writable`. Every replay
@@ -23,4 +24,29 @@ func writerFigures(_ statistics: StoreStatistics, into out: inout JSONObject) {
     let (median, p99) = statistics.syncMedianAndP99 ?? (0, 0)
     out.set("\(names.sync)_p50_ms", Double(median) / 1e6)
     out.set("\(names.sync)_p99_ms", Double(p99) / 1e6)
+}
+
+/// `--log`: the log a command works on, a data directory or a postgres:// URL. One option
+/// group for every command, so the flag, its help and the way a log that cannot be opened
+/// is reported (exit 2, with the reason) are the same everywhere.
+struct LogOption: ParsableArguments {
+    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+
+    /// The log's name for messages: the directory, or the URL without its password.
+    var name: String { logName(log) }
+
+    /// Opens the log (read-only unless `writable`), or prints why not and exits 2.
+    func open(writable: Bool = false, fsync: FsyncPolicy = .never, segmentSize: Int = 128 << 20) throws -> any EventStore {
+        do {
+            return try openLog(log, writable: writable, fsync: fsync, segmentSize: segmentSize)
+        } catch {
+            throw unreadable("cannot open the log at \(name)", error)
+        }
+    }
+
+    /// Prints `what` and `error`, and returns the exit (2) to throw.
+    func unreadable(_ what: String, _ error: any Error) -> ExitCode {
+        printError("\(what): \(error)")
+        return ReplayExit.unreadable
+    }
 }

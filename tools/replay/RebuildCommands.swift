@@ -80,12 +80,12 @@ struct Rebuild: AsyncParsableCommand {
         discussion: "A server started with the same snapshot directory starts from these snapshots and folds only what came after."
     )
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
     @Option(help: "Only this view: system-stats, unlocked-profiles or metrics (default: all).") var projection: ViewName?
     @Option(help: "Where to write snapshots (default: DIR/snapshots next to the log).") var snapshots: String?
 
     func run() async throws {
-        let store = try openForReading(log)
+        let store = try target.open()
         var views = ViewSet(projection.map { [$0] } ?? Set(ViewName.allCases))
         let progress = Progress(label: "rebuild", total: try await store.head().position)
         let started = monotonicSeconds()
@@ -93,12 +93,11 @@ struct Rebuild: AsyncParsableCommand {
             try await views.fold(store) { progress.update($0) }
         } catch {
             progress.finish()
-            printError("cannot read the log at \(log): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot read the log at \(target.name)", error)
         }
         let seconds = monotonicSeconds() - started
         progress.finish()
-        let directory = snapshots ?? (log.hasSuffix("/") ? log : log + "/") + "snapshots"
+        let directory = snapshots ?? (target.log.hasSuffix("/") ? target.log : target.log + "/") + "snapshots"
         let written: [String]
         do {
             written = try views.save(to: SnapshotStore(directory: directory))
@@ -124,17 +123,16 @@ struct BenchReplay: AsyncParsableCommand {
         abstract: "Rebuild every view from an existing log (decode + fold); one JSON object."
     )
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
 
     func run() async throws {
-        let store = try openForReading(log)
+        let store = try target.open()
         var views = ViewSet(Set(ViewName.allCases))
         let started = monotonicSeconds()
         do {
             try await views.fold(store) { _ in }
         } catch {
-            printError("cannot read the log at \(log): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot read the log at \(target.name)", error)
         }
         let seconds = monotonicSeconds() - started
         let head = try await store.head().position
@@ -148,7 +146,7 @@ struct BenchReplay: AsyncParsableCommand {
         out.set("seconds", seconds)
         out.set("events_per_second", seconds > 0 ? Int(Double(views.events) / seconds) : 0)
         out.set("peak_rss_mib", Double(peakResidentKiB()) / 1024, decimals: 1)
-        out.set("log", log)
+        out.set("log", target.name)
         writeLine(1, out.rendered)
         try await store.close()
     }

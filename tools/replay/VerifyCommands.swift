@@ -11,7 +11,7 @@ struct Verify: AsyncParsableCommand {
         discussion: "Prints one JSON object. Exit 0 when intact, 1 at the first break (named by position), 2 when unreadable."
     )
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
     @Option(help: "A digest file written earlier by `replay digest`: also check the log still holds that exact prefix.")
     var digest: String?
 
@@ -28,17 +28,16 @@ struct Verify: AsyncParsableCommand {
         let progress = Progress(label: "verify")
         let report: LogVerifier.Report
         do {
-            if PostgresURL.matches(log) {
-                let store = try PostgresLog(url: log, options: .init(readOnly: true))
+            if PostgresURL.matches(target.log) {
+                let store = try PostgresLog(url: target.log, options: .init(readOnly: true))
                 report = try await store.verify(expected: expected) { progress.update($0) }
                 await store.close()
             } else {
-                report = try LogVerifier.verify(directory: log, expected: expected) { progress.update($0) }
+                report = try LogVerifier.verify(directory: target.log, expected: expected) { progress.update($0) }
             }
         } catch {
             progress.finish()
-            printError("cannot read the log at \(logName(log)): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot read the log at \(target.name)", error)
         }
         progress.finish()
         var out = JSONObject()
@@ -71,17 +70,16 @@ struct Digest: AsyncParsableCommand {
         abstract: "Print the head position and its chain hash as JSON, to keep elsewhere and check later with `verify --digest`."
     )
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
 
     func run() async throws {
         let head: LogHead
         do {
-            let opened = try openLog(log)
+            let opened = try openLog(target.log)
             head = try await opened.head()
             try await opened.close()
         } catch {
-            printError("cannot open the log at \(logName(log)): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot open the log at \(target.name)", error)
         }
         print(DigestFile.render(head))
     }

@@ -12,7 +12,7 @@ struct Stats: AsyncParsableCommand {
         discussion: "Without --until-*, as of the head. --until-time counts the events recorded at or before that time."
     )
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
     @Option(help: "Fold events up to and including this position.") var untilPosition: UInt64?
     @Option(help: "Fold events recorded at or before this time (ISO 8601, UTC).") var untilTime: String?
     @Option(help: "json (default) or table.") var format: OutputFormat = .json
@@ -23,7 +23,7 @@ struct Stats: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try openForReading(log)
+        let store = try target.open()
         let until = untilTime.flatMap(EventTime.parse)
         let head = try await store.head().position
         let progress = Progress(label: "stats", total: untilPosition ?? head)
@@ -41,8 +41,7 @@ struct Stats: AsyncParsableCommand {
             }
         } catch {
             progress.finish()
-            printError("cannot read the log at \(log): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot read the log at \(target.name)", error)
         }
         progress.finish()
         let stats = projection.makeView()
@@ -66,7 +65,7 @@ struct Stats: AsyncParsableCommand {
 struct Unlocked: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "One user's unlocked profiles, newest first (JSON).")
 
-    @Option(help: "The log: a data directory, or a postgres:// URL.") var log: String
+    @OptionGroup var target: LogOption
     @Option(help: "The user id (the token subject).") var user: String
     @Option(help: "At most this many profiles (1...10000).") var limit: Int = 100
 
@@ -75,13 +74,12 @@ struct Unlocked: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try openForReading(log)
+        let store = try target.open()
         let rebuilt: RebuiltProjection<UnlockedProfilesProjection>
         do {
             rebuilt = try await UnlockedProfilesProjection.rebuild(from: store)
         } catch {
-            printError("cannot read the log at \(log): \(error)")
-            throw ReplayExit.unreadable
+            throw target.unreadable("cannot read the log at \(target.name)", error)
         }
         let page = rebuilt.projection.makeView().unlocked(user: user, limit: limit)
         writeLine(1, try renderJSON(UserUnlocks(user: user, position: rebuilt.position, total: page.total, profiles: page.profiles)))
@@ -98,16 +96,6 @@ struct Unlocked: AsyncParsableCommand {
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case json, table
-}
-
-/// Opens a log read-only, or exits 2 with the reason.
-func openForReading(_ directory: String) throws -> any EventStore {
-    do {
-        return try openLog(directory)
-    } catch {
-        printError("cannot open the log at \(logName(directory)): \(error)")
-        throw ReplayExit.unreadable
-    }
 }
 
 /// Pretty, key-sorted JSON of a view (views are small; Foundation is fine off the fold path).
