@@ -39,16 +39,7 @@ struct Generate: AsyncParsableCommand {
 
     /// Does the work of `run` and returns the summary instead of printing it (tests call this).
     func execute() async throws -> JSONObject {
-        let store: any EventStore
-        let head: LogPosition
-        do {
-            store = try target.open(writable: true)
-            head = try await store.head().position
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            throw target.unreadable("cannot open the log at \(target.name)", error)
-        }
+        let (store, head) = try await target.openAtHead(writable: true)
         guard head == 0 else {
             try? await store.close()
             printError("\(target.name) already holds a log (\(head) events); generate writes only into a new, empty log")

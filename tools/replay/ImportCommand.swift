@@ -56,16 +56,7 @@ struct ImportCommand: AsyncParsableCommand {
             throw ReplayExit.unreadable
         }
         defer { input.release() }
-        let store: any EventStore
-        let head: LogPosition
-        do {
-            store = try target.open(writable: true)
-            head = try await store.head().position
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            throw target.unreadable("cannot open the log at \(target.name)", error)
-        }
+        let (store, head) = try await target.openAtHead(writable: true)
         var importer = EventImporter(store: store, head: head, batchSize: batch, skipInvalid: skipInvalid, reportInvalid: reportInvalid)
         let summary: ImportSummary
         do {

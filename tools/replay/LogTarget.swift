@@ -44,6 +44,17 @@ struct LogOption: ParsableArguments {
         }
     }
 
+    /// Opens the log and reads its head, or prints why not and exits 2.
+    func openAtHead(writable: Bool = false, fsync: FsyncPolicy = .never) async throws -> (store: any EventStore, head: LogPosition) {
+        let store = try open(writable: writable, fsync: fsync)
+        do {
+            return (store, try await store.head().position)
+        } catch {
+            try? await store.close()
+            throw unreadable("cannot read the head of the log at \(name)", error)
+        }
+    }
+
     /// Prints `what` and `error`, and returns the exit (2) to throw.
     func unreadable(_ what: String, _ error: any Error) -> ExitCode {
         printError("\(what): \(error)")
