@@ -103,3 +103,27 @@ struct RecentSamples: Sendable, Hashable {
     /// Oldest first.
     var values: [UInt64] { Array(ring[next...] + ring[..<next]) }
 }
+
+/// A writer's figures as it counts them: the statistics plus its recent sync (fsync or
+/// commit) durations in a ring. Both backends' writers keep one behind a lock.
+struct WriterCounters: Sendable {
+    var statistics: StoreStatistics
+    private var recentSyncs: RecentSamples
+
+    init(names: StoreStatistics.Names, samples: Int) {
+        statistics = StoreStatistics(names: names)
+        recentSyncs = RecentSamples(capacity: samples)
+    }
+
+    mutating func recordSync(_ nanoseconds: UInt64) {
+        statistics.syncs += 1
+        recentSyncs.record(nanoseconds)
+    }
+
+    /// The statistics with the recent sync durations, oldest first.
+    var snapshot: StoreStatistics {
+        var snapshot = statistics
+        snapshot.recentSyncNanoseconds = recentSyncs.values
+        return snapshot
+    }
+}

@@ -17,9 +17,9 @@ final class BatchSyncer: @unchecked Sendable {
     private let worker = WorkerThread()
     private let space = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
-    private let counters: Locked<FileLogWriter.Counters>
+    private let counters: Locked<WriterCounters>
 
-    init(core: FileLogCore, counters: Locked<FileLogWriter.Counters>) {
+    init(core: FileLogCore, counters: Locked<WriterCounters>) {
         self.core = core
         self.counters = counters
         worker.start { [self] in step() }

@@ -17,21 +17,10 @@ final class FileLogWriter: @unchecked Sendable {
         var closeError: EventLogError?
     }
 
-    /// The writer's figures; the sync durations kept in a ring.
-    struct Counters: Sendable {
-        var statistics = StoreStatistics(names: FileLog.statisticNames)
-        var recentSyncs = RecentSamples(capacity: 65_536)
-
-        mutating func recordSync(_ nanoseconds: UInt64) {
-            statistics.syncs += 1
-            recentSyncs.record(nanoseconds)
-        }
-    }
-
     private let core: FileLogCore
     private let options: FileLog.Options
     private let queue = Mutex(Queue())
-    private let counters = Locked(Counters())
+    private let counters = Locked(WriterCounters(names: FileLog.statisticNames, samples: 65_536))
     private let worker = WorkerThread()
     private var syncer: BatchSyncer?
 
@@ -91,11 +80,7 @@ final class FileLogWriter: @unchecked Sendable {
     }
 
     func statistics() -> StoreStatistics {
-        counters.withLock { c in
-            var statistics = c.statistics
-            statistics.recentSyncNanoseconds = c.recentSyncs.values
-            return statistics
-        }
+        counters.withLock { $0.snapshot }
     }
 
     // MARK: - The writer thread

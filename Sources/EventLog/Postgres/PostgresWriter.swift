@@ -25,13 +25,7 @@ final class PostgresWriter: @unchecked Sendable {
     private let notifier: PostgresNotifier
     private let queue = Mutex(Queue())
     private let worker = WorkerThread()
-    private let counters = Locked(Counters())
-
-    /// The writer's figures; commit durations kept in a ring.
-    private struct Counters: Sendable {
-        var statistics = StoreStatistics(names: PostgresLog.statisticNames)
-        var recentCommits = RecentSamples(capacity: 4_096)
-    }
+    private let counters = Locked(WriterCounters(names: PostgresLog.statisticNames, samples: 4_096))
 
     // Touched by the writer thread only.
     private var connection: PGConnection?
@@ -76,11 +70,7 @@ final class PostgresWriter: @unchecked Sendable {
     }
 
     func statistics() -> StoreStatistics {
-        counters.withLock { c in
-            var statistics = c.statistics
-            statistics.recentSyncNanoseconds = c.recentCommits.values
-            return statistics
-        }
+        counters.withLock { $0.snapshot }
     }
 
     // MARK: - The writer thread
@@ -157,8 +147,7 @@ final class PostgresWriter: @unchecked Sendable {
                 counters.withLock { c in
                     c.statistics.commits += 1
                     c.statistics.events += events
-                    c.statistics.syncs += 1
-                    c.recentCommits.record(elapsed)
+                    c.recordSync(elapsed)
                 }
                 notifier.committed(committedHead)
             }
