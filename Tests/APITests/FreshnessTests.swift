@@ -59,13 +59,10 @@ struct FreshnessTests {
 
     @Test("a view that is already there answers at once, not stale, without Tally-After")
     func noTallyAfter() async throws {
-        // A consistency wait far longer than any scheduling delay: had the request waited for
-        // it, it would take a minute.
-        try await withAPI(consistencyWait: .seconds(60)) { fixture, client in
-            let clock = ContinuousClock()
-            let start = clock.now
+        // A consistency wait longer than the suite's time limit: had the request waited for
+        // it, the test would fail by the limit, however loaded the machine. No timing here.
+        try await withAPI(consistencyWait: .seconds(3_600)) { fixture, client in
             let response = try await send(client, .get, "/api/v1/creator/unlocked", token: fixture.aliceToken)
-            #expect(clock.now - start < .seconds(30))
             #expect(response.status == .ok)
             let body = try expectFreshness(response)
             #expect(body["stale"] as? Bool == false)
