@@ -97,4 +97,27 @@ import Testing
             #expect(badLimit.status == 64, "\(badLimit)")
         }
     }
+
+    /// A directory that holds no log is an error for every command that only reads, not an
+    /// empty log; the commands that create a log still create one there.
+    @Test func aDirectoryWithoutALogIsRefused() async throws {
+        try await ImportExportTests.withDirectory { dir in
+            let empty = dir + "/empty"
+            try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+            let readers: [[String]] = [
+                ["stats"], ["unlocked", "--user", "u"], ["inspect"], ["export"], ["export", "--format", "csv"],
+                ["verify"], ["digest"], ["bench", "read"], ["bench", "replay"], ["rebuild", "--snapshots", dir + "/snapshots"],
+            ]
+            for command in readers {
+                let run = try await Self.run(command + ["--log", empty], in: dir)
+                #expect(run.status == 2 && run.stdout.isEmpty, "\(command): \(run)")
+                #expect(run.stderr.contains("holds no log"), "\(command): \(run.stderr)")
+            }
+            #expect(try await Self.run(["stats", "--log", dir + "/nothing-here"], in: dir).status == 2)
+            let generated = try await Self.run(["generate", "--log", empty, "--events", "10", "--seed", "1"], in: dir)
+            #expect(generated.status == 0, "\(generated)")
+            let stats = try Self.json(try await Self.run(["stats", "--log", empty], in: dir))
+            #expect(stats["position"] as? Int == 10)
+        }
+    }
 }
