@@ -17,18 +17,14 @@ struct InspectCommand: AsyncParsableCommand {
             One event per line: position, stream, version, type, schema_version, recorded_at \
             (ISO 8601 UTC), actor, correlation_id, causation_id, idempotency_key (when set), \
             data (null for an event this build cannot read, which then carries "opaque"). \
-            --stream reads the stream's index, not the whole log. --since is inclusive, --until \
-            exclusive; both take 2026-11-25T14:03:07Z (fraction up to 6 digits, Z or ±HH:MM) \
-            or a date, meaning its midnight UTC. Exit 2 when the log cannot be read.
+            --stream reads the stream's index, not the whole log. \(RangeOptions.vocabulary) Exit 2 when the log cannot be read.
             """
     )
 
     @OptionGroup var target: LogOption
+    @OptionGroup var range: RangeOptions
     @Option(help: "Only this stream (e.g. user-42).") var stream: String?
     @Option(help: "Only events of this type; repeat for several.") var type: [String] = []
-    @Option(help: "Start at this position.") var fromPosition: UInt64 = 1
-    @Option(help: "Only events recorded at or after this time (ISO 8601 UTC or a date).") var since: String?
-    @Option(help: "Only events recorded before this time (ISO 8601 UTC or a date).") var until: String?
     @Option(help: "Print at most this many events.") var limit: Int?
 
     func validate() throws {
@@ -36,15 +32,9 @@ struct InspectCommand: AsyncParsableCommand {
     }
 
     func selection() throws -> EventSelection {
-        var s = EventSelection()
+        var s = try range.selection()
         s.stream = stream
         s.types = type.isEmpty ? nil : Set(type)
-        s.fromPosition = max(1, fromPosition)
-        s.since = try since.map { try EventSelection.time($0, option: "--since") }
-        s.until = try until.map { try EventSelection.time($0, option: "--until") }
-        if let since = s.since, let until = s.until, since >= until {
-            throw ValidationError("--since must be before --until")
-        }
         if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
         s.limit = limit
         return s
@@ -76,8 +66,7 @@ struct ExportCommand: AsyncParsableCommand {
             jsonl: exactly the lines `replay inspect` prints, which `replay import` reads back. \
             csv (RFC 4180): a header row, then one row per event with one column per envelope \
             field, the data as JSON text and, for an event this build cannot read, the opaque \
-            object as JSON. --until is exclusive; --until-position inclusive. Exit 2 when the \
-            log cannot be read.
+            object as JSON. \(RangeOptions.vocabulary) Exit 2 when the log cannot be read.
             """
     )
 
@@ -86,20 +75,15 @@ struct ExportCommand: AsyncParsableCommand {
     }
 
     @OptionGroup var target: LogOption
+    @OptionGroup var range: RangeOptions
     @Option(help: "jsonl or csv.") var format: Format = .jsonl
-    @Option(help: "Only events recorded before this time (ISO 8601 UTC or a date).") var until: String?
-    @Option(help: "Only events up to and including this position.") var untilPosition: UInt64?
 
     func validate() throws {
         _ = try selection()
     }
 
     func selection() throws -> EventSelection {
-        if until != nil && untilPosition != nil { throw ValidationError("give --until or --until-position, not both") }
-        var s = EventSelection()
-        s.until = try until.map { try EventSelection.time($0, option: "--until") }
-        s.untilPosition = untilPosition
-        return s
+        try range.selection()
     }
 
     func run() async throws {
@@ -112,7 +96,7 @@ struct ExportCommand: AsyncParsableCommand {
         let store = try target.open()
         let selection = try selection()
         let head = try await store.head().position
-        let progress = Progress(label: "export", total: selection.untilPosition ?? head)
+        let progress = Progress(label: "export", total: min(selection.untilPosition ?? head, head))
         defer { progress.finish() }
         if format == .csv {
             CSV.appendRow(EventLine.keys.map { Optional($0) }, to: &output.buffer)
