@@ -17,7 +17,9 @@ struct InspectCommand: AsyncParsableCommand {
             One event per line: position, stream, version, type, schema_version, recorded_at \
             (ISO 8601 UTC), actor, correlation_id, causation_id, idempotency_key (when set), \
             data (null for an event this build cannot read, which then carries "opaque"). \
-            --stream reads the stream's index, not the whole log. \(RangeOptions.vocabulary) Exit 2 when the log cannot be read.
+            --stream reads the stream's index, not the whole log. --type takes the catalogue's \
+            types; an unknown one is refused (exit 64) unless --allow-unknown-type, for events \
+            this build cannot read. \(RangeOptions.vocabulary) Exit 2 when the log cannot be read.
             """
     )
 
@@ -25,6 +27,7 @@ struct InspectCommand: AsyncParsableCommand {
     @OptionGroup var range: RangeOptions
     @Option(help: "Only this stream (e.g. user-42).") var stream: String?
     @Option(help: "Only events of this type; repeat for several.") var type: [String] = []
+    @Flag(help: "Accept a --type outside this build's catalogue (events it shows as opaque).") var allowUnknownType = false
     @Option(help: "Print at most this many events.") var limit: Int?
 
     func validate() throws {
@@ -34,6 +37,16 @@ struct InspectCommand: AsyncParsableCommand {
     func selection() throws -> EventSelection {
         var s = try range.selection()
         s.stream = stream
+        if !allowUnknownType {
+            let unknown = type.filter { EventType(rawValue: $0) == nil }
+            if !unknown.isEmpty {
+                throw ValidationError("""
+                    unknown event type \(unknown.joined(separator: ", ")); the types are \
+                    \(EventType.allCases.map(\.rawValue).joined(separator: ", ")) \
+                    (add --allow-unknown-type for a type this build cannot read)
+                    """)
+            }
+        }
         s.types = type.isEmpty ? nil : Set(type)
         if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
         s.limit = limit
