@@ -247,6 +247,52 @@ import Testing
         }
     }
 
+    /// The CSV row of `event` as export wrote it before rows were written directly: each of
+    /// `EventLine.keys` from the line's object (strings as text, other values as JSON,
+    /// absent ones empty), quoted by RFC 4180.
+    static func referenceCSVRow(_ event: RecordedEvent) -> String {
+        let object = EventLine.object(event)
+        let fields = EventLine.keys.map { key -> String in
+            switch object[key] {
+            case nil: ""
+            case .string(let s)?: s
+            case let value?: value.serialized()
+            }
+        }
+        return fields.map { field in
+            field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" })
+                ? "\"" + field.replacingAll("\"", with: "\"\"") + "\"" : field
+        }.joined(separator: ",") + "\r\n"
+    }
+
+    /// Export writes lines and rows straight into bytes; they must be the bytes of the line's
+    /// object, for every type, optional fields present and absent, escapes and opaque events.
+    @Test func directRenderingEqualsTheObjectsSerialization() throws {
+        var events = CatalogueSamples.events.enumerated().map { i, event in
+            CatalogueSamples.recorded(event, position: LogPosition(i + 1), version: UInt64(i), key: i % 3 == 0 ? "key-\(i)" : nil)
+        }
+        let tricky = DomainEvent.creditsGranted(CreditsGranted(user: "u\"1,\\x", amount: -5, reason: "line\nbreak\r\tand \u{1} é ✓"))
+        events.append(CatalogueSamples.recorded(tricky, position: 1_000_000_000_000, version: 1 << 40, key: "k,\"q\""))
+        var rng = SplitMix64(seed: 0xC5F)
+        for size in [0, 1, 2, 3, 100] {
+            events.append(RecordedEvent(position: 7, stream: "legacy-x", streamVersion: 0, type: "Legacy,Thing", schemaVersion: 3,
+                                        recordedAt: -86_400_000_001, actor: "a\"b", correlationID: "", causationID: "c", idempotencyKey: nil,
+                                        payload: rng.bytes(size)))
+        }
+        // A known type whose payload does not decode.
+        events.append(RecordedEvent(position: 8, stream: "user-1", streamVersion: 0, type: "CreditsGranted", schemaVersion: EventType.currentSchemaVersion,
+                                    recordedAt: 253_402_300_799_999_999, actor: "", correlationID: "", causationID: "", idempotencyKey: nil, payload: [0xFF]))
+        var scratch: [UInt8] = []
+        for event in events {
+            var line: [UInt8] = []
+            EventLine.render(event, into: &line)
+            #expect(String(decoding: line, as: UTF8.self) == EventLine.render(event) + "\n")
+            var row: [UInt8] = [1, 2]
+            EventLine.renderCSV(event, into: &row, scratch: &scratch)
+            #expect(Array(row.dropFirst(2)) == Array(Self.referenceCSVRow(event).utf8), "\(event)")
+        }
+    }
+
     @Test func linesParseInAnyKeyOrderSpacingAndEscaping() throws {
         let stored = CatalogueSamples.recorded(CatalogueSamples.events[2], position: 5, version: 1, key: "k")
         let expected = try EventLine.parse(EventLine.render(stored))

@@ -189,7 +189,10 @@ import Testing
             }
             try await expectSelection(["--stream", "health-database"]) { $0["stream"] == "health-database" }
             try await expectSelection(["--stream", "user-42", "--type", "ProfileUnlocked"]) { $0["stream"] == "user-42" && $0["type"] == "ProfileUnlocked" }
-            try await expectSelection(["--type", "CdnJobFailed", "--type", "LegacyThing"]) { $0["type"] == "CdnJobFailed" || $0["type"] == "LegacyThing" }
+            try await expectSelection(["--type", "CdnJobFailed", "--type", "LegacyThing", "--allow-unknown-type"]) { $0["type"] == "CdnJobFailed" || $0["type"] == "LegacyThing" }
+            #expect(throws: (any Error).self) { try InspectCommand.parse(["--log", log, "--type", "LegacyThing"]) }
+            try await expectSelection(["--until-position", "30"]) { $0["position"]!.int64Value! <= 30 }
+            try await expectSelection(["--from-position", "10", "--until-position", "20"]) { (10...20).contains($0["position"]!.int64Value!) }
             try await expectSelection(["--from-position", "40"]) { $0["position"]!.int64Value! >= 40 }
             try await expectSelection(["--stream", "user-42", "--from-position", "30"]) { $0["stream"] == "user-42" && $0["position"]!.int64Value! >= 30 }
             let since = EventTime.iso8601(micros: Self.start + 10_000_000)
@@ -201,6 +204,10 @@ import Testing
             #expect(try await Self.inspect(["--log", log, "--since", "2030-01-01"]).isEmpty)
             let exportUntil = try await Self.export(["--log", log, "--until", until]).split(separator: "\n").map(String.init)
             #expect(exportUntil == zip(all, objects).filter { $0.1["recorded_at"]!.stringValue! < until }.map(\.0))
+            // export takes the same range options as inspect, with the same meaning.
+            let exportWindow = try await Self.export(["--log", log, "--since", since, "--until", until, "--from-position", "12"])
+            let inspectWindow = try await Self.inspect(["--log", log, "--since", since, "--until", until, "--from-position", "12"])
+            #expect(exportWindow.split(separator: "\n").map(String.init) == inspectWindow && !inspectWindow.isEmpty)
             #expect(throws: (any Error).self) { try InspectCommand.parse(["--log", log, "--since", "tomorrow"]) }
             #expect(throws: (any Error).self) { try InspectCommand.parse(["--log", log, "--since", until, "--until", since]) }
             #expect(throws: (any Error).self) { try ExportCommand.parse(["--log", log, "--until", until, "--until-position", "3"]) }
@@ -317,6 +324,9 @@ import Testing
             #expect(try await Self.run(["import", "--log", dir + "/x", dir + "/missing.jsonl"], in: dir).status == 2)
             #expect(try await Self.run(["inspect", "--log", dir + "/bad.jsonl"], in: dir).status == 2)
             #expect(try await Self.run(["export", "--log", dir + "/skipped", "--format", "xml"], in: dir).status == 64)
+            let unknownType = try await Self.run(["inspect", "--log", dir + "/skipped", "--type", "NoSuchType"], in: dir)
+            #expect(unknownType.status == 64 && unknownType.stdout.isEmpty, "\(unknownType)")
+            #expect(unknownType.stderr.contains("NoSuchType") && unknownType.stderr.contains("ProfileUnlocked") && unknownType.stderr.contains("CircuitBreakerChanged"), "\(unknownType.stderr)")
         }
     }
 }

@@ -39,7 +39,25 @@ import Testing
             var asOf = SystemStatsProjection()
             for try await event in store.read(from: 1) { times.append(event.recordedAt) }
             let cut = times.sorted()[times.count / 3]
-            for try await event in store.read(from: 1) where event.recordedAt <= cut { asOf.apply(event) }
+            var lastAtOrBefore: LogPosition = 0
+            var before = SystemStatsProjection()
+            var lastBefore: LogPosition = 0
+            for try await event in store.read(from: 1) where event.recordedAt <= cut {
+                asOf.apply(event)
+                lastAtOrBefore = event.position
+                if event.recordedAt < cut {
+                    before.apply(event)
+                    lastBefore = event.position
+                }
+            }
+            // A window of times and positions, the same vocabulary as export's.
+            let since = times.sorted()[times.count / 5]
+            var window = SystemStatsProjection()
+            var lastInWindow: LogPosition = 0
+            for try await event in store.read(from: 1) where event.position >= 2_000 && event.recordedAt >= since && event.recordedAt < cut {
+                window.apply(event)
+                lastInWindow = event.position
+            }
             var someUser: String?
             for try await event in store.read(from: 1) {
                 if case .profileUnlocked(let e)? = event.domainEvent { someUser = e.user }
@@ -53,15 +71,37 @@ import Testing
             #expect(halfStats["position"] as? Int == 10_000)
             #expect(Self.searches(halfStats) == Int(half.searches.total))
             #expect(half.searches.total < full.searches.total)
+            // --until-time (the older, inclusive spelling): the position is the last event folded, not the head.
             let timed = try Self.json(try await Self.run(["stats", "--log", log, "--until-time", EventTime.iso8601(micros: cut)], in: dir))
             #expect(Self.searches(timed) == Int(asOf.makeView().searches.total))
+            #expect(timed["position"] as? Int == Int(lastAtOrBefore) && lastAtOrBefore < 20_000, "\(timed["position"] ?? "nil")")
+            let until = try Self.json(try await Self.run(["stats", "--log", log, "--until", EventTime.iso8601(micros: cut)], in: dir))
+            #expect(Self.searches(until) == Int(before.makeView().searches.total))
+            #expect(until["position"] as? Int == Int(lastBefore))
+            let windowArguments = ["--since", EventTime.iso8601(micros: since), "--until", EventTime.iso8601(micros: cut), "--from-position", "2000"]
+            let windowed = try Self.json(try await Self.run(["stats", "--log", log] + windowArguments, in: dir))
+            #expect(Self.searches(windowed) == Int(window.makeView().searches.total))
+            #expect(windowed["position"] as? Int == Int(lastInWindow))
+            // export selects exactly the events stats folded for the same range.
+            let exported = try await Self.run(["export", "--log", log] + windowArguments, in: dir)
+            let lines = exported.stdout.split(separator: "\n")
+            #expect(exported.status == 0 && lines.last?.hasPrefix("{\"position\":\(lastInWindow),") == true, "\(exported.stderr)")
+            #expect(lines.filter { $0.contains("\"type\":\"CreatorSearched\"") }.count == Int(window.makeView().searches.total))
             let table = try await Self.run(["stats", "--log", log, "--format", "table"], in: dir)
             #expect(table.status == 0 && table.stdout.contains("searches.total") && table.stdout.contains("\(full.searches.total)"))
 
             let user = try #require(someUser, "the generated log holds no unlock")
             let page = try Self.json(try await Self.run(["unlocked", "--log", log, "--user", user], in: dir))
             let profiles = try #require(page["profiles"] as? [[String: Any]])
-            #expect(profiles.compactMap { $0["username"] as? String } == unlocked.unlocked(user: user, limit: 100).profiles.map(\.username))
+            let expected = unlocked.unlocked(user: user, limit: 100).profiles
+            #expect(profiles.compactMap { $0["username"] as? String } == expected.map(\.username))
+            // Times as the API prints them: ISO 8601 under unlocked_at.
+            #expect(profiles.compactMap { $0["unlocked_at"] as? String } == expected.map { EventTime.iso8601(micros: $0.unlockedAt) })
+            #expect(profiles.allSatisfy { $0["unlocked_at_us"] == nil })
+            #expect(page["position"] as? Int == 20_000)
+            let earlier = try Self.json(try await Self.run(["unlocked", "--log", log, "--user", user, "--until-position", "10000"], in: dir))
+            #expect(earlier["position"] as? Int == 10_000)
+            #expect((earlier["total"] as? Int ?? .max) <= (page["total"] as? Int ?? 0))
 
             let snapshots = dir + "/snapshots"
             let rebuilt = try Self.json(try await Self.run(["rebuild", "--log", log, "--snapshots", snapshots], in: dir))
@@ -95,6 +135,31 @@ import Testing
             #expect(both.status == 64, "\(both)")
             let badLimit = try await Self.run(["unlocked", "--log", dir, "--user", "u", "--limit", "0"], in: dir)
             #expect(badLimit.status == 64, "\(badLimit)")
+            let untilBoth = try await Self.run(["stats", "--log", dir, "--until", "2026-01-01", "--until-position", "3"], in: dir)
+            #expect(untilBoth.status == 64, "\(untilBoth)")
+        }
+    }
+
+    /// A directory that holds no log is an error for every command that only reads, not an
+    /// empty log; the commands that create a log still create one there.
+    @Test func aDirectoryWithoutALogIsRefused() async throws {
+        try await ImportExportTests.withDirectory { dir in
+            let empty = dir + "/empty"
+            try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+            let readers: [[String]] = [
+                ["stats"], ["unlocked", "--user", "u"], ["inspect"], ["export"], ["export", "--format", "csv"],
+                ["verify"], ["digest"], ["bench", "read"], ["bench", "replay"], ["rebuild", "--snapshots", dir + "/snapshots"],
+            ]
+            for command in readers {
+                let run = try await Self.run(command + ["--log", empty], in: dir)
+                #expect(run.status == 2 && run.stdout.isEmpty, "\(command): \(run)")
+                #expect(run.stderr.contains("holds no log"), "\(command): \(run.stderr)")
+            }
+            #expect(try await Self.run(["stats", "--log", dir + "/nothing-here"], in: dir).status == 2)
+            let generated = try await Self.run(["generate", "--log", empty, "--events", "10", "--seed", "1"], in: dir)
+            #expect(generated.status == 0, "\(generated)")
+            let stats = try Self.json(try await Self.run(["stats", "--log", empty], in: dir))
+            #expect(stats["position"] as? Int == 10)
         }
     }
 }

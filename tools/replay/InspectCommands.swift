@@ -17,18 +17,17 @@ struct InspectCommand: AsyncParsableCommand {
             One event per line: position, stream, version, type, schema_version, recorded_at \
             (ISO 8601 UTC), actor, correlation_id, causation_id, idempotency_key (when set), \
             data (null for an event this build cannot read, which then carries "opaque"). \
-            --stream reads the stream's index, not the whole log. --since is inclusive, --until \
-            exclusive; both take 2026-11-25T14:03:07Z (fraction up to 6 digits, Z or ±HH:MM) \
-            or a date, meaning its midnight UTC. Exit 2 when the log cannot be read.
+            --stream reads the stream's index, not the whole log. --type takes the catalogue's \
+            types; an unknown one is refused (exit 64) unless --allow-unknown-type, for events \
+            this build cannot read. \(RangeOptions.vocabulary) Exit 2 when the log cannot be read.
             """
     )
 
     @OptionGroup var target: LogOption
+    @OptionGroup var range: RangeOptions
     @Option(help: "Only this stream (e.g. user-42).") var stream: String?
     @Option(help: "Only events of this type; repeat for several.") var type: [String] = []
-    @Option(help: "Start at this position.") var fromPosition: UInt64 = 1
-    @Option(help: "Only events recorded at or after this time (ISO 8601 UTC or a date).") var since: String?
-    @Option(help: "Only events recorded before this time (ISO 8601 UTC or a date).") var until: String?
+    @Flag(help: "Accept a --type outside this build's catalogue (events it shows as opaque).") var allowUnknownType = false
     @Option(help: "Print at most this many events.") var limit: Int?
 
     func validate() throws {
@@ -36,15 +35,19 @@ struct InspectCommand: AsyncParsableCommand {
     }
 
     func selection() throws -> EventSelection {
-        var s = EventSelection()
+        var s = try range.selection()
         s.stream = stream
-        s.types = type.isEmpty ? nil : Set(type)
-        s.fromPosition = max(1, fromPosition)
-        s.since = try since.map { try EventSelection.time($0, option: "--since") }
-        s.until = try until.map { try EventSelection.time($0, option: "--until") }
-        if let since = s.since, let until = s.until, since >= until {
-            throw ValidationError("--since must be before --until")
+        if !allowUnknownType {
+            let unknown = type.filter { EventType(rawValue: $0) == nil }
+            if !unknown.isEmpty {
+                throw ValidationError("""
+                    unknown event type \(unknown.joined(separator: ", ")); the types are \
+                    \(EventType.allCases.map(\.rawValue).joined(separator: ", ")) \
+                    (add --allow-unknown-type for a type this build cannot read)
+                    """)
+            }
         }
+        s.types = type.isEmpty ? nil : Set(type)
         if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
         s.limit = limit
         return s
@@ -76,8 +79,7 @@ struct ExportCommand: AsyncParsableCommand {
             jsonl: exactly the lines `replay inspect` prints, which `replay import` reads back. \
             csv (RFC 4180): a header row, then one row per event with one column per envelope \
             field, the data as JSON text and, for an event this build cannot read, the opaque \
-            object as JSON. --until is exclusive; --until-position inclusive. Exit 2 when the \
-            log cannot be read.
+            object as JSON. \(RangeOptions.vocabulary) Exit 2 when the log cannot be read.
             """
     )
 
@@ -86,20 +88,15 @@ struct ExportCommand: AsyncParsableCommand {
     }
 
     @OptionGroup var target: LogOption
+    @OptionGroup var range: RangeOptions
     @Option(help: "jsonl or csv.") var format: Format = .jsonl
-    @Option(help: "Only events recorded before this time (ISO 8601 UTC or a date).") var until: String?
-    @Option(help: "Only events up to and including this position.") var untilPosition: UInt64?
 
     func validate() throws {
         _ = try selection()
     }
 
     func selection() throws -> EventSelection {
-        if until != nil && untilPosition != nil { throw ValidationError("give --until or --until-position, not both") }
-        var s = EventSelection()
-        s.until = try until.map { try EventSelection.time($0, option: "--until") }
-        s.untilPosition = untilPosition
-        return s
+        try range.selection()
     }
 
     func run() async throws {
@@ -112,20 +109,77 @@ struct ExportCommand: AsyncParsableCommand {
         let store = try target.open()
         let selection = try selection()
         let head = try await store.head().position
-        let progress = Progress(label: "export", total: selection.untilPosition ?? head)
+        let progress = Progress(label: "export", total: min(selection.untilPosition ?? head, head))
         defer { progress.finish() }
         if format == .csv {
-            CSV.appendRow(EventLine.keys.map { Optional($0) }, to: &output.buffer)
+            CSV.appendRow(EventLine.keys, to: &output.buffer)
         }
         try await EventSelection.writing(target) {
-            try await selection.forEach(in: store) { event in
-                switch format {
-                case .jsonl: EventLine.render(event, into: &output.buffer)
-                case .csv: CSV.appendEvent(event, to: &output.buffer)
+            try await write(selection, from: store, into: &output, progress: progress)
+        }
+    }
+
+    /// Events per rendering task: enough that a task's overhead is noise.
+    static let chunkEvents = 4_096
+    /// Chunks read ahead of the one being written, which bounds the memory held.
+    static let chunksInFlight = 4
+
+    /// Reads the selected events on this task and renders them a chunk at a time on child
+    /// tasks, so both cores render while the read goes on; chunks are written in order.
+    /// (Once the log is open, rendering is nearly all of export's cost.)
+    func write(_ selection: EventSelection, from store: any EventStore, into output: inout LineOutput, progress: Progress) async throws {
+        let format = format
+        try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+            var submitted = 0
+            var written = 0
+            var finished: [Int: [UInt8]] = [:]
+            var lastPosition: LogPosition = 0
+            func submit(_ chunk: [RecordedEvent]) {
+                let index = submitted
+                group.addTask { (index, Self.render(chunk, format)) }
+                submitted += 1
+                lastPosition = chunk.last?.position ?? lastPosition
+            }
+            /// Waits for one chunk, then writes every chunk that is next in order.
+            func drain() async throws {
+                guard let (index, bytes) = try await group.next() else { return }
+                finished[index] = bytes
+                while let ready = finished.removeValue(forKey: written) {
+                    output.buffer.append(contentsOf: ready)
+                    written += 1
+                    try output.flushIfFull()
                 }
-                if try output.flushIfFull() { progress.update(event.position) }
+                progress.update(lastPosition)
+            }
+            var chunk: [RecordedEvent] = []
+            chunk.reserveCapacity(Self.chunkEvents)
+            reading: for try await batch in store.read(from: selection.fromPosition, filter: selection.filter).batches {
+                for event in batch {
+                    if let untilPosition = selection.untilPosition, event.position > untilPosition { break reading }
+                    if selection.selects(event) { chunk.append(event) }
+                }
+                if chunk.count >= Self.chunkEvents {
+                    submit(chunk)
+                    chunk.removeAll(keepingCapacity: true)
+                    while submitted - written > Self.chunksInFlight { try await drain() }
+                }
+            }
+            if !chunk.isEmpty { submit(chunk) }
+            while written < submitted { try await drain() }
+        }
+    }
+
+    static func render(_ events: [RecordedEvent], _ format: Format) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(events.count * 320)
+        var scratch: [UInt8] = []
+        for event in events {
+            switch format {
+            case .jsonl: EventLine.render(event, into: &bytes)
+            case .csv: EventLine.renderCSV(event, into: &bytes, scratch: &scratch)
             }
         }
+        return bytes
     }
 }
 
@@ -163,6 +217,18 @@ struct EventSelection {
         }
     }
 
+    /// Whether `event` is selected, bar `untilPosition` (where a scan stops) and `limit`.
+    func selects(_ event: RecordedEvent) -> Bool {
+        if event.position < fromPosition { return false }
+        if let since, event.recordedAt < since { return false }
+        if let until, event.recordedAt >= until { return false }
+        if let types, !types.contains(event.type) { return false }
+        return true
+    }
+
+    /// What the log may skip whole batches by, without decompressing them.
+    var filter: EventFilter { EventFilter(types: types, since: since, until: until) }
+
     /// Calls `body` with each selected event in position order; returns how many. A stream
     /// is read through its index a page at a time; otherwise the log is scanned from
     /// `fromPosition`, skipping batches outside the time range without decompressing them.
@@ -172,10 +238,7 @@ struct EventSelection {
         if let limit, limit == 0 { return 0 }
         func accept(_ event: RecordedEvent) throws -> Bool {
             if let untilPosition, event.position > untilPosition { return false }
-            if event.position < fromPosition { return true }
-            if let since, event.recordedAt < since { return true }
-            if let until, event.recordedAt >= until { return true }
-            if let types, !types.contains(event.type) { return true }
+            guard selects(event) else { return true }
             try body(event)
             count += 1
             if let limit, count >= limit { return false }
@@ -192,7 +255,6 @@ struct EventSelection {
                 version += UInt64(page.count)
             }
         }
-        let filter = EventFilter(types: types, since: since, until: until)
         for try await batch in store.read(from: fromPosition, filter: filter).batches {
             for event in batch {
                 guard try accept(event) else { return count }
@@ -243,36 +305,12 @@ struct LineOutput {
     var text: String { String(decoding: buffer, as: UTF8.self) }
 }
 
-/// RFC 4180 rows: fields quoted when they hold a comma, a quote, CR or LF (quotes doubled);
-/// rows end with CRLF.
+/// The CSV header row (RFC 4180, CRLF); the rows are `EventLine.renderCSV`.
 enum CSV {
-    static func appendEvent(_ event: RecordedEvent, to bytes: inout [UInt8]) {
-        let line = EventLine.object(event)
-        appendRow(EventLine.keys.map { key -> String? in
-            switch line[key] {
-            case nil: nil
-            case .string(let s)?: s
-            case let value?: value.serialized()
-            }
-        }, to: &bytes)
-    }
-
-    static func appendRow(_ fields: [String?], to bytes: inout [UInt8]) {
+    static func appendRow(_ fields: [String], to bytes: inout [UInt8]) {
         for (i, field) in fields.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            guard let field else { continue }
-            let utf8 = field.utf8
-            let needsQuotes = utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
-            guard needsQuotes else {
-                bytes.append(contentsOf: utf8)
-                continue
-            }
-            bytes.append(UInt8(ascii: "\""))
-            for byte in utf8 {
-                if byte == UInt8(ascii: "\"") { bytes.append(byte) }
-                bytes.append(byte)
-            }
-            bytes.append(UInt8(ascii: "\""))
+            CSVText.appendField(field, to: &bytes)
         }
         bytes.append(contentsOf: [0x0D, 0x0A])
     }

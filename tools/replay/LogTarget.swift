@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventLog
+import Foundation
 
 /// Opens `log` (a directory or a postgres:// URL); read-only unless `writable`. Every replay
 /// command works through `EventStore` alone, whichever backend this returns.
@@ -35,8 +36,10 @@ struct LogOption: ParsableArguments {
     /// The log's name for messages: the directory, or the URL without its password.
     var name: String { logName(log) }
 
-    /// Opens the log (read-only unless `writable`), or prints why not and exits 2.
+    /// Opens the log (read-only unless `writable`), or prints why not and exits 2. Read-only,
+    /// it must be a log already (`requireLog`); writable, it is created when missing.
     func open(writable: Bool = false, fsync: FsyncPolicy = .never, segmentSize: Int = 128 << 20) throws -> any EventStore {
+        if !writable { try requireLog() }
         do {
             return try openLog(log, writable: writable, fsync: fsync, segmentSize: segmentSize)
         } catch {
@@ -53,6 +56,37 @@ struct LogOption: ParsableArguments {
             try? await store.close()
             throw unreadable("cannot read the head of the log at \(name)", error)
         }
+    }
+
+    /// Exits 2 unless `log` is a log already. A read-only open of a directory without
+    /// segments succeeds as an empty log, so a mistyped path printed zeros and exited 0 as if
+    /// it were one: every read-only command checks this first. (A database URL is checked by
+    /// the open itself.)
+    func requireLog() throws {
+        guard !PostgresURL.matches(log) else { return }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: log, isDirectory: &isDirectory) else {
+            throw unreadable("cannot open the log at \(name)", NoLog(reason: "there is no such directory"))
+        }
+        guard isDirectory.boolValue else {
+            throw unreadable("cannot open the log at \(name)", NoLog(reason: "it is a file, not a log's directory"))
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: log)) ?? []
+        guard names.contains(where: Self.isSegmentName) else {
+            throw unreadable("cannot open the log at \(name)", NoLog(
+                reason: "the directory holds no log (no *.seg segment files); give the directory of a log that `replay generate`, `replay import` or the server wrote"))
+        }
+    }
+
+    /// `00000000000000000001.seg`: 20 digits, the segment's first position.
+    static func isSegmentName(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        return utf8.count == 24 && name.hasSuffix(".seg") && utf8.prefix(20).allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+
+    struct NoLog: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { reason }
     }
 
     /// Prints `what` and `error`, and returns the exit (2) to throw.

@@ -25,6 +25,7 @@ struct Verify: AsyncParsableCommand {
                 throw ReplayExit.unreadable
             }
         }
+        try target.requireLog()
         let progress = Progress(label: "verify")
         let report: LogVerifier.Report
         do {
@@ -74,8 +75,8 @@ struct Digest: AsyncParsableCommand {
 
     func run() async throws {
         let head: LogHead
+        let opened = try target.open()
         do {
-            let opened = try openLog(target.log)
             head = try await opened.head()
             try await opened.close()
         } catch {

@@ -9,63 +9,70 @@ import Projections
 struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The system-stats view folded from the log, as of a position or a time (JSON).",
-        discussion: "Without --until-*, as of the head. --until-time counts the events recorded at or before that time."
+        discussion: """
+            Folds the events in the range (without one, the whole log). "position" is the \
+            position of the last event folded: the position the view is as of (0 when none). \
+            \(RangeOptions.vocabulary) The older --until-time T (inclusive) still works and \
+            means --until one microsecond after T. Exit 2 when the log cannot be read.
+            """
     )
 
     @OptionGroup var target: LogOption
-    @Option(help: "Fold events up to and including this position.") var untilPosition: UInt64?
-    @Option(help: "Fold events recorded at or before this time (ISO 8601, UTC).") var untilTime: String?
+    @OptionGroup var range: RangeOptions
     @Option(help: "json (default) or table.") var format: OutputFormat = .json
-
-    func validate() throws {
-        if untilPosition != nil && untilTime != nil { throw ValidationError("give --until-position or --until-time, not both") }
-        if let untilTime, EventTime.parse(untilTime) == nil { throw ValidationError("--until-time \(untilTime) is not an ISO 8601 time such as 2026-11-25T14:00:00Z") }
-    }
 
     func run() async throws {
         let store = try target.open()
-        let until = untilTime.flatMap(EventTime.parse)
+        let selection = try range.selection()
         let head = try await store.head().position
-        let progress = Progress(label: "stats", total: untilPosition ?? head)
+        let progress = Progress(label: "stats", total: min(selection.untilPosition ?? head, head))
         var projection = SystemStatsProjection()
-        var position: LogPosition = 0
-        do {
-            reading: for try await batch in store.read(from: 1).batches {
-                for event in batch {
-                    if let untilPosition, event.position > untilPosition { break reading }
-                    position = event.position
-                    if let until, event.recordedAt > until { continue }
-                    projection.apply(event)
-                }
-                progress.update(position)
-            }
-        } catch {
-            progress.finish()
-            throw target.unreadable("cannot read the log at \(target.name)", error)
-        }
-        progress.finish()
+        let position = try await selection.fold(store, target: target, progress: progress) { projection.apply($0) }
         let stats = projection.makeView()
         switch format {
         case .json:
-            writeLine(1, try renderJSON(AsOf(position: position, untilTime: untilTime, stats: stats)))
+            writeLine(1, try renderJSON(AsOf(position: position, range: range, stats: stats)))
         case .table:
             writeLine(1, StatsTable.render(stats, position: position))
         }
         try await store.close()
     }
 
+    /// The view and the range it was folded from, as given.
     struct AsOf: Encodable {
         var position: LogPosition
+        var since: String?
+        var until: String?
         var untilTime: String?
+        var fromPosition: UInt64?
+        var untilPosition: UInt64?
         var stats: SystemStats
-        enum CodingKeys: String, CodingKey { case position, untilTime = "until_time", stats }
+
+        init(position: LogPosition, range: RangeOptions, stats: SystemStats) {
+            self.position = position
+            (since, until, untilTime) = (range.since, range.until, range.untilTime)
+            (fromPosition, untilPosition) = (range.fromPosition, range.untilPosition)
+            self.stats = stats
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case position, since, until, untilTime = "until_time", fromPosition = "from_position", untilPosition = "until_position", stats
+        }
     }
 }
 
 struct Unlocked: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "One user's unlocked profiles, newest first (JSON).")
+    static let configuration = CommandConfiguration(
+        abstract: "One user's unlocked profiles, newest first (JSON).",
+        discussion: """
+            Fields as the API names them: unlocked_at is ISO 8601 UTC. "position" is the \
+            position of the last event folded (0 when none). \(RangeOptions.vocabulary) \
+            Exit 2 when the log cannot be read.
+            """
+    )
 
     @OptionGroup var target: LogOption
+    @OptionGroup var range: RangeOptions
     @Option(help: "The user id (the token subject).") var user: String
     @Option(help: "At most this many profiles (1...10000).") var limit: Int = 100
 
@@ -75,14 +82,12 @@ struct Unlocked: AsyncParsableCommand {
 
     func run() async throws {
         let store = try target.open()
-        let rebuilt: RebuiltProjection<UnlockedProfilesProjection>
-        do {
-            rebuilt = try await UnlockedProfilesProjection.rebuild(from: store)
-        } catch {
-            throw target.unreadable("cannot read the log at \(target.name)", error)
-        }
-        let page = rebuilt.projection.makeView().unlocked(user: user, limit: limit)
-        writeLine(1, try renderJSON(UserUnlocks(user: user, position: rebuilt.position, total: page.total, profiles: page.profiles)))
+        let selection = try range.selection()
+        let progress = Progress(label: "unlocked")
+        var projection = UnlockedProfilesProjection()
+        let position = try await selection.fold(store, target: target, progress: progress) { projection.apply($0) }
+        let page = projection.makeView().unlocked(user: user, limit: limit)
+        writeLine(1, try renderJSON(UserUnlocks(user: user, position: position, total: page.total, profiles: page.profiles.map(Profile.init))))
         try await store.close()
     }
 
@@ -90,7 +95,25 @@ struct Unlocked: AsyncParsableCommand {
         var user: String
         var position: LogPosition
         var total: Int
-        var profiles: [UnlockedProfile]
+        var profiles: [Profile]
+    }
+
+    /// One unlocked profile with the API's field names and time format.
+    struct Profile: Encodable {
+        var username: String
+        var unlockedAt: String
+        var creditsSpent: Int64
+        var position: LogPosition
+        var profile: ProfileSummary
+
+        init(_ p: UnlockedProfile) {
+            (username, creditsSpent, position, profile) = (p.username, p.creditsSpent, p.position, p.profile)
+            unlockedAt = EventTime.iso8601(micros: p.unlockedAt)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case username, unlockedAt = "unlocked_at", creditsSpent = "credits_spent", position, profile
+        }
     }
 }
 

@@ -158,15 +158,27 @@ public enum EventTime {
         }
     }
 
+    /// `value` in decimal, zero-padded to `width`; no array per call (export writes a time
+    /// per event, seven numbers each).
     private static func appendDigits(_ value: UInt64, width: Int, to bytes: inout [UInt8]) {
-        var digits: [UInt8] = []
+        var count = 1
+        var limit: UInt64 = 10
+        while count < 20 && value >= limit {
+            count += 1
+            limit = limit &* 10
+        }
+        for _ in count..<max(width, count) { bytes.append(UInt8(ascii: "0")) }
+        let start = bytes.count
+        for _ in 0..<count { bytes.append(0) }
         var v = value
-        repeat {
-            digits.append(UInt8(ascii: "0") + UInt8(v % 10))
-            v /= 10
-        } while v > 0
-        for _ in digits.count..<max(width, digits.count) { bytes.append(UInt8(ascii: "0")) }
-        bytes.append(contentsOf: digits.reversed())
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            var i = start + count - 1
+            repeat {
+                buffer[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                i -= 1
+            } while i >= start
+        }
     }
 }
 
