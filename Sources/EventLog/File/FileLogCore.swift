@@ -29,7 +29,7 @@ extension FileLogCore {
             for batch in batches {
                 s.head = batch.lastPosition
                 s.headHash = batch.chainHash
-                s.add(batches: [batch.location], segment: batch.segmentIndex)
+                s.activeBatches.append(batch.location)
                 s.addActive(streams: batch.touched, keys: batch.keys)
                 for stream in batch.touched.keys {
                     if !s.unsyncedStreams.isEmpty, let entry = s.unsyncedStreams[stream], entry.sequence <= batch.sequence {

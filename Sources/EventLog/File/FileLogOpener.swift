@@ -61,7 +61,6 @@ struct FileLogOpener {
             let fileSize = try file.size()
 
             if !isLast, let loaded = loadIndex(segment: name, size: fileSize, firstPosition: first, previousHash: previousHash) {
-                state.add(batches: loaded.batches, segment: index)
                 state.sealed.append(SealedSegment(name: name, path: segmentPath, index: loaded), activeStreams: [:])
                 state.head = loaded.nextPosition - 1
                 state.headHash = loaded.lastHash
@@ -77,7 +76,6 @@ struct FileLogOpener {
                 header, location, events throws in
                 builder.add(batch: location, chainHash: header.chainHash, events: events)
             }
-            state.add(batches: builder.index.batches, segment: index)
             if let last = builder.index.batches.last {
                 state.head = last.lastPosition
                 state.headHash = builder.index.lastHash
@@ -98,6 +96,7 @@ struct FileLogOpener {
             } else {
                 // The segment is the last one (or becomes it by a repair): its streams stay in memory.
                 state.activeSegment = index
+                state.activeBatches = builder.index.batches
                 state.streams = builder.index.streams
                 state.idempotency = builder.index.idempotency
             }
@@ -143,12 +142,17 @@ struct FileLogOpener {
         if active == nil && !options.readOnly, let last = state.segments.last {
             // The last segment was loaded from an index (possible only after a repair moved later ones aside).
             let file = try SystemFile.open(last.path, writable: true)
-            var builder = SegmentIndexBuilder(firstPosition: last.firstPosition, previousHash: previousHash)
-            _ = try SegmentScanner.scan(file, expectedFirstPosition: last.firstPosition, previousHash: builder.index.previousHash) {
+            // Scanned from the hash before it (its index's), not the hash it ends with.
+            let before = state.sealed.removeLast()?.index.previousHash ?? previousHash
+            var builder = SegmentIndexBuilder(firstPosition: last.firstPosition, previousHash: before)
+            let scan = try SegmentScanner.scan(file, expectedFirstPosition: last.firstPosition, previousHash: before) {
                 header, location, events throws in builder.add(batch: location, chainHash: header.chainHash, events: events)
             }
-            _ = state.sealed.removeLast()
+            guard case .clean = scan.end else {
+                throw EventLogError(.corrupted, "\(last.path) is damaged at byte \(scan.validLength), though its index held; inspect it with `replay verify`")
+            }
             state.activeSegment = state.segments.count - 1
+            state.activeBatches = builder.index.batches
             state.streams = builder.index.streams
             state.idempotency = builder.index.idempotency
             active = ActiveSegment(file: file, size: try file.size(), builder: builder, segmentIndex: state.segments.count - 1)

@@ -18,11 +18,9 @@ struct FileLogState: ~Copyable {
     var head: LogPosition = 0
     var headHash: [UInt8] = BatchHeader.zeroHash
     var segments: [SegmentRecord] = []
-    /// Every batch of every segment, in position order. (Still one entry per batch of the
-    /// history: sealed segments' batch lists are loaded from their indexes on open.)
-    var batches: [BatchLocation] = []
-    /// Index into `segments` of each batch's segment, parallel to `batches`.
-    var batchSegments: [UInt32] = []
+    /// The active segment's published batches, in position order. Sealed segments' batch
+    /// lists are held by their indexes (`sealed`), read from the index file on open.
+    var activeBatches: [BatchLocation] = []
     /// The index into `segments` of the segment that `streams` and `idempotency` describe.
     var activeSegment = 0
     /// The active segment's streams: first version in it and positions, in version order.
@@ -100,9 +98,26 @@ struct FileLogState: ~Copyable {
         return positions
     }
 
-    /// The batch holding `position`, with the path of its segment.
+    /// The batch holding `position`, with the path of its segment: the active segment's
+    /// batches, or the sealed segment's (found by its first position) from its index.
     func locate(_ position: LogPosition) -> (BatchLocation, String)? {
-        guard position >= 1, position <= head, !batches.isEmpty else { return nil }
+        guard position >= 1, position <= head, activeSegment < segments.count else { return nil }
+        if position >= segments[activeSegment].firstPosition {
+            return Self.find(position, in: activeBatches).map { ($0, segments[activeSegment].path) }
+        }
+        let sealed = sealed.segments
+        guard !sealed.isEmpty else { return nil }
+        var low = 0
+        var high = sealed.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if sealed[mid].index.firstPosition <= position { low = mid } else { high = mid - 1 }
+        }
+        return Self.find(position, in: sealed[low].index.batches).map { ($0, sealed[low].path) }
+    }
+
+    private static func find(_ position: LogPosition, in batches: [BatchLocation]) -> BatchLocation? {
+        guard !batches.isEmpty else { return nil }
         var low = 0
         var high = batches.count - 1
         while low < high {
@@ -111,12 +126,7 @@ struct FileLogState: ~Copyable {
         }
         let batch = batches[low]
         guard batch.firstPosition <= position, position <= batch.lastPosition else { return nil }
-        return (batch, segments[Int(batchSegments[low])].path)
-    }
-
-    mutating func add(batches newBatches: [BatchLocation], segment: Int) {
-        batches.append(contentsOf: newBatches)
-        batchSegments.append(contentsOf: repeatElement(UInt32(segment), count: newBatches.count))
+        return batch
     }
 
     /// Adds a published batch's streams and keys to the active segment's maps.
@@ -133,6 +143,7 @@ struct FileLogState: ~Copyable {
         sealed.append(pending, activeStreams: streams)
         streams = [:]
         idempotency = [:]
+        activeBatches = []
         activeSegment += 1
         pendingSeal = nil
     }
