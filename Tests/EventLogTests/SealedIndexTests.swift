@@ -233,4 +233,48 @@ import Testing
             try await log.close()
         }
     }
+
+    /// Under `fsync always` a segment can be sealed while its last batches still wait for
+    /// their sync: stream reads racing those seals see every stream whole and in version
+    /// order, never a position past the head and never a version that is not durable yet.
+    @Test func streamReadsRacingDurableSealsSeeWholeStreams() async throws {
+        try await withTemporaryDirectory { dir in
+            let log = try FileLog(directory: dir.path, options: FileLog.Options(fsync: .always, segmentSize: 64 << 10))
+            let writers = 8
+            let calls = 60
+            let done = Locked(0)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        for call in 0..<calls {
+                            let expected: ExpectedVersion = call == 0 ? .noStream : .exact(UInt64(call - 1))
+                            _ = try await log.append(to: "race-\(writer)", expected: expected, events: [
+                                event(payload: noiseBytes(count: 1000, seed: UInt64(writer * 1000 + call))),
+                            ])
+                        }
+                        done.withLock { $0 += 1 }
+                    }
+                }
+                group.addTask {
+                    var finished = false
+                    while !finished {
+                        finished = done.withLock { $0 } == writers
+                        for writer in 0..<writers {
+                            let stream = "race-\(writer)"
+                            let version = try await log.streamVersion(stream)
+                            let events = try await log.readStream(stream)
+                            #expect(events.map(\.streamVersion) == (0..<UInt64(events.count)).map { $0 })
+                            #expect(UInt64(events.count) >= (version.map { $0 + 1 } ?? 0))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try segmentNames(dir.path).count >= 4)
+            for writer in 0..<writers {
+                #expect(try await log.readStream("race-\(writer)").count == calls)
+            }
+            try await log.close()
+        }
+    }
 }
