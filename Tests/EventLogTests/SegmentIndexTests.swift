@@ -33,6 +33,13 @@ import Testing
     /// every stream, dedup of an early key), closes it and returns its recovery report.
     static func openAndCheck(_ path: String, _ events: [RecordedEvent], options: FileLog.Options = options,
                              sourceLocation: SourceLocation = #_sourceLocation) async throws -> FileLog.RecoveryReport {
+        try await openAndCheckRebuilt(path, events, options: options, sourceLocation: sourceLocation).report
+    }
+
+    /// `openAndCheck`, also returning the indexes rebuilt at a lookup (damage in an entry
+    /// block is found when the block is read, not on open).
+    static func openAndCheckRebuilt(_ path: String, _ events: [RecordedEvent], options: FileLog.Options = options,
+                                    sourceLocation: SourceLocation = #_sourceLocation) async throws -> (report: FileLog.RecoveryReport, atLookup: [String]) {
         let log = try FileLog(directory: path, options: options)
         #expect(try await readAll(log) == events, sourceLocation: sourceLocation)
         let secondSegmentFirst = try #require(try SegmentNaming.segments(in: path).dropFirst().first?.firstPosition)
@@ -49,8 +56,9 @@ import Testing
             #expect(again == AppendResult(positions: 1...5, streamVersions: ["seg-0": 3, "side-0": 0], deduplicated: true),
                     sourceLocation: sourceLocation)
         }
+        let atLookup = log.indexesRebuiltAtLookup
         try await log.close()
-        return log.recovery
+        return (log.recovery, atLookup)
     }
 
     @Test func segmentsRollAndReadsCrossThem() async throws {
@@ -206,14 +214,12 @@ import Testing
             ]
             // Stale but well-formed: a valid checksum over values that do not match the segment.
             cases.append(("stale size", { bytes in
-                var index = try SegmentIndex.decode(bytes)
-                index.segmentSize += 1
-                bytes = index.encode()
+                // Segment size: header bytes 16..<24.
+                try patchIndexHeader(&bytes) { $0[16] &+= 1 }
             }))
             cases.append(("stale previous hash", { bytes in
-                var index = try SegmentIndex.decode(bytes)
-                index.previousHash[0] ^= 1
-                bytes = index.encode()
+                // Previous chain hash: header bytes 24..<56.
+                try patchIndexHeader(&bytes) { $0[24] ^= 1 }
             }))
             cases.append(("another segment's index", { bytes in bytes = originalB }))
 
@@ -221,11 +227,22 @@ import Testing
                 var bytes = originalA
                 try damage(&bytes)
                 try writeFile(idxA, bytes)
-                let report = try await Self.openAndCheck(dir.path, events)
-                #expect(report.rebuiltIndexes == [a], "\(label)")
+                let (report, atLookup) = try await Self.openAndCheckRebuilt(dir.path, events)
+                #expect(report.rebuiltIndexes + atLookup == [a], "\(label)")
                 #expect(try readFile(idxA) == originalA, "\(label): rebuilt index differs")
                 #expect(try readFile(idxB) == originalB, "\(label): untouched index changed")
             }
         }
     }
+}
+
+/// Changes an index file's header and recomputes its checksum (bytes 160..<164 over 0..<160),
+/// so the file stays well-formed while saying something the segment contradicts.
+func patchIndexHeader(_ bytes: inout [UInt8], _ patch: (inout [UInt8]) -> Void) throws {
+    let size = SealedSegmentIndex.headerSize
+    guard bytes.count >= size else { throw TestFailure("index of \(bytes.count) bytes has no header") }
+    var header = Array(bytes[0..<size - 4])
+    patch(&header)
+    let crc = CRC32C.checksum(header)
+    bytes.replaceSubrange(0..<size, with: header + withUnsafeBytes(of: crc.littleEndian) { Array($0) })
 }

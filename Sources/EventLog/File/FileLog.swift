@@ -24,6 +24,9 @@ public final class FileLog: EventStore, Sendable {
         guard options.segmentSize >= 64 << 10, options.segmentSize <= 4 << 30 else {
             throw EventLogError(.invalidInput, "segment size must be 64 KiB...4 GiB, got \(options.segmentSize) bytes")
         }
+        guard options.streamCacheCapacity >= 0 else {
+            throw EventLogError(.invalidInput, "stream cache capacity must be 0 or more, got \(options.streamCacheCapacity)")
+        }
         self.directory = directory
         self.options = options
         var lock: SystemFile?
@@ -60,6 +63,9 @@ public final class FileLog: EventStore, Sendable {
         }
     }
 
+    /// Sealed segments whose index was found damaged at a lookup (after open) and rebuilt.
+    var indexesRebuiltAtLookup: [String] { core.state.withLock { $0.sealed.rebuiltAtLookup } }
+
     /// True while the writer sleeps with no sync owed (see `FileLogWriter`).
     var writerSleepsUntilWoken: Bool { writer?.isSleepingUntilWoken ?? false }
 
@@ -89,12 +95,7 @@ public final class FileLog: EventStore, Sendable {
     }
 
     public func readStream(_ stream: String, fromVersion version: UInt64, limit: Int) async throws -> [RecordedEvent] {
-        let positions: ArraySlice<LogPosition> = try core.state.withLock { s in
-            guard let all = try s.mergedStreams()[stream], version < UInt64(all.count), limit > 0 else { return [] }
-            let start = Int(version)
-            let end = start + min(limit, all.count - start)
-            return all[start..<end]
-        }
+        let positions = try core.state.withLock { s in try s.positions(of: stream, fromVersion: version, limit: limit) }
         let cursor = FileLogCursor(core: core)
         var events: [RecordedEvent] = []
         events.reserveCapacity(positions.count)
@@ -108,7 +109,8 @@ public final class FileLog: EventStore, Sendable {
     }
 
     public func streamVersion(_ stream: String) async throws -> UInt64? {
-        try core.state.withLock { s in try s.mergedStreams()[stream].map { UInt64($0.count - 1) } }
+        let count = try core.state.withLock { s in try s.publishedCount(of: stream) }
+        return count == 0 ? nil : count - 1
     }
 
     /// How the embedded log names its figures: commits are batches, syncs are fsyncs.

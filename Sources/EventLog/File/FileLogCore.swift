@@ -29,20 +29,20 @@ extension FileLogCore {
             for batch in batches {
                 s.head = batch.lastPosition
                 s.headHash = batch.chainHash
-                s.add(batches: [batch.location], segment: batch.segmentIndex)
-                for (stream, positions) in batch.touched {
-                    s.streams[stream, default: []].append(contentsOf: positions)
+                s.activeBatches.append(batch.location)
+                s.addActive(streams: batch.touched, keys: batch.keys)
+                for stream in batch.touched.keys {
                     if !s.unsyncedStreams.isEmpty, let entry = s.unsyncedStreams[stream], entry.sequence <= batch.sequence {
                         s.unsyncedStreams[stream] = nil
                     }
                 }
-                for (key, result) in batch.keys {
-                    if s.idempotency[key] == nil { s.idempotency[key] = result }
+                for key in batch.keys.keys {
                     if !s.unsyncedKeys.isEmpty, let entry = s.unsyncedKeys[key], entry.sequence <= batch.sequence { s.unsyncedKeys[key] = nil }
                 }
                 s.bytesOnDisk += batch.location.totalSize
                 acknowledgements += batch.acknowledgements
                 if let late = s.lateAcknowledgements.removeValue(forKey: batch.sequence) { acknowledgements += late }
+                s.promoteSealIfPublished()
             }
             return s.head
         }

@@ -22,7 +22,7 @@ struct FileLogOpener {
     }
 
     func open() throws -> Opened {
-        var state = FileLogState()
+        var state = FileLogState(sealed: SealedIndexes(directory: directory, writable: !options.readOnly, cacheCapacity: options.streamCacheCapacity))
         var report = FileLog.RecoveryReport()
         var found = try SegmentNaming.segments(in: directory)
         if found.isEmpty {
@@ -61,7 +61,9 @@ struct FileLogOpener {
             let fileSize = try file.size()
 
             if !isLast, let loaded = loadIndex(segment: name, size: fileSize, firstPosition: first, previousHash: previousHash) {
-                state.merge(loaded, segment: index, lazily: options.readOnly)
+                state.sealed.append(SealedSegment(name: name, path: segmentPath, index: loaded), activeStreams: [:])
+                state.head = loaded.nextPosition - 1
+                state.headHash = loaded.lastHash
                 state.bytesOnDisk += fileSize
                 next = loaded.nextPosition
                 previousHash = loaded.lastHash
@@ -74,7 +76,10 @@ struct FileLogOpener {
                 header, location, events throws in
                 builder.add(batch: location, chainHash: header.chainHash, events: events)
             }
-            state.merge(builder.index, segment: index, lazily: options.readOnly)
+            if let last = builder.index.batches.last {
+                state.head = last.lastPosition
+                state.headHash = builder.index.lastHash
+            }
             next = scan.nextPosition
             previousHash = scan.lastHash
             builder.index.segmentSize = scan.validLength
@@ -83,12 +88,21 @@ struct FileLogOpener {
             if case .tornTail = end, !isLast {
                 end = .damaged(offset: scan.validLength, reason: "sealed segment ends inside a batch")
             }
+            if case .clean = end, !isLast {
+                // A sealed segment whose index was unusable: rebuilt (written back unless read-only).
+                let rebuilt = try SealedIndexes.install(builder.index, segment: name, directory: directory, write: !options.readOnly)
+                state.sealed.append(SealedSegment(name: name, path: segmentPath, index: rebuilt), activeStreams: [:])
+                if !options.readOnly { report.rebuiltIndexes.append(name) }
+            } else {
+                // The segment is the last one (or becomes it by a repair): its streams stay in memory.
+                state.activeSegment = index
+                state.activeBatches = builder.index.batches
+                state.streams = builder.index.streams
+                state.idempotency = builder.index.idempotency
+            }
             switch end {
             case .clean:
-                if !isLast && !options.readOnly {
-                    try Directory.writeAtomically(builder.index.encode(), to: path(SegmentNaming.indexName(forSegment: name)), directory: directory)
-                    report.rebuiltIndexes.append(name)
-                }
+                break
             case .tornTail(let offset, let bytes):
                 if !options.readOnly {
                     try file.truncate(to: offset)
@@ -128,10 +142,19 @@ struct FileLogOpener {
         if active == nil && !options.readOnly, let last = state.segments.last {
             // The last segment was loaded from an index (possible only after a repair moved later ones aside).
             let file = try SystemFile.open(last.path, writable: true)
-            var builder = SegmentIndexBuilder(firstPosition: last.firstPosition, previousHash: previousHash)
-            _ = try SegmentScanner.scan(file, expectedFirstPosition: last.firstPosition, previousHash: builder.index.previousHash) {
+            // Scanned from the hash before it (its index's), not the hash it ends with.
+            let before = state.sealed.removeLast()?.index.previousHash ?? previousHash
+            var builder = SegmentIndexBuilder(firstPosition: last.firstPosition, previousHash: before)
+            let scan = try SegmentScanner.scan(file, expectedFirstPosition: last.firstPosition, previousHash: before) {
                 header, location, events throws in builder.add(batch: location, chainHash: header.chainHash, events: events)
             }
+            guard case .clean = scan.end else {
+                throw EventLogError(.corrupted, "\(last.path) is damaged at byte \(scan.validLength), though its index held; inspect it with `replay verify`")
+            }
+            state.activeSegment = state.segments.count - 1
+            state.activeBatches = builder.index.batches
+            state.streams = builder.index.streams
+            state.idempotency = builder.index.idempotency
             active = ActiveSegment(file: file, size: try file.size(), builder: builder, segmentIndex: state.segments.count - 1)
         }
         return Opened(state: state, report: report, active: active)
@@ -141,12 +164,13 @@ struct FileLogOpener {
 
     /// The segment's index if it is readable and matches the segment: same first position,
     /// same size, same chain hash the previous segment ended with.
-    private func loadIndex(segment: String, size: Int, firstPosition: LogPosition, previousHash: [UInt8]) -> SegmentIndex? {
+    /// Reads only the index's header, batch list, fences and filters (`SealedSegmentIndex`):
+    /// stream and key entries stay on disk.
+    private func loadIndex(segment: String, size: Int, firstPosition: LogPosition, previousHash: [UInt8]) -> SealedSegmentIndex? {
         let indexPath = path(SegmentNaming.indexName(forSegment: segment))
         guard Directory.exists(indexPath),
               let file = try? SystemFile.open(indexPath, writable: false),
-              let bytes = try? file.read(count: try file.size(), at: 0),
-              let index = try? SegmentIndex.decode(bytes, deferringStreams: options.readOnly),
+              let index = try? SealedSegmentIndex(source: .file(file)),
               index.firstPosition == firstPosition, index.segmentSize == size,
               index.previousHash == previousHash, !index.batches.isEmpty
         else { return nil }

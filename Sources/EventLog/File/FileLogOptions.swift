@@ -13,17 +13,23 @@ extension FileLog {
         /// Called on the writer thread when a full segment could not be sealed (the log keeps
         /// appending to it and tries again after the next batch): for a log line. The count
         /// and the last message are also in `statistics()`.
+        /// Streams of sealed segments whose event count the log keeps in memory (a bounded
+        /// cache in front of the on-disk indexes); 0 disables it. Memory is about 100 bytes
+        /// per entry.
+        public var streamCacheCapacity: Int
         public var onSealFailure: (@Sendable (EventLogError) -> Void)?
 
         public init(
             fsync: FsyncPolicy = .always, segmentSize: Int = 128 << 20, readOnly: Bool = false,
-            repair: Bool = false, compressionLevel: Int32 = 0, onSealFailure: (@Sendable (EventLogError) -> Void)? = nil
+            repair: Bool = false, compressionLevel: Int32 = 0, streamCacheCapacity: Int = 100_000,
+            onSealFailure: (@Sendable (EventLogError) -> Void)? = nil
         ) {
             self.fsync = fsync
             self.segmentSize = segmentSize
             self.readOnly = readOnly
             self.repair = repair
             self.compressionLevel = compressionLevel
+            self.streamCacheCapacity = streamCacheCapacity
             self.onSealFailure = onSealFailure
         }
     }

@@ -10,19 +10,28 @@ struct SegmentRecord: Sendable {
 /// Everything readers and the writer share about what is committed. Guarded by one
 /// mutex in `FileLogCore`; only the writer thread changes it, and only after a batch is
 /// as durable as the fsync policy says.
+///
+/// Streams and idempotency keys are held in memory for the active segment only; those of
+/// sealed segments are looked up in their on-disk indexes (`sealed`), so memory does not
+/// grow with the history.
 struct FileLogState: ~Copyable {
     var head: LogPosition = 0
     var headHash: [UInt8] = BatchHeader.zeroHash
     var segments: [SegmentRecord] = []
-    /// Every batch of every segment, in position order.
-    var batches: [BatchLocation] = []
-    /// Index into `segments` of each batch's segment, parallel to `batches`.
-    var batchSegments: [UInt32] = []
-    /// Each stream's event positions in version order; a stream's version is `count - 1`.
-    var streams: [String: [LogPosition]] = [:]
+    /// The active segment's published batches, in position order. Sealed segments' batch
+    /// lists are held by their indexes (`sealed`), read from the index file on open.
+    var activeBatches: [BatchLocation] = []
+    /// The index into `segments` of the segment that `streams` and `idempotency` describe.
+    var activeSegment = 0
+    /// The active segment's streams: first version in it and positions, in version order.
+    var streams: [String: SegmentStream] = [:]
+    /// Keys first used in the active segment.
     var idempotency: [String: AppendResult] = [:]
-    /// Segment indexes of a read-only open whose streams are not merged yet, in order.
-    var unmergedIndexes: [SegmentIndex] = []
+    /// The sealed segments' indexes and the bounded cache in front of them.
+    var sealed: SealedIndexes
+    /// A segment the writer sealed while some of its batches were not yet published: it
+    /// joins `sealed` (and `streams` starts afresh) once the head reaches its end.
+    var pendingSeal: SealedSegment?
     /// Set when a write or sync failed in a way that leaves the file's state unknown.
     var failure: EventLogError?
     var bytesOnDisk = 0
@@ -34,29 +43,81 @@ struct FileLogState: ~Copyable {
     /// acknowledged when that batch is published.
     var lateAcknowledgements: [Int: [Acknowledgement]] = [:]
 
+    init(sealed: SealedIndexes) {
+        self.sealed = sealed
+    }
+
     /// What the commit decision needs of a stream: its events, counting batches written but
     /// not yet published, and the last such batch.
-    func streamPrior(_ stream: String) -> CommitDecider.Prior<UInt64> {
-        CommitDecider.Prior(decidedCount(of: stream), unpublishedBatch: unsyncedStreams.isEmpty ? nil : unsyncedStreams[stream]?.sequence)
+    mutating func streamPrior(_ stream: String) throws -> CommitDecider.Prior<UInt64> {
+        if !unsyncedStreams.isEmpty, let unsynced = unsyncedStreams[stream] {
+            return CommitDecider.Prior(unsynced.count, unpublishedBatch: unsynced.sequence)
+        }
+        return CommitDecider.Prior(try publishedCount(of: stream))
     }
 
     /// What the commit decision needs of an idempotency key: the first append's result, and
     /// its batch while that is written but not yet published.
-    func keyPrior(_ key: String) -> CommitDecider.Prior<AppendResult>? {
-        if let result = idempotency[key] { return CommitDecider.Prior(result) }
+    mutating func keyPrior(_ key: String) throws -> CommitDecider.Prior<AppendResult>? {
+        if let result = try publishedKey(key) { return CommitDecider.Prior(result) }
         if !unsyncedKeys.isEmpty, let unsynced = unsyncedKeys[key] { return CommitDecider.Prior(unsynced.result, unpublishedBatch: unsynced.sequence) }
         return nil
     }
 
     /// Events in `stream`, counting batches written but not yet published.
-    func decidedCount(of stream: String) -> UInt64 {
+    mutating func decidedCount(of stream: String) throws -> UInt64 {
         if !unsyncedStreams.isEmpty, let unsynced = unsyncedStreams[stream] { return unsynced.count }
-        return UInt64(streams[stream]?.count ?? 0)
+        return try publishedCount(of: stream)
     }
 
-    /// The batch holding `position`, with the path of its segment.
+    /// Published events of `stream`: the active segment's map, else the sealed indexes.
+    mutating func publishedCount(of stream: String) throws -> UInt64 {
+        if let active = streams[stream] { return active.nextVersion }
+        return try sealed.count(of: stream)
+    }
+
+    mutating func publishedKey(_ key: String) throws -> AppendResult? {
+        if let result = idempotency[key] { return result }
+        return try sealed.key(key)
+    }
+
+    /// Positions of `stream`'s versions `version ..< version + limit`, published only.
+    mutating func positions(of stream: String, fromVersion version: UInt64, limit: Int) throws -> [LogPosition] {
+        guard limit > 0 else { return [] }
+        let active = streams[stream]
+        if let active, version >= active.firstVersion {
+            let start = version - active.firstVersion
+            guard start < UInt64(active.positions.count) else { return [] }
+            let end = Int(start) + min(limit, active.positions.count - Int(start))
+            return Array(active.positions[Int(start)..<end])
+        }
+        var positions = try sealed.positions(of: stream, fromVersion: version, limit: limit)
+        if let active, positions.count < limit {
+            positions += active.positions.prefix(limit - positions.count)
+        }
+        return positions
+    }
+
+    /// The batch holding `position`, with the path of its segment: the active segment's
+    /// batches, or the sealed segment's (found by its first position) from its index.
     func locate(_ position: LogPosition) -> (BatchLocation, String)? {
-        guard position >= 1, position <= head, !batches.isEmpty else { return nil }
+        guard position >= 1, position <= head, activeSegment < segments.count else { return nil }
+        if position >= segments[activeSegment].firstPosition {
+            return Self.find(position, in: activeBatches).map { ($0, segments[activeSegment].path) }
+        }
+        let sealed = sealed.segments
+        guard !sealed.isEmpty else { return nil }
+        var low = 0
+        var high = sealed.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if sealed[mid].index.firstPosition <= position { low = mid } else { high = mid - 1 }
+        }
+        return Self.find(position, in: sealed[low].index.batches).map { ($0, sealed[low].path) }
+    }
+
+    private static func find(_ position: LogPosition, in batches: [BatchLocation]) -> BatchLocation? {
+        guard !batches.isEmpty else { return nil }
         var low = 0
         var high = batches.count - 1
         while low < high {
@@ -65,44 +126,25 @@ struct FileLogState: ~Copyable {
         }
         let batch = batches[low]
         guard batch.firstPosition <= position, position <= batch.lastPosition else { return nil }
-        return (batch, segments[Int(batchSegments[low])].path)
+        return batch
     }
 
-    mutating func add(batches newBatches: [BatchLocation], segment: Int) {
-        batches.append(contentsOf: newBatches)
-        batchSegments.append(contentsOf: repeatElement(UInt32(segment), count: newBatches.count))
-    }
-
-    /// Adds a segment's batches; its streams and idempotency keys are merged now, or, with
-    /// `lazily` (read-only opens), on the first stream lookup: a tool that reads the log
-    /// from a position never pays for an index of millions of streams.
-    mutating func merge(_ index: SegmentIndex, segment: Int, lazily: Bool = false) {
-        add(batches: index.batches, segment: segment)
-        if lazily {
-            unmergedIndexes.append(index)
-        } else {
-            mergeStreams(of: index)
+    /// Adds a published batch's streams and keys to the active segment's maps.
+    mutating func addActive(streams touched: [String: SegmentStream], keys: [String: AppendResult]) {
+        for (name, stream) in touched {
+            streams[name, default: SegmentStream(firstVersion: stream.firstVersion, positions: [])].positions.append(contentsOf: stream.positions)
         }
-        if let last = index.batches.last {
-            head = last.lastPosition
-            headHash = index.lastHash
-        }
+        for (key, result) in keys where idempotency[key] == nil { idempotency[key] = result }
     }
 
-    private mutating func mergeStreams(of index: SegmentIndex) {
-        for (name, positions) in index.streams { streams[name, default: []].append(contentsOf: positions) }
-        for (key, result) in index.idempotency where idempotency[key] == nil { idempotency[key] = result }
-    }
-
-    /// The stream index, complete: merges what a lazy open left aside. Call before reading
-    /// `streams` or `idempotency`.
-    mutating func mergedStreams() throws -> [String: [LogPosition]] {
-        while !unmergedIndexes.isEmpty {
-            // An index's checksum was verified on open; decoding its streams can still fail
-            // on a malformed (not damaged) file, and then the lookup fails, not the process.
-            mergeStreams(of: try unmergedIndexes[0].withStreams())
-            unmergedIndexes.removeFirst()
-        }
-        return streams
+    /// Moves a pending seal into `sealed` once every batch of its segment is published.
+    mutating func promoteSealIfPublished() {
+        guard let pending = pendingSeal, head + 1 >= pending.index.nextPosition else { return }
+        sealed.append(pending, activeStreams: streams)
+        streams = [:]
+        idempotency = [:]
+        activeBatches = []
+        activeSegment += 1
+        pendingSeal = nil
     }
 }

@@ -129,13 +129,20 @@ final class FileLogWriter: @unchecked Sendable {
 
         let failure: EventLogError? = core.state.withLock { s in
             if let failure = s.failure { return failure }
+            // Every prior first: a lookup in a sealed segment's index can fail (I/O), and then
+            // the whole group fails before anything is decided or answered.
+            let priors: [(key: CommitDecider.Prior<AppendResult>?, streams: [CommitDecider.Prior<UInt64>])]
+            do {
+                priors = try group.map { pending in
+                    (try pending.idempotencyKey.flatMap { try s.keyPrior($0) }, try pending.appends.map { try s.streamPrior($0.stream) })
+                }
+            } catch {
+                return EventLogError.wrapping(error)
+            }
             var decider = CommitDecider(after: head)
-            for pending in group {
+            for (pending, prior) in zip(group, priors) {
                 let continuation = pending.continuation!
-                let action = decider.decide(
-                    pending, keyPrior: pending.idempotencyKey.flatMap { s.keyPrior($0) },
-                    streamPriors: pending.appends.map { s.streamPrior($0.stream) }
-                )
+                let action = decider.decide(pending, keyPrior: prior.key, streamPriors: prior.streams)
                 switch action {
                 case .write(let result):
                     accepted.append((pending, result))
@@ -170,8 +177,8 @@ final class FileLogWriter: @unchecked Sendable {
             // Written but not yet readable until the syncer publishes it: later decisions must
             // count it. (Without a syncer the batch is published below, before the next decision.)
             core.state.withLock { s in
-                for (stream, positions) in batch.touched {
-                    s.unsyncedStreams[stream] = (s.decidedCount(of: stream) + UInt64(positions.count), batch.sequence)
+                for (name, stream) in batch.touched {
+                    s.unsyncedStreams[name] = (stream.nextVersion, batch.sequence)
                 }
                 for (key, result) in batch.keys { s.unsyncedKeys[key] = (result, batch.sequence) }
             }
@@ -201,7 +208,7 @@ final class FileLogWriter: @unchecked Sendable {
     private func write(_ accepted: [Accepted], sequence: Int, acknowledgements: [Acknowledgement]) throws -> WrittenBatch {
         let now = wallClockMicroseconds()
         raw.bytes.removeAll(keepingCapacity: true)
-        var touched: [String: [LogPosition]] = [:]
+        var touched: [String: SegmentStream] = [:]
         var keys: [String: AppendResult] = [:]
         var position = head + 1
         let first = position
@@ -212,7 +219,7 @@ final class FileLogWriter: @unchecked Sendable {
                 let firstVersion = result.streamVersions[append.stream]! + 1 - count
                 encoder.encode(stream: append.stream, firstVersion: firstVersion, events: append.events, now: now,
                                idempotencyKey: pending.idempotencyKey, into: &raw)
-                touched[append.stream, default: []].append(contentsOf: position..<position + count)
+                touched[append.stream, default: SegmentStream(firstVersion: firstVersion, positions: [])].positions.append(contentsOf: position..<position + count)
                 position += count
             }
             if let key = pending.idempotencyKey {
@@ -279,8 +286,8 @@ final class FileLogWriter: @unchecked Sendable {
         do {
             try active.file.sync()
             dirty = false
-            let name = core.state.withLock { $0.segments[active.segmentIndex].name }
-            try Directory.writeAtomically(active.builder.index.encode(), to: directory + "/" + SegmentNaming.indexName(forSegment: name), directory: directory)
+            let (name, path) = core.state.withLock { ($0.segments[active.segmentIndex].name, $0.segments[active.segmentIndex].path) }
+            let sealedIndex = try SealedIndexes.install(active.builder.index, segment: name, directory: directory, write: true)
             let file = try SystemFile.open(nextPath, writable: true, create: true)
             do {
                 try Directory.sync(directory)
@@ -290,6 +297,9 @@ final class FileLogWriter: @unchecked Sendable {
             }
             let index = core.state.withLock { s in
                 s.segments.append(SegmentRecord(name: nextName, path: nextPath, firstPosition: head + 1))
+                // Its streams leave memory once its last batch is published (see `promoteSealIfPublished`).
+                s.pendingSeal = SealedSegment(name: name, path: path, index: sealedIndex)
+                s.promoteSealIfPublished()
                 return s.segments.count - 1
             }
             // The sealed file closes when the syncer has dropped its last batch of it.

@@ -1,33 +1,72 @@
-/// What the log keeps in memory about one sealed segment, persisted beside it as
-/// `NAME.idx` so that opening a large log does not decode it. Rebuilt from the segment
-/// when missing, unreadable or stale (the segment's size or chain differs).
+/// One stream's events in one segment: the version of the first, and every position in
+/// version order (versions run on without gaps, so the last is `firstVersion + count - 1`).
+struct SegmentStream: Sendable, Equatable {
+    var firstVersion: UInt64
+    var positions: [LogPosition]
+
+    var nextVersion: UInt64 { firstVersion + UInt64(positions.count) }
+}
+
+/// What one segment holds, as the writer (or a scan) accumulates it: its batches, its
+/// streams and the idempotency keys first used in it. Encoded as `NAME.idx` when the
+/// segment is sealed (docs/log-format.md, "Sealed segments and their index"); from then on
+/// it is read through `SealedSegmentIndex`, never decoded whole.
 struct SegmentIndex: Equatable {
     static let magic: UInt32 = 0x4959_4C54  // "TLYI"
-    static let version: UInt16 = 1
+    static let version: UInt16 = 2
+    /// Entries are grouped into blocks of about this many bytes; one block is what a lookup reads.
+    static let blockTarget = 4096
 
     var firstPosition: LogPosition
     var segmentSize: Int
     var previousHash: [UInt8]
     var lastHash: [UInt8]
     var batches: [BatchLocation]
-    /// Positions of each stream's events in this segment, in version order.
-    var streams: [String: [LogPosition]]
+    var streams: [String: SegmentStream]
     /// Results of the idempotency keys first used in this segment.
     var idempotency: [String: AppendResult]
-    /// A read-only open leaves `streams` and `idempotency` undecoded: the index file's bytes
-    /// (checksum already verified) and where that section starts. See `withStreams()`.
-    var undecodedStreams: (bytes: [UInt8], offset: Int)?
-
-    static func == (a: SegmentIndex, b: SegmentIndex) -> Bool {
-        a.firstPosition == b.firstPosition && a.segmentSize == b.segmentSize && a.previousHash == b.previousHash
-            && a.lastHash == b.lastHash && a.batches == b.batches && a.streams == b.streams && a.idempotency == b.idempotency
-            && a.undecodedStreams?.bytes == b.undecodedStreams?.bytes && a.undecodedStreams?.offset == b.undecodedStreams?.offset
-    }
 
     var nextPosition: LogPosition { batches.last.map { $0.lastPosition + 1 } ?? firstPosition }
 
+    /// The index file's bytes: header, batches, stream blocks, fence and filter, key blocks,
+    /// fence and filter.
     func encode() -> [UInt8] {
-        var w = ByteWriter(capacity: 64 + batches.count * 24)
+        var batchBytes = ByteWriter(capacity: batches.count * 12)
+        for batch in batches {
+            batchBytes.writeVarint(UInt64(batch.offset))
+            batchBytes.writeVarint(batch.firstPosition)
+            batchBytes.writeVarint(UInt64(batch.eventCount))
+            batchBytes.writeVarint(UInt64(batch.dataLength))
+        }
+        let streamNames = streams.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let streamSections = Self.blocks(streamNames) { name, w in
+            let stream = streams[name]!
+            w.writeVarint(stream.firstVersion)
+            w.writeVarint(UInt64(stream.positions.count))
+            var previous: LogPosition = 0
+            for position in stream.positions {
+                w.writeVarint(position - previous)
+                previous = position
+            }
+        }
+        let keyNames = idempotency.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let keySections = Self.blocks(keyNames) { key, w in
+            let result = idempotency[key]!
+            w.writeVarint(result.positions.lowerBound)
+            w.writeVarint(result.positions.upperBound)
+            w.writeVarint(UInt64(result.streamVersions.count))
+            for (stream, version) in result.streamVersions.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+                w.writeLengthPrefixed(stream)
+                w.writeVarint(version)
+            }
+        }
+        let streamFilter = IndexFilter(names: streamNames, count: streamNames.count)
+        let keyFilter = IndexFilter(names: keyNames, count: keyNames.count)
+        let sections: [(bytes: [UInt8], checksummed: Bool)] = [
+            (batchBytes.bytes, true), (streamSections.blocks, false), (streamSections.fence, true), (streamFilter.bits, true),
+            (keySections.blocks, false), (keySections.fence, true), (keyFilter.bits, true),
+        ]
+        var w = ByteWriter(capacity: SealedSegmentIndex.headerSize + sections.reduce(0) { $0 + $1.bytes.count })
         w.writeLE(Self.magic)
         w.writeLE(Self.version)
         w.writeLE(UInt16(0))
@@ -35,131 +74,49 @@ struct SegmentIndex: Equatable {
         w.writeLE(UInt64(segmentSize))
         w.bytes.append(contentsOf: previousHash)
         w.bytes.append(contentsOf: lastHash)
-        w.writeVarint(UInt64(batches.count))
-        for batch in batches {
-            w.writeVarint(UInt64(batch.offset))
-            w.writeVarint(batch.firstPosition)
-            w.writeVarint(UInt64(batch.eventCount))
-            w.writeVarint(UInt64(batch.dataLength))
+        w.writeLE(UInt32(batches.count))
+        w.writeLE(UInt32(streams.count))
+        w.writeLE(UInt32(idempotency.count))
+        w.writeUInt8(UInt8(IndexFilter.defaultHashCount))
+        w.bytes.append(contentsOf: [0, 0, 0])
+        for section in sections {
+            w.writeLE(UInt32(section.bytes.count))
+            w.writeLE(section.checksummed ? CRC32C.checksum(section.bytes) : UInt32(0))
         }
-        w.writeVarint(UInt64(streams.count))
-        for (name, positions) in streams.sorted(by: { $0.key < $1.key }) {
-            w.writeLengthPrefixed(name)
-            w.writeVarint(UInt64(positions.count))
-            var previous: LogPosition = 0
-            for position in positions {
-                w.writeVarint(position - previous)
-                previous = position
-            }
-        }
-        w.writeVarint(UInt64(idempotency.count))
-        for (key, result) in idempotency.sorted(by: { $0.key < $1.key }) {
-            w.writeLengthPrefixed(key)
-            w.writeVarint(result.positions.lowerBound)
-            w.writeVarint(result.positions.upperBound)
-            w.writeVarint(UInt64(result.streamVersions.count))
-            for (stream, version) in result.streamVersions.sorted(by: { $0.key < $1.key }) {
-                w.writeLengthPrefixed(stream)
-                w.writeVarint(version)
-            }
-        }
-        let crc = CRC32C.checksum(w.bytes)
-        w.writeLE(crc)
+        w.writeLE(CRC32C.checksum(w.bytes))
+        for section in sections { w.bytes.append(contentsOf: section.bytes) }
         return w.bytes
     }
 
-    /// Decodes an index file, checking the CRC and every count against the bytes present.
-    /// `deferringStreams` stops after the batches (see `undecodedStreams`).
-    static func decode(_ bytes: [UInt8], deferringStreams: Bool = false) throws -> SegmentIndex {
-        guard bytes.count >= 4 + 8 + 8 + 64 + 4 else { throw EventLogError(.corrupted, "index file is too short") }
-        return try bytes.withUnsafeBytes { (all) throws -> SegmentIndex in
-            let body = UnsafeRawBufferPointer(rebasing: all[0..<all.count - 4])
-            let stored = all.loadUnaligned(fromByteOffset: all.count - 4, as: UInt32.self).littleEndian
-            guard CRC32C.checksum(body) == stored else { throw EventLogError(.corrupted, "index checksum mismatch") }
-            var r = ByteReader(body)
-            guard try r.readLE(UInt32.self, "index magic") == magic else { throw EventLogError(.corrupted, "not a segment index") }
-            guard try r.readLE(UInt16.self, "index version") == version else { throw EventLogError(.corrupted, "unsupported index version") }
-            _ = try r.readLE(UInt16.self, "index flags")
-            let first = try r.readLE(UInt64.self, "first position")
-            let size = try r.readLE(UInt64.self, "segment size")
-            guard size <= UInt64(Int.max) else { throw EventLogError(.corrupted, "index segment size out of range") }
-            let previous = Array(try r.readFixed(32, "previous hash"))
-            let last = Array(try r.readFixed(32, "last hash"))
-            // Every entry takes at least one byte, so no count may exceed the bytes left.
-            let batchCount = Int(try r.readVarint("batch count", max: UInt64(r.remaining)))
-            var batches: [BatchLocation] = []
-            batches.reserveCapacity(batchCount)
-            for _ in 0..<batchCount {
-                let offset = try r.readVarint("batch offset", max: size)
-                let position = try r.readVarint("batch position")
-                let count = try r.readVarint("batch event count", max: UInt64(EventLimits.maxBatchEvents))
-                let length = try r.readVarint("batch data length", max: UInt64(UInt32.max))
-                guard count >= 1, position >= 1 else { throw EventLogError(.corrupted, "empty batch in index") }
-                batches.append(BatchLocation(firstPosition: position, eventCount: UInt32(count), offset: Int(offset), dataLength: UInt32(length)))
-            }
-            if deferringStreams {
-                return SegmentIndex(
-                    firstPosition: first, segmentSize: Int(size), previousHash: previous, lastHash: last,
-                    batches: batches, streams: [:], idempotency: [:], undecodedStreams: (bytes, r.offset)
-                )
-            }
-            let (streams, keys) = try decodeStreams(&r)
-            guard r.remaining == 0 else { throw EventLogError(.corrupted, "index has \(r.remaining) trailing bytes") }
-            return SegmentIndex(
-                firstPosition: first, segmentSize: Int(size), previousHash: previous, lastHash: last,
-                batches: batches, streams: streams, idempotency: keys
-            )
+    /// Entries of sorted `names` in blocks of about `blockTarget` bytes, and the fence: per
+    /// block its first name, offset, length, entry count and CRC-32C.
+    private static func blocks(_ names: [String], entry: (String, inout ByteWriter) -> Void) -> (blocks: [UInt8], fence: [UInt8]) {
+        var blocks = ByteWriter(capacity: names.count * 24)
+        var fence = ByteWriter()
+        var blockStart = 0
+        var blockFirst: String?
+        var blockCount = 0
+        func close() {
+            guard let first = blockFirst else { return }
+            let block = blocks.bytes[blockStart...]
+            fence.writeLengthPrefixed(first)
+            fence.writeVarint(UInt64(blockStart))
+            fence.writeVarint(UInt64(block.count))
+            fence.writeVarint(UInt64(blockCount))
+            fence.writeLE(block.withUnsafeBytes { CRC32C.checksum($0) })
+            blockStart = blocks.bytes.count
+            blockFirst = nil
+            blockCount = 0
         }
-    }
-
-    /// The index with its streams and keys decoded (itself when they already are).
-    func withStreams() throws -> SegmentIndex {
-        guard let (bytes, offset) = undecodedStreams else { return self }
-        var index = self
-        index.undecodedStreams = nil
-        (index.streams, index.idempotency) = try bytes.withUnsafeBytes { all in
-            var r = ByteReader(UnsafeRawBufferPointer(rebasing: all[0..<all.count - 4]), offset: offset)
-            let decoded = try Self.decodeStreams(&r)
-            guard r.remaining == 0 else { throw EventLogError(.corrupted, "index has \(r.remaining) trailing bytes") }
-            return decoded
+        for name in names {
+            if blockFirst == nil { blockFirst = name }
+            blocks.writeLengthPrefixed(name)
+            entry(name, &blocks)
+            blockCount += 1
+            if blocks.bytes.count - blockStart >= blockTarget { close() }
         }
-        return index
-    }
-
-    private static func decodeStreams(_ r: inout ByteReader) throws -> ([String: [LogPosition]], [String: AppendResult]) {
-        let streamCount = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
-        var streams: [String: [LogPosition]] = [:]
-        streams.reserveCapacity(streamCount)
-        for _ in 0..<streamCount {
-            let name = try r.readString("stream", max: EventLimits.maxStreamBytes)
-            let count = Int(try r.readVarint("stream event count", max: UInt64(r.remaining)))
-            var positions: [LogPosition] = []
-            positions.reserveCapacity(count)
-            var previous: LogPosition = 0
-            for _ in 0..<count {
-                let delta = try r.readVarint("position delta")
-                guard delta >= 1, previous <= UInt64.max - delta else { throw EventLogError(.corrupted, "stream positions not increasing") }
-                previous += delta
-                positions.append(previous)
-            }
-            streams[name] = positions
-        }
-        let keyCount = Int(try r.readVarint("key count", max: UInt64(r.remaining)))
-        var keys: [String: AppendResult] = [:]
-        for _ in 0..<keyCount {
-            let key = try r.readString("idempotency key", max: EventLimits.maxIdempotencyKeyBytes)
-            let low = try r.readVarint("first position")
-            let high = try r.readVarint("last position")
-            guard low >= 1, low <= high else { throw EventLogError(.corrupted, "idempotency positions reversed") }
-            let n = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
-            var versions: [String: UInt64] = [:]
-            for _ in 0..<n {
-                let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
-                versions[stream] = try r.readVarint("version")
-            }
-            keys[key] = AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
-        }
-        return (streams, keys)
+        close()
+        return (blocks.bytes, fence.bytes)
     }
 }
 
@@ -183,14 +140,19 @@ struct SegmentIndexBuilder {
     }
 
     mutating func add(batch: BatchLocation, chainHash: [UInt8], events: [RecordedEvent]) {
-        var touched: [String: [LogPosition]] = [:]
+        var touched: [String: SegmentStream] = [:]
         var keys: [String: AppendResult] = [:]
         var run: (stream: String, event: RecordedEvent, positions: [LogPosition])?
+        func flush() {
+            guard let current = run else { return }
+            touched[current.stream, default: SegmentStream(firstVersion: current.event.streamVersion, positions: [])]
+                .positions.append(contentsOf: current.positions)
+        }
         for event in events {
             if let current = run, current.event.sameStream(as: event) {
                 run!.positions.append(event.position)
             } else {
-                if let current = run { touched[current.stream, default: []].append(contentsOf: current.positions) }
+                flush()
                 run = (event.stream, event, [event.position])
             }
             if event.fields.key.count > 0, let key = event.idempotencyKey {
@@ -200,16 +162,18 @@ struct SegmentIndexBuilder {
                 keys[key] = entry
             }
         }
-        if let current = run { touched[current.stream, default: []].append(contentsOf: current.positions) }
+        flush()
         add(batch: batch, chainHash: chainHash, streams: touched, keys: keys)
     }
 
     /// Adds a batch whose per-stream positions and idempotency results are already grouped.
-    mutating func add(batch: BatchLocation, chainHash: [UInt8], streams: [String: [LogPosition]], keys: [String: AppendResult]) {
+    mutating func add(batch: BatchLocation, chainHash: [UInt8], streams: [String: SegmentStream], keys: [String: AppendResult]) {
         index.batches.append(batch)
         index.lastHash = chainHash
         index.segmentSize = batch.offset + batch.totalSize
-        for (stream, positions) in streams { index.streams[stream, default: []].append(contentsOf: positions) }
+        for (name, stream) in streams {
+            index.streams[name, default: SegmentStream(firstVersion: stream.firstVersion, positions: [])].positions.append(contentsOf: stream.positions)
+        }
         for (key, result) in keys where index.idempotency[key] == nil { index.idempotency[key] = result }
     }
 }

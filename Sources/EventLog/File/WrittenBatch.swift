@@ -13,7 +13,7 @@ struct WrittenBatch {
     var chainHash: [UInt8]
     var segmentIndex: Int
     var file: SystemFile
-    var touched: [String: [LogPosition]]
+    var touched: [String: SegmentStream]
     var keys: [String: AppendResult]
     var acknowledgements: [Acknowledgement]
 
