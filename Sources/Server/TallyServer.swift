@@ -27,6 +27,7 @@ struct SettingOptions: ParsableArguments {
     @Option(help: help(.host)) var host: String?
     @Option(help: help(.port)) var port: String?
     @Option(help: help(.fsync)) var fsync: String?
+    @Option(help: help(.streamCache)) var streamCache: String?
     @Option(help: help(.unlockCost)) var unlockCost: String?
     @Option(help: help(.consistencyWaitMs)) var consistencyWaitMs: String?
     @Option(help: help(.commandTimeoutMs)) var commandTimeoutMs: String?
@@ -40,7 +41,7 @@ struct SettingOptions: ParsableArguments {
     var flags: [String: String] {
         var flags = signing.flags
         let values: [(TallySetting, String?)] = [
-            (.dataDirectory, dataDir), (.store, store), (.host, host), (.port, port), (.fsync, fsync), (.unlockCost, unlockCost),
+            (.dataDirectory, dataDir), (.store, store), (.host, host), (.port, port), (.fsync, fsync), (.streamCache, streamCache), (.unlockCost, unlockCost),
             (.consistencyWaitMs, consistencyWaitMs), (.commandTimeoutMs, commandTimeoutMs), (.healthIntervalS, healthIntervalS),
             (.corsOrigins, corsOrigins), (.metricsToken, metricsToken), (.logLevel, logLevel), (.repair, repair ? "true" : nil),
         ]

@@ -15,6 +15,7 @@ import Testing
         (.port, ["-1", "65536", "70000", "80a", "", " 80", "8080.0"]),
         (.fsync, ["sometimes", "interval:0", "interval:60001", "interval:-5", "ALWAYS"]),
         (.repair, ["maybe", "2"]),
+        (.streamCache, ["-1", "100000001", "lots"]),
         (.unlockCost, ["-1", "1000000001", "1e3", "one"]),
         (.consistencyWaitMs, ["-1", "60001"]),
         (.commandTimeoutMs, ["9", "600001", "0"]),
@@ -74,6 +75,8 @@ import Testing
         #expect(defaults.fsync == .always && defaults.unlockCost == 1 && defaults.store == .embedded)
         #expect(defaults.healthInterval == .seconds(30) && defaults.commandTimeout == .seconds(5))
         #expect(defaults.consistencyWait == .seconds(1) && defaults.corsOrigins.isEmpty && defaults.metricsToken == nil)
+        #expect(defaults.streamCacheCapacity == 100_000)
+        #expect(try TallyConfiguration(flags: ["stream-cache": "0"], environment: [:]).streamCacheCapacity == 0)
 
         let environment = ["TALLY_PORT": "9000", "TALLY_UNLOCK_COST": "3", "TALLY_FSYNC": "interval:25", "TALLY_HOST": "",
                            "TALLY_CORS_ORIGINS": "http://localhost:3000, https://app.example", "TALLY_STORE": "file",

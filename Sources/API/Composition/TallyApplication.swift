@@ -83,7 +83,8 @@ public func buildApplication(
         return buildApplication(store: log, configuration: configuration, authority: authority, logger: logger,
                                 metricsRegistry: metricsRegistry)
     case .embedded:
-        let options = FileLog.Options(fsync: configuration.fsync, repair: configuration.repair) { [logger] failure in
+        let options = FileLog.Options(fsync: configuration.fsync, repair: configuration.repair,
+                                     streamCacheCapacity: configuration.streamCacheCapacity) { [logger] failure in
             // The writer goes on in the full segment and tries again at the next batch;
             // `tally_log_seal_failures` counts these.
             logger.error("could not seal the active segment; will retry at the next batch", metadata: ["error": "\(failure)"])

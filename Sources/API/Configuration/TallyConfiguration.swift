@@ -18,6 +18,8 @@ public struct TallyConfiguration: Sendable {
     public var port = 8080
     public var fsync = FsyncPolicy.always
     public var repair = false
+    /// The embedded log's cache of sealed streams' versions (`FileLog.Options.streamCacheCapacity`).
+    public var streamCacheCapacity = 100_000
     public var unlockCost: Int64 = 1
     public var consistencyWait = Duration.seconds(1)
     public var commandTimeout = Duration.seconds(5)

@@ -37,7 +37,7 @@ public struct TallySetting: Sendable {
 extension TallySetting {
     /// Every setting, in `--help` order.
     public static let all: [TallySetting] = [
-        dataDirectory, store, host, port, fsync, repair, unlockCost, consistencyWaitMs, commandTimeoutMs,
+        dataDirectory, store, host, port, fsync, repair, streamCache, unlockCost, consistencyWaitMs, commandTimeoutMs,
         healthIntervalS, corsOrigins, metricsToken, jwtSecret, jwtPublicKey, logLevel,
     ]
 
@@ -92,6 +92,11 @@ extension TallySetting {
         default: throw Refusal("true or false")
         }
     }
+
+    public static let streamCache = integer(
+        "stream-cache", "TALLY_STREAM_CACHE",
+        "Stream versions the embedded log's writer caches in front of its sealed segments' on-disk indexes, about 100 bytes each; 0: none (default 100000).",
+        0...100_000_000) { $0.streamCacheCapacity = $1 }
 
     public static let unlockCost = integer("unlock-cost", "TALLY_UNLOCK_COST", "Credits one profile unlock costs (default 1).",
                                            0...Int(FieldRules.maxCredits)) { $0.unlockCost = Int64($1) }
