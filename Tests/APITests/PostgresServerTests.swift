@@ -84,7 +84,7 @@ import Glibc
         await store.close()
         #expect(head > 0)
         var last: ([String: Any], [String: Any]) = ([:], [:])
-        let converged = try await eventually(poll: .milliseconds(50)) {
+        let converged = try await eventually(timeout: .seconds(240), poll: .milliseconds(50)) {
             let (_, statsA) = try await ServerLifecycleTests.call(client, .GET, urlA + "/api/v1/system/stats", token: admin)
             let (_, statsB) = try await ServerLifecycleTests.call(client, .GET, urlB + "/api/v1/system/stats", token: admin)
             last = (statsA, statsB)
@@ -148,17 +148,17 @@ import Glibc
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        try await waitUntil("10 unlocks acknowledged") { acknowledged.load(ordering: .relaxed) >= 10 }
+        try await waitUntil("10 unlocks acknowledged", timeout: .seconds(240)) { acknowledged.load(ordering: .relaxed) >= 10 }
         _ = try runScript(script, ["stop", pgDir])
         // Reads keep answering from the last views, marked with the store's state.
-        let sawUnavailable = try await eventually(poll: .milliseconds(100)) {
+        let sawUnavailable = try await eventually(timeout: .seconds(240), poll: .milliseconds(100)) {
             let (status, stats) = try await ServerLifecycleTests.call(client, .GET, api + "/api/v1/system/stats", token: admin)
             #expect(status == 200)
             return (stats["freshness"] as? [String: Any])?["state"] as? String == "storeUnavailable"
         }
         #expect(sawUnavailable, "the views never reported storeUnavailable while PostgreSQL was down")
         let before = refused.load(ordering: .relaxed)
-        try await waitUntil("3 more unlocks refused while PostgreSQL is down") { refused.load(ordering: .relaxed) >= before + 3 }
+        try await waitUntil("3 more unlocks refused while PostgreSQL is down", timeout: .seconds(240)) { refused.load(ordering: .relaxed) >= before + 3 }
         _ = try runScript(script, ["start", pgDir, "\(port)"])
         try await load.value
         #expect(refused.load(ordering: .relaxed) > 0)
@@ -173,7 +173,7 @@ import Glibc
         await store.close()
         #expect(report.intact)
         #expect(unlocked.count == total && unlocked.values.allSatisfy { $0 == 1 }, "\(unlocked.filter { $0.value != 1 })")
-        let recovered = try await eventually(poll: .milliseconds(50)) {
+        let recovered = try await eventually(timeout: .seconds(240), poll: .milliseconds(50)) {
             let (_, stats) = try await ServerLifecycleTests.call(client, .GET, api + "/api/v1/system/stats", token: admin)
             return (stats["unlocks"] as? [String: Any])?["total"] as? Int == total
                 && (stats["freshness"] as? [String: Any])?["state"] as? String == "live"

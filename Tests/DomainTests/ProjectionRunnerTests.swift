@@ -170,9 +170,8 @@ extension ProjectionRunnerTests {
             try await Self.append(log, 1...300)
             let first = Self.start(V1.self, log, snapshots)
             try await first.waitLive(at: 300)
-            let cancelled = ContinuousClock.now
+            // run() must end after cancellation: if it did not, the suite's time limit fails the test.
             try await first.stop()
-            #expect(ContinuousClock.now - cancelled < .seconds(20), "run() must end promptly after cancellation")
             guard case .valid(let snapshot) = SnapshotStore.readFile(atPath: snapshots.path(for: Toy<V1>.name)) else {
                 Issue.record("no valid snapshot after cancel")
                 return
@@ -354,12 +353,12 @@ extension ProjectionRunnerTests {
             try await Self.append(log, 11...13)
             #expect(await waiting.value)
 
-            let cancelled = Task { await runner.waitForPosition(1_000, timeout: .seconds(60)) }
+            // Timeouts far past the suite's time limit: a wait that did not end at once would
+            // fail the test by the limit, however loaded the machine; no wall-clock bound here.
+            let cancelled = Task { await runner.waitForPosition(1_000, timeout: .seconds(3_600)) }
             _ = await eventually { runner.waiterCount == 1 }
-            let cancelAt = ContinuousClock.now
             cancelled.cancel()
             #expect(await cancelled.value == false)
-            #expect(ContinuousClock.now - cancelAt < .seconds(10))
 
             // Many concurrent waiters, some satisfied, some timing out: none left behind.
             await withTaskGroup(of: Void.self) { group in
@@ -370,9 +369,7 @@ extension ProjectionRunnerTests {
             }
             #expect(runner.waiterCount == 0)
             try await running.stop()
-            let afterStop = ContinuousClock.now
-            #expect(await runner.waitForPosition(1_000, timeout: .seconds(60)) == false)
-            #expect(ContinuousClock.now - afterStop < .seconds(10), "a stopped runner does not make readers wait")
+            #expect(await runner.waitForPosition(1_000, timeout: .seconds(3_600)) == false, "a stopped runner does not make readers wait")
         }
     }
 

@@ -15,6 +15,9 @@ public struct TemporaryDirectory: Sendable {
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard let made else { throw TestFailure("mkdtemp failed: errno \(errno)") }
         path = String(cString: made)
+        // mkdtemp makes it 0700; other users' processes the tests start (PostgreSQL runs as
+        // `postgres`) must reach their data directories inside it.
+        chmod(path, 0o755)
     }
 
     /// A path inside the directory.
