@@ -45,7 +45,7 @@ public enum CdnOutcome: Int, Sendable, Hashable, CaseIterable, Codable {
 
 /// A fixed ring of buckets of `width` µs: the newest `count` buckets of event time. An
 /// event older than the ring's window is not counted (it would evict newer data).
-struct BucketRing: Sendable, Hashable, Codable {
+struct BucketRing: Sendable, Hashable {
     let width: Int64
     var buckets: [MetricsBucket?]
     /// The newest bucket start seen.

@@ -53,7 +53,7 @@ public struct BreakerTransition: Sendable, Hashable, Codable {
 /// The metrics view: per-minute buckets (last 24 h of event time), per-hour buckets (last
 /// 30 days), latency histograms (all time and per hour), health gauges, breaker transitions.
 /// "Now" is the newest event time in the log, never the wall clock.
-public struct MetricsProjection: DomainProjection, Codable {
+public struct MetricsProjection: DomainProjection {
     public static let name = "metrics"
     public static let version = 1
     public typealias View = MetricsProjection
@@ -70,11 +70,11 @@ public struct MetricsProjection: DomainProjection, Codable {
     var latency: [Histogram<UInt64>] = LatencyKind.allCases.map { _ in MetricsProjection.histogram() }
     /// Per-hour latency for the hours in `hours`, keyed by hour start then kind.
     var hourlyLatency: [Int64: [Histogram<UInt64>]] = [:]
-    public private(set) var gauges: [String: HealthGauge] = [:]
-    public private(set) var transitions: [BreakerTransition] = []
-    public private(set) var transitionCount: Int64 = 0
+    public internal(set) var gauges: [String: HealthGauge] = [:]
+    public internal(set) var transitions: [BreakerTransition] = []
+    public internal(set) var transitionCount: Int64 = 0
     /// Newest event time folded, µs.
-    public private(set) var newestEventTime: Int64?
+    public internal(set) var newestEventTime: Int64?
 
     public init() {}
 

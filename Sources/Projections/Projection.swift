@@ -1,5 +1,4 @@
 public import EventLog
-import Foundation
 
 /// A deterministic fold of the log into a view: depends only on events (their recorded-at,
 /// never the wall clock), so a rebuild from the log equals the live view.
@@ -17,9 +16,11 @@ public protocol Projection: Sendable {
     /// Folds a stored batch; default implementation loops over `apply`.
     mutating func apply(batch: [RecordedEvent])
     func makeView() -> View
-    /// Snapshot bytes of the whole fold state, and the inverse (throw on anything malformed).
-    func snapshotBytes() throws -> [UInt8]
-    init(snapshotBytes: [UInt8]) throws
+    /// Writes the whole fold state, section by section, by hand (docs/snapshot-format.md);
+    /// the writer streams it to the file in chunks as it goes.
+    func writeSnapshot(to writer: inout SnapshotWriter)
+    /// The inverse: throws `ProjectionError` on anything malformed, never traps.
+    init(snapshot reader: inout SnapshotReader) throws
 }
 
 extension Projection {
@@ -52,20 +53,6 @@ extension Projection {
             if let until, position >= until { break }
         }
         return RebuiltProjection(projection: projection, position: position, recordedAt: recordedAt)
-    }
-}
-
-/// Snapshots are not on the fold's hot path, so a `Codable` projection gets them for free as
-/// JSON (keys sorted, so equal states give equal bytes).
-extension Projection where Self: Codable {
-    public func snapshotBytes() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return [UInt8](try encoder.encode(self))
-    }
-
-    public init(snapshotBytes: [UInt8]) throws {
-        self = try JSONDecoder().decode(Self.self, from: Data(snapshotBytes))
     }
 }
 

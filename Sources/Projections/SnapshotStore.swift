@@ -1,5 +1,4 @@
 public import EventLog
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +6,8 @@ import Glibc
 import Darwin
 #endif
 
-/// A projection's fold state at a position, as stored in a snapshot file.
+/// A projection's fold state at a position, as read from a snapshot file: `payload` is the
+/// state's bytes (the chunks joined), in `sections` sections.
 public struct Snapshot: Sendable, Hashable {
     public var name: String
     public var version: Int
@@ -15,13 +15,15 @@ public struct Snapshot: Sendable, Hashable {
     /// The recorded-at of the event at `position`; nil when `position` is 0.
     public var recordedAt: Int64?
     public var payload: [UInt8]
+    public var sections: UInt32
 
-    public init(name: String, version: Int, position: LogPosition, recordedAt: Int64?, payload: [UInt8]) {
+    public init(name: String, version: Int, position: LogPosition, recordedAt: Int64?, payload: [UInt8], sections: UInt32 = 0) {
         self.name = name
         self.version = version
         self.position = position
         self.recordedAt = recordedAt
         self.payload = payload
+        self.sections = sections
     }
 }
 
@@ -54,19 +56,12 @@ public struct SnapshotLoad<P: Projection>: Sendable {
 
 /// Snapshots of projections in one directory: `<name>.snapshot` is the newest and
 /// `<name>.snapshot.prev` the one before, kept so that a damaged newest file costs a short
-/// catch-up instead of a full rebuild. Writes are atomic and durable (temporary file,
-/// fsync, rename, fsync of the directory), so a crash leaves the old file or the new one.
-///
-/// File format, little-endian: "TLYS", format version u16 (1), name length u16, projection
-/// version i64, position u64, recorded-at i64, flags u32 (bit 0: recorded-at present),
-/// payload length u64, payload CRC-32C u32, header CRC-32C u32 (over the 48 bytes before it
-/// and the name); then the name (UTF-8), then the payload.
+/// catch-up instead of a full rebuild. Writes stream the state into a temporary file in
+/// checksummed chunks, then fsync, rename and fsync the directory, so a crash leaves the old
+/// file or the new one. The format (2, binary) is in docs/snapshot-format.md; files of
+/// format 1 (JSON) or of another projection version are passed over with a reason.
 public struct SnapshotStore: Sendable {
     public let directory: String
-
-    static let magic: [UInt8] = Array("TLYS".utf8)
-    static let formatVersion: UInt16 = 1
-    static let fixedHeaderSize = 52
 
     /// The directory is created on the first write.
     public init(directory: String) {
@@ -77,9 +72,22 @@ public struct SnapshotStore: Sendable {
     public func previousPath(for name: String) -> String { path(for: name) + ".prev" }
 
     /// Writes `projection`'s state at `position` as the newest snapshot of its name and version.
+    /// The state streams from `projection` to the file chunk by chunk; no encoded copy of
+    /// the whole state is built.
     public func save<P: Projection>(_ projection: P, position: LogPosition, recordedAt: Int64?) throws {
-        try write(Snapshot(name: P.name, version: P.version, position: position, recordedAt: recordedAt,
-                           payload: try projection.snapshotBytes()))
+        try replace(name: P.name) { fd, temp in
+            var writer = SnapshotWriter(fd: fd, path: temp, name: P.name, version: P.version, position: position, recordedAt: recordedAt)
+            projection.writeSnapshot(to: &writer)
+            _ = try writer.finish()
+        }
+    }
+
+    /// `P`'s state from a snapshot's bytes: every section read, nothing left over.
+    public static func decodeState<P: Projection>(_: P.Type, from snapshot: Snapshot) throws -> P {
+        var reader = SnapshotReader(snapshot.payload, sections: snapshot.sections)
+        let projection = try P(snapshot: &reader)
+        try reader.finish()
+        return projection
     }
 
     /// The newest usable snapshot for `P`: same name and version, intact, decodable; the
@@ -100,7 +108,7 @@ public struct SnapshotStore: Sendable {
                 guard snapshot.version == P.version else {
                     if snapshot.version < P.version {
                         result.olderVersion = max(result.olderVersion ?? snapshot.version, snapshot.version)
-                        if result.previous == nil, let old = try? P(snapshotBytes: snapshot.payload) {
+                        if result.previous == nil, let old = try? Self.decodeState(P.self, from: snapshot) {
                             result.previous = RebuiltProjection(projection: old, position: snapshot.position, recordedAt: snapshot.recordedAt)
                         }
                     }
@@ -108,9 +116,9 @@ public struct SnapshotStore: Sendable {
                     continue
                 }
                 do {
-                    result.projection = try P(snapshotBytes: snapshot.payload)
+                    result.projection = try Self.decodeState(P.self, from: snapshot)
                 } catch {
-                    result.ignored.append("\(path): payload does not decode: \(error)")
+                    result.ignored.append("\(path): state does not decode: \(error)")
                     continue
                 }
                 result.position = snapshot.position
@@ -122,31 +130,34 @@ public struct SnapshotStore: Sendable {
         return result
     }
 
-    /// Writes `snapshot` atomically as `<name>.snapshot`, keeping the file it replaces as
-    /// `<name>.snapshot.prev`.
+    /// Writes `snapshot` (an encoded state) atomically as `<name>.snapshot`, keeping the
+    /// file it replaces as `<name>.snapshot.prev`.
     public func write(_ snapshot: Snapshot) throws {
-        try Self.validate(name: snapshot.name)
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw ProjectionError(.io, "cannot create the snapshot directory \(directory): \(error)")
+        try replace(name: snapshot.name) { fd, temp in
+            try Self.writeAll(fd, Self.encode(snapshot), path: temp)
         }
-        let target = path(for: snapshot.name)
+    }
+
+    /// Runs `body` on a new temporary file, then makes it durable and renames it over
+    /// `<name>.snapshot`, the old file becoming `<name>.snapshot.prev`.
+    private func replace(name: String, _ body: (Int32, String) throws -> Void) throws {
+        try Self.validate(name: name)
+        try Self.makeDirectories(directory)
+        let target = path(for: name)
         let temp = "\(target).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let bytes = Self.encode(snapshot)
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Self.systemError("open", temp) }
         var renamed = false
         defer { if !renamed { unlink(temp) } }
         do {
-            try Self.writeAll(fd, bytes, path: temp)
+            try body(fd, temp)
             guard fsync(fd) == 0 else { throw Self.systemError("fsync", temp) }
         } catch {
             close(fd)
             throw error
         }
         close(fd)
-        if rename(target, previousPath(for: snapshot.name)) != 0, errno != ENOENT {
+        if rename(target, previousPath(for: name)) != 0, errno != ENOENT {
             throw Self.systemError("rename", target)
         }
         guard rename(temp, target) == 0 else { throw Self.systemError("rename", temp) }
@@ -157,11 +168,39 @@ public struct SnapshotStore: Sendable {
         guard fsync(dir) == 0 else { throw Self.systemError("fsync", directory) }
     }
 
-    /// Reads and checks one snapshot file.
+    /// `mkdir -p`.
+    private static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, 0o755) != 0, errno != EEXIST {
+                throw ProjectionError(.io, "cannot create the snapshot directory \(path): mkdir \(prefix): \(String(cString: strerror(errno)))")
+            }
+            prefix += "/"
+        }
+    }
+
+    /// Reads and checks one snapshot file, in time proportional to its bytes.
     public static func readFile(atPath path: String) -> SnapshotFile {
-        guard FileManager.default.fileExists(atPath: path) else { return .missing }
-        guard let data = FileManager.default.contents(atPath: path) else { return .invalid(reason: "cannot be read") }
-        switch decode([UInt8](data)) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            return errno == ENOENT ? .missing : .invalid(reason: "cannot be opened: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size >= 0 else { return .invalid(reason: "cannot be read: fstat failed") }
+        let size = Int(info.st_size)
+        var failed = false
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            while count < size {
+                let n = read(fd, buffer.baseAddress! + count, size - count)
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { failed = n < 0; break }
+                count += n
+            }
+        }
+        if failed { return .invalid(reason: "cannot be read: \(String(cString: strerror(errno)))") }
+        switch decode(bytes) {
         case .success(let snapshot): return .valid(snapshot)
         case .failure(let error): return .invalid(reason: error.message)
         }
@@ -177,63 +216,19 @@ public struct SnapshotStore: Sendable {
         }
     }
 
+    /// The file for an already encoded state, in memory (tests and small tools; `save`
+    /// streams instead).
     public static func encode(_ snapshot: Snapshot) -> [UInt8] {
-        let name = Array(snapshot.name.utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(fixedHeaderSize + name.count + snapshot.payload.count)
-        out.append(contentsOf: magic)
-        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
-        put(formatVersion)
-        put(UInt16(truncatingIfNeeded: name.count))
-        put(Int64(snapshot.version))
-        put(snapshot.position)
-        put(snapshot.recordedAt ?? 0)
-        put(UInt32(snapshot.recordedAt == nil ? 0 : 1))
-        put(UInt64(snapshot.payload.count))
-        put(SnapshotCRC32C.checksum(snapshot.payload[...]))
-        put(SnapshotCRC32C.checksum(name[...], continuing: SnapshotCRC32C.checksum(out[...])))
-        out.append(contentsOf: name)
-        out.append(contentsOf: snapshot.payload)
-        return out
+        var writer = SnapshotWriter(fd: -1, path: "", name: snapshot.name, version: snapshot.version,
+                                    position: snapshot.position, recordedAt: snapshot.recordedAt)
+        writer.raw(snapshot.payload)
+        writer.sectionCount = snapshot.sections
+        return (try? writer.finish()) ?? []
     }
 
-    /// Checks every length against the bytes at hand and both checksums; never traps.
-    public static func decode(_ bytes: [UInt8]) -> Result<Snapshot, ProjectionError> {
-        func bad(_ why: String) -> Result<Snapshot, ProjectionError> { .failure(ProjectionError(.corrupted, why)) }
-        func read<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
-            var value: T = 0
-            for i in (0..<MemoryLayout<T>.size).reversed() { value = value << 8 | T(truncatingIfNeeded: bytes[offset + i]) }
-            return value
-        }
-        guard bytes.count >= fixedHeaderSize else {
-            return bad("truncated: \(bytes.count) bytes, the header alone needs \(fixedHeaderSize)")
-        }
-        guard bytes[0..<4].elementsEqual(magic) else { return bad("not a snapshot file (bad magic)") }
-        let format = read(UInt16.self, at: 4)
-        guard format == formatVersion else { return bad("snapshot format \(format) is not supported (expected \(formatVersion))") }
-        let nameLength = Int(read(UInt16.self, at: 6))
-        guard nameLength >= 1, nameLength <= bytes.count - fixedHeaderSize else {
-            return bad("name length \(nameLength) does not fit in \(bytes.count) bytes")
-        }
-        let nameEnd = fixedHeaderSize + nameLength
-        let headerCRC = SnapshotCRC32C.checksum(bytes[fixedHeaderSize..<nameEnd], continuing: SnapshotCRC32C.checksum(bytes[0..<48]))
-        guard headerCRC == read(UInt32.self, at: 48) else { return bad("header checksum mismatch") }
-        let flags = read(UInt32.self, at: 32)
-        guard flags & ~1 == 0 else { return bad("unknown flags \(flags)") }
-        let payloadLength = read(UInt64.self, at: 36)
-        guard payloadLength == UInt64(bytes.count - nameEnd) else {
-            return bad("payload length \(payloadLength) but \(bytes.count - nameEnd) bytes follow the header")
-        }
-        guard let name = String(validating: bytes[fixedHeaderSize..<nameEnd], as: UTF8.self) else {
-            return bad("name is not UTF-8")
-        }
-        let payload = Array(bytes[nameEnd...])
-        guard SnapshotCRC32C.checksum(payload[...]) == read(UInt32.self, at: 44) else { return bad("payload checksum mismatch") }
-        let version = read(Int64.self, at: 8)
-        guard let intVersion = Int(exactly: version) else { return bad("version \(version) out of range") }
-        let position = read(UInt64.self, at: 16)
-        let recordedAt = flags & 1 == 1 ? read(Int64.self, at: 24) : nil
-        return .success(Snapshot(name: name, version: intVersion, position: position, recordedAt: recordedAt, payload: payload))
+    /// Checks the header, every chunk's length and checksum and the trailer; never traps.
+    public static func decode(_ bytes: consuming [UInt8]) -> Result<Snapshot, ProjectionError> {
+        SnapshotFormat.decode(bytes)
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
@@ -259,25 +254,4 @@ public struct SnapshotStore: Sendable {
 /// `write(2)`, out of reach of `SnapshotStore.write(_:)`'s name.
 private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
     write(fd, bytes, count)
-}
-
-/// CRC-32C (Castagnoli), a byte at a time: snapshots are written every minute or so, so the
-/// simple table is fast enough and keeps this module free of EventLog's internals.
-enum SnapshotCRC32C {
-    static let table: [UInt32] = (0..<256).map { index in
-        var crc = UInt32(index)
-        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-        return crc
-    }
-
-    /// The CRC of `bytes`; pass the CRC of earlier bytes as `continuing` to extend it.
-    static func checksum(_ bytes: ArraySlice<UInt8>, continuing seed: UInt32 = 0) -> UInt32 {
-        var crc = ~seed
-        table.withUnsafeBufferPointer { t in
-            bytes.withUnsafeBufferPointer { b in
-                for byte in b { crc = t[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-            }
-        }
-        return ~crc
-    }
 }

@@ -3,23 +3,23 @@ public import Events
 
 /// Folds the log into `SystemStats`. The fold keeps the distinct sets the view counts;
 /// the published view is the small computed `SystemStats`, so publishing never copies them.
-public struct SystemStatsProjection: DomainProjection, Codable {
+public struct SystemStatsProjection: DomainProjection {
     public static let name = "system-stats"
     public static let version = 1
 
     /// Per post: ever completed (bit 0), last analysis failed (bit 1).
-    struct PostOutcome: OptionSet, Hashable, Codable {
+    struct PostOutcome: OptionSet, Hashable {
         var rawValue: UInt8
         static let completed = PostOutcome(rawValue: 1)
         static let lastFailed = PostOutcome(rawValue: 2)
     }
 
-    struct UnlockPair: Hashable, Codable {
+    struct UnlockPair: Hashable {
         var user: String
         var username: String
     }
 
-    struct CdnTally: Hashable, Codable {
+    struct CdnTally: Hashable {
         var queued: Int64 = 0
         var succeeded: Int64 = 0
         var failed: Int64 = 0

@@ -40,7 +40,7 @@ public struct ProfileSummary: Sendable, Hashable, Codable {
 /// The unlocked-profiles view: per user, the distinct profiles unlocked, newest first.
 /// Backed by persistent maps, so publishing it after a batch costs O(1).
 public struct UnlockedProfilesView: Sendable, Equatable {
-    struct Unlock: Sendable, Hashable, Codable {
+    struct Unlock: Sendable, Hashable {
         var username: String
         var unlockedAt: Int64
         var creditsSpent: Int64
@@ -85,7 +85,7 @@ public struct UnlockedProfilesView: Sendable, Equatable {
 }
 
 /// Folds the log into `UnlockedProfilesView`.
-public struct UnlockedProfilesProjection: DomainProjection, Codable {
+public struct UnlockedProfilesProjection: DomainProjection {
     public static let name = "unlocked-profiles"
     public static let version = 1
 
@@ -95,7 +95,7 @@ public struct UnlockedProfilesProjection: DomainProjection, Codable {
     /// Per post id: (username, ever completed, last failed).
     var posts: [String: PostState] = [:]
 
-    struct PostState: Hashable, Codable {
+    struct PostState: Hashable {
         var username: String
         var completed: Bool
         var lastFailed: Bool

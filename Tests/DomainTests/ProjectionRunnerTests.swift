@@ -13,7 +13,7 @@ import Testing
     enum V2: ToyVersion { static var number: Int { 2 } }
 
     /// Counts events per type, sums the decimal payloads, and records every position it folds.
-    struct Toy<V: ToyVersion>: Projection, Codable, Equatable {
+    struct Toy<V: ToyVersion>: Projection, Equatable {
         static var name: String { "toy-counts" }
         static var version: Int { V.number }
         var perType: [String: Int] = [:]
@@ -21,9 +21,24 @@ import Testing
         var positions: [LogPosition] = []
         /// Events folded by this instance since `init` (not snapshotted): shows where a run began.
         var foldedSinceStart = 0
-        enum CodingKeys: String, CodingKey { case perType, sum, positions }
 
         init() {}
+        func writeSnapshot(to w: inout SnapshotWriter) {
+            w.section(1, count: perType.count)
+            for (type, count) in perType {
+                w.string(type)
+                w.signed(count)
+            }
+            w.section(2, count: positions.count)
+            w.signed(sum)
+            for position in positions { w.unsigned(position) }
+        }
+        init(snapshot r: inout SnapshotReader) throws {
+            for _ in 0..<(try r.section(1, minimumBytes: 2)) { perType[try r.string("type")] = try r.int("count") }
+            let count = try r.section(2, minimumBytes: 1)
+            sum = try r.signed("sum")
+            for _ in 0..<count { positions.append(try r.unsigned("position")) }
+        }
         mutating func apply(_ event: RecordedEvent) {
             perType[event.type, default: 0] += 1
             sum += event.withPayload { Int64(String(decoding: $0, as: UTF8.self)) ?? 0 }

@@ -1,0 +1,134 @@
+/// Reads a snapshot's state as `SnapshotWriter` wrote it. Every count and length is checked
+/// against its bound and against the bytes that remain before anything is allocated, so a
+/// damaged state throws `ProjectionError` (`corrupted`) and never traps or over-allocates.
+public struct SnapshotReader {
+    private let bytes: [UInt8]
+    private var offset = 0
+    private let expectedSections: UInt32
+    private var sections: UInt32 = 0
+
+    /// `sections`: how many sections the trailer says the state holds.
+    init(_ bytes: [UInt8], sections: UInt32) {
+        self.bytes = bytes
+        expectedSections = sections
+    }
+
+    public var remaining: Int { bytes.count - offset }
+
+    /// Section `tag`'s element count; each element takes at least `minimumBytes`, so a
+    /// count the remaining bytes cannot hold is refused before any allocation.
+    public mutating func section(_ tag: UInt8, minimumBytes: Int) throws -> Int {
+        let found = try byte("section tag")
+        guard found == tag else { throw corrupted("section \(sections + 1) has tag \(found), expected \(tag)") }
+        sections += 1
+        guard sections <= expectedSections else { throw corrupted("more sections than the \(expectedSections) the trailer records") }
+        return try count("section \(tag) element count", minimumBytes: minimumBytes)
+    }
+
+    /// A count of elements of at least `minimumBytes` each.
+    public mutating func count(_ what: String, minimumBytes: Int) throws -> Int {
+        let value = try unsigned(what)
+        guard value <= UInt64(remaining / max(1, minimumBytes)) else {
+            throw corrupted("\(what) is \(value), more than the \(remaining) remaining bytes can hold")
+        }
+        return Int(value)
+    }
+
+    public mutating func byte(_ what: String) throws -> UInt8 {
+        guard offset < bytes.count else { throw truncated(what) }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    public mutating func bool(_ what: String) throws -> Bool {
+        switch try byte(what) {
+        case 0: return false
+        case 1: return true
+        case let other: throw corrupted("\(what) is \(other), not 0 or 1")
+        }
+    }
+
+    public mutating func unsigned(_ what: String) throws -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = try byte(what)
+            if shift == 63 && byte > 1 { throw corrupted("varint for \(what) overflows 64 bits") }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { return result }
+            shift += 7
+        }
+    }
+
+    /// An unsigned value at most `max`.
+    public mutating func unsigned(_ what: String, max: UInt64) throws -> UInt64 {
+        let value = try unsigned(what)
+        guard value <= max else { throw corrupted("\(what) is \(value), above the bound \(max)") }
+        return value
+    }
+
+    public mutating func signed(_ what: String) throws -> Int64 {
+        let raw = try unsigned(what)
+        return Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
+    }
+
+    /// A signed value that must fit an `Int`.
+    public mutating func int(_ what: String) throws -> Int {
+        let value = try signed(what)
+        guard let int = Int(exactly: value) else { throw corrupted("\(what) \(value) does not fit an Int") }
+        return int
+    }
+
+    public mutating func double(_ what: String) throws -> Double {
+        guard remaining >= 8 else { throw truncated(what) }
+        var bits: UInt64 = 0
+        for i in (0..<8).reversed() { bits = bits << 8 | UInt64(bytes[offset + i]) }
+        offset += 8
+        return Double(bitPattern: bits)
+    }
+
+    /// A length-prefixed UTF-8 string; invalid UTF-8 is refused, never repaired.
+    public mutating func string(_ what: String) throws -> String {
+        let length = try unsigned(what)
+        guard length <= UInt64(remaining) else { throw truncated(what) }
+        let end = offset + Int(length)
+        guard let string = String(validating: bytes[offset..<end], as: UTF8.self) else {
+            throw corrupted("\(what) is not UTF-8")
+        }
+        offset = end
+        return string
+    }
+
+    /// A value of a `CaseIterable` enum, stored as its index in `allCases`.
+    public mutating func choice<E: CaseIterable>(_: E.Type, _ what: String) throws -> E {
+        let cases = Array(E.allCases)
+        let index = Int(try byte(what))
+        guard index < cases.count else { throw corrupted("\(what) is \(index), there are \(cases.count) cases") }
+        return cases[index]
+    }
+
+    /// The state must end exactly here, after every section the trailer records.
+    func finish() throws {
+        guard offset == bytes.count else { throw corrupted("\(remaining) bytes after the last section") }
+        guard sections == expectedSections else {
+            throw corrupted("\(sections) sections read, the trailer records \(expectedSections)")
+        }
+    }
+
+    public func corrupted(_ why: String) -> ProjectionError {
+        ProjectionError(.corrupted, "snapshot state: \(why) (at byte \(offset) of \(bytes.count))")
+    }
+
+    private func truncated(_ what: String) -> ProjectionError {
+        corrupted("the state ends inside \(what)")
+    }
+}
+
+extension SnapshotWriter {
+    /// A `CaseIterable` enum value as its index in `allCases` (the inverse of `SnapshotReader.choice`).
+    public mutating func choice<E: CaseIterable & Equatable>(_ value: E) {
+        byte(UInt8(E.allCases.firstIndex(of: value).map { E.allCases.distance(from: E.allCases.startIndex, to: $0) } ?? 0))
+    }
+
+    public mutating func bool(_ value: Bool) { byte(value ? 1 : 0) }
+}
