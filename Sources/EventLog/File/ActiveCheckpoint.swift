@@ -7,9 +7,10 @@
 ///
 /// A checkpoint is a cache, never the truth: a record is used only if its checksums,
 /// version and bounds hold, it continues the one before it exactly, and the segment's batch
-/// at its end carries the chain hash it claims (read and checked whole). Anything else
-/// (damaged, torn, stale, another segment's, another version) stops the loading there, and
-/// the segment is scanned from the last record that held.
+/// at its end carries the chain hash it claims (read and checked whole; if it does not, the
+/// checkpoint is another segment's and none of it is used). Anything else (damaged, torn,
+/// stale, another version) stops the loading there, and the segment is scanned from the
+/// last record that held.
 enum ActiveCheckpoint {
     static let magic: UInt32 = 0x4359_4C54  // "TLYC"
     static let version: UInt16 = 1
@@ -81,7 +82,7 @@ enum ActiveCheckpoint {
         guard let fileSize = try? file.size(), let segmentSize = try? segment.size() else { return nil }
         var merged = SegmentIndex(firstPosition: firstPosition, segmentSize: 0, previousHash: previousHash, lastHash: previousHash,
                                   batches: [], streams: [:], idempotency: [:])
-        var good = (length: 0, index: merged)
+        var good = 0
         var at = 0
         while fileSize - at >= headerSize {
             guard let header = try? file.read(count: headerSize, at: at),
@@ -94,9 +95,9 @@ enum ActiveCheckpoint {
             else { break }
             at += headerSize + record.payloadLength
             // Only a prefix whose last batch is really in the segment counts.
-            if endsWithClaimedBatch(merged, segment: segment) { good = (at, merged) } else { break }
+            if endsWithClaimedBatch(merged, segment: segment) { good = at } else { return nil }
         }
-        return good.length == 0 ? nil : Loaded(index: good.index, validLength: good.length)
+        return good == 0 ? nil : Loaded(index: merged, validLength: good)
     }
 
     /// True when the segment's batch at the end of `index` is whole and carries its claimed
@@ -173,9 +174,12 @@ enum ActiveCheckpoint {
 
         /// Decodes the payload and adds it to `index`, or throws leaving `index` unchanged.
         /// Batches must tile `startOffset..<endOffset` and `firstPosition..<nextPosition`;
-        /// every stream and key position must lie in that range, in order.
+        /// every stream and key position must lie in that range, in order. The record is
+        /// decoded on its own and checked against `index` before `index` changes, so that
+        /// `index` is never copied (it holds up to a whole segment's streams).
         func merge(payload: [UInt8], into index: inout SegmentIndex) throws {
-            var delta = index
+            var delta = SegmentIndex(firstPosition: firstPosition, segmentSize: startOffset, previousHash: previousHash, lastHash: previousHash,
+                                     batches: [], streams: [:], idempotency: [:])
             try payload.withUnsafeBytes { raw in
                 var r = ByteReader(raw)
                 let batchCount = Int(try r.readVarint("checkpoint batch count", max: UInt64(r.remaining)))
@@ -208,11 +212,11 @@ enum ActiveCheckpoint {
                         previous += step
                         positions.append(previous)
                     }
-                    if let held = delta.streams[name] {
-                        guard held.nextVersion == firstVersion else { throw EventLogError(.corrupted, "checkpoint stream versions not contiguous") }
-                        delta.streams[name]!.positions.append(contentsOf: positions)
-                    } else {
-                        delta.streams[name] = SegmentStream(firstVersion: firstVersion, positions: positions)
+                    if let held = index.streams[name], held.nextVersion != firstVersion {
+                        throw EventLogError(.corrupted, "checkpoint stream versions not contiguous")
+                    }
+                    guard delta.streams.updateValue(SegmentStream(firstVersion: firstVersion, positions: positions), forKey: name) == nil else {
+                        throw EventLogError(.corrupted, "checkpoint stream listed twice")
                     }
                 }
                 let keyCount = Int(try r.readVarint("checkpoint key count", max: UInt64(r.remaining)))
@@ -228,15 +232,19 @@ enum ActiveCheckpoint {
                         let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
                         versions[stream] = try r.readVarint("version")
                     }
-                    if delta.idempotency[key] == nil {
+                    if index.idempotency[key] == nil, delta.idempotency[key] == nil {
                         delta.idempotency[key] = AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
                     }
                 }
                 guard r.remaining == 0 else { throw EventLogError(.corrupted, "checkpoint payload has trailing bytes") }
             }
-            delta.segmentSize = endOffset
-            delta.lastHash = lastHash
-            index = delta
+            index.batches.append(contentsOf: delta.batches)
+            index.segmentSize = endOffset
+            index.lastHash = lastHash
+            for (name, stream) in delta.streams {
+                index.streams[name, default: SegmentStream(firstVersion: stream.firstVersion, positions: [])].positions.append(contentsOf: stream.positions)
+            }
+            for (key, result) in delta.idempotency { index.idempotency[key] = result }
         }
     }
 }
