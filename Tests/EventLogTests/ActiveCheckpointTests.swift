@@ -169,6 +169,38 @@ import Testing
         }
     }
 
+    /// The writer reads the checkpoint back when it seals (it holds only the batches since
+    /// the last record): a checkpoint damaged under it makes the seal scan the segment
+    /// instead, and the sealed index still answers as a full scan.
+    @Test func aSealWhoseCheckpointIsDamagedScansTheSegment() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.sub("log")
+            let log = try FileLog(directory: path, options: Self.options)
+            var keys = try await SealedIndexTests.writeRandomLog(log, seed: 51, appends: 60, streams: 20)
+            let segments = try segmentNames(path)
+            let checkpoint = try Self.checkpointPath(path)
+            var bytes = try readFile(checkpoint)
+            try #require(bytes.count > ActiveCheckpoint.headerSize)
+            bytes[ActiveCheckpoint.headerSize] ^= 0x01
+            try writeFile(checkpoint, bytes)
+            var call = 0
+            while try segmentNames(path).count == segments.count, call < 2_000 {
+                let result = try await log.append(to: "seal-\(call % 5)", events: [event(payload: noiseBytes(count: 500, seed: UInt64(call)))],
+                                                  idempotencyKey: "seal-\(call)")
+                keys["seal-\(call)"] = result
+                call += 1
+            }
+            #expect(try segmentNames(path).count > segments.count, "no seal")
+            #expect(!fileExists(checkpoint), "the sealed segment's checkpoint is left")
+            try await log.close()
+            let reopened = try FileLog(directory: path, options: Self.options)
+            #expect(reopened.recovery == FileLog.RecoveryReport())
+            try await SealedIndexTests.checkAgainstScan(reopened, keys: keys, seed: 51, "sealed over a damaged checkpoint")
+            #expect(reopened.indexesRebuiltAtLookup.isEmpty)
+            try await reopened.close()
+        }
+    }
+
     @Test func tornTailsAndDamageAfterTheCheckpointAreFound() async throws {
         try await withTemporaryDirectory { dir in
             let path = dir.sub("log")

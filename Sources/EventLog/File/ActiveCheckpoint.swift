@@ -238,13 +238,9 @@ enum ActiveCheckpoint {
                 }
                 guard r.remaining == 0 else { throw EventLogError(.corrupted, "checkpoint payload has trailing bytes") }
             }
-            index.batches.append(contentsOf: delta.batches)
-            index.segmentSize = endOffset
-            index.lastHash = lastHash
-            for (name, stream) in delta.streams {
-                index.streams[name, default: SegmentStream(firstVersion: stream.firstVersion, positions: [])].positions.append(contentsOf: stream.positions)
-            }
-            for (key, result) in delta.idempotency { index.idempotency[key] = result }
+            delta.segmentSize = endOffset
+            delta.lastHash = lastHash
+            index.append(delta)
         }
     }
 }

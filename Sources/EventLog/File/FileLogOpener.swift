@@ -1,8 +1,12 @@
-/// The segment the writer appends to.
+/// The segment the writer appends to. Its streams and keys are held once, by
+/// `FileLogState`; the writer holds only those since the last checkpoint record
+/// (`checkpoint.delta`) and reads the rest back from the checkpoint when it seals.
 struct ActiveSegment {
     var file: SystemFile
     var size: Int
-    var builder: SegmentIndexBuilder
+    var firstPosition: LogPosition
+    /// The chain hash before the segment's first batch.
+    var previousHash: [UInt8]
     var segmentIndex: Int
     var checkpoint: CheckpointWriter
 }
@@ -159,7 +163,8 @@ struct FileLogOpener {
                     path: path(SegmentNaming.checkpointName(forSegment: name)), segmentFirst: first, length: isLast ? checkpointLength : 0,
                     delta: isLast ? tail : builder.index, deltaStart: isLast ? start.segmentSize : 0
                 )
-                active = ActiveSegment(file: writable, size: scan.validLength, builder: builder, segmentIndex: index, checkpoint: checkpoint)
+                active = ActiveSegment(file: writable, size: scan.validLength, firstPosition: first, previousHash: builder.index.previousHash,
+                                       segmentIndex: index, checkpoint: checkpoint)
             }
             index += 1
         }
@@ -181,7 +186,8 @@ struct FileLogOpener {
             state.idempotency = builder.index.idempotency
             let checkpoint = CheckpointWriter(path: path(SegmentNaming.checkpointName(forSegment: last.name)), segmentFirst: last.firstPosition,
                                               length: 0, delta: builder.index, deltaStart: 0)
-            active = ActiveSegment(file: file, size: try file.size(), builder: builder, segmentIndex: state.segments.count - 1, checkpoint: checkpoint)
+            active = ActiveSegment(file: file, size: try file.size(), firstPosition: last.firstPosition, previousHash: before,
+                                   segmentIndex: state.segments.count - 1, checkpoint: checkpoint)
         }
         return Opened(state: state, report: report, active: active, checkpointed: checkpointed)
     }

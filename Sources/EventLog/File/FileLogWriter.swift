@@ -266,7 +266,6 @@ final class FileLogWriter: @unchecked Sendable {
         }
         let location = BatchLocation(firstPosition: first, eventCount: UInt32(count), offset: offset, dataLength: header.dataLength)
         active.size += writtenBytes
-        active.builder.add(batch: location, chainHash: header.chainHash, streams: touched, keys: keys)
         active.checkpoint.add(batch: location, chainHash: header.chainHash, streams: touched, keys: keys)
         head = header.lastPosition
         lastHash = header.chainHash
@@ -305,7 +304,7 @@ final class FileLogWriter: @unchecked Sendable {
             try active.file.sync()
             dirty = false
             let (name, path) = core.state.withLock { ($0.segments[active.segmentIndex].name, $0.segments[active.segmentIndex].path) }
-            let sealedIndex = try SealedIndexes.install(active.builder.index, segment: name, directory: directory, write: true)
+            let sealedIndex = try SealedIndexes.install(try sealedContents(), segment: name, directory: directory, write: true)
             // The index holds everything the checkpoint did.
             active.checkpoint.close()
             Directory.remove(active.checkpoint.path)
@@ -327,7 +326,7 @@ final class FileLogWriter: @unchecked Sendable {
             let fresh = SegmentIndexBuilder(firstPosition: head + 1, previousHash: lastHash)
             let checkpoint = CheckpointWriter(path: directory + "/" + SegmentNaming.checkpointName(forSegment: nextName), segmentFirst: head + 1,
                                               length: 0, delta: fresh.index, deltaStart: 0)
-            active = ActiveSegment(file: file, size: 0, builder: fresh, segmentIndex: index, checkpoint: checkpoint)
+            active = ActiveSegment(file: file, size: 0, firstPosition: head + 1, previousHash: lastHash, segmentIndex: index, checkpoint: checkpoint)
         } catch {
             let segment = core.state.withLock { $0.segments[active.segmentIndex].name }
             let failure = EventLogError(
@@ -340,6 +339,28 @@ final class FileLogWriter: @unchecked Sendable {
             }
             options.onSealFailure?(failure)
         }
+    }
+
+    /// The whole active segment's index, for its seal: its checkpoint's records, read back
+    /// from disk, plus the batches since (the only ones this thread holds). A checkpoint that
+    /// does not read back to where those batches start is replaced by a scan of the segment.
+    private func sealedContents() throws -> SegmentIndex {
+        let since = active.checkpoint.delta
+        guard active.checkpoint.deltaStart > 0 else { return since }
+        if var loaded = ActiveCheckpoint.load(path: active.checkpoint.path, segment: active.file, firstPosition: active.firstPosition,
+                                              previousHash: active.previousHash)?.index,
+           loaded.segmentSize == active.checkpoint.deltaStart {
+            loaded.append(since)
+            return loaded
+        }
+        var builder = SegmentIndexBuilder(firstPosition: active.firstPosition, previousHash: active.previousHash)
+        let scan = try SegmentScanner.scan(active.file, expectedFirstPosition: active.firstPosition, previousHash: active.previousHash) {
+            header, location, events throws in builder.add(batch: location, chainHash: header.chainHash, events: events)
+        }
+        guard case .clean = scan.end, scan.validLength == active.size else {
+            throw EventLogError(.corrupted, "\(active.file.path) does not scan cleanly at its seal; inspect it with `replay verify`")
+        }
+        return builder.index
     }
 
     private func finish() {

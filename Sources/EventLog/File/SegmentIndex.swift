@@ -180,6 +180,19 @@ struct SegmentIndexBuilder {
 }
 
 extension SegmentIndex {
+    /// Adds the batches, streams and keys of `later`, which starts where this index ends.
+    mutating func append(_ later: SegmentIndex) {
+        batches.append(contentsOf: later.batches)
+        if !later.batches.isEmpty {
+            lastHash = later.lastHash
+            segmentSize = later.segmentSize
+        }
+        for (name, stream) in later.streams {
+            streams[name, default: SegmentStream(firstVersion: stream.firstVersion, positions: [])].positions.append(contentsOf: stream.positions)
+        }
+        for (key, result) in later.idempotency where idempotency[key] == nil { idempotency[key] = result }
+    }
+
     /// Adds the next batch of the segment with its grouped streams and keys.
     mutating func add(batch: BatchLocation, chainHash: [UInt8], streams: [String: SegmentStream], keys: [String: AppendResult]) {
         batches.append(batch)
