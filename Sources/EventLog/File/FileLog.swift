@@ -14,6 +14,8 @@ public final class FileLog: EventStore, Sendable {
     /// What opening found: torn tail cut, repair done, indexes rebuilt.
     public let recovery: RecoveryReport
     let core: FileLogCore
+    /// Bytes of the active segment that opening took from its checkpoint instead of scanning.
+    let checkpointedBytes: Int
     private let writer: FileLogWriter?
     private let lockFile: SystemFile?
 
@@ -27,6 +29,9 @@ public final class FileLog: EventStore, Sendable {
         guard options.streamCacheCapacity >= 0 else {
             throw EventLogError(.invalidInput, "stream cache capacity must be 0 or more, got \(options.streamCacheCapacity)")
         }
+        guard options.checkpointBytes >= 0 else {
+            throw EventLogError(.invalidInput, "checkpoint interval must be 0 or more bytes, got \(options.checkpointBytes)")
+        }
         self.directory = directory
         self.options = options
         var lock: SystemFile?
@@ -37,6 +42,7 @@ public final class FileLog: EventStore, Sendable {
         let opened = try FileLogOpener(directory: directory, options: options).open()
         self.lockFile = lock
         self.recovery = opened.report
+        self.checkpointedBytes = opened.checkpointed
         let active = opened.active
         self.core = FileLogCore(directory: directory, state: opened.takeState())
         if options.readOnly {

@@ -1,13 +1,18 @@
-/// The segment the writer appends to.
+/// The segment the writer appends to. Its streams and keys are held once, by
+/// `FileLogState`; the writer holds only those since the last checkpoint record
+/// (`checkpoint.delta`) and reads the rest back from the checkpoint when it seals.
 struct ActiveSegment {
     var file: SystemFile
     var size: Int
-    var builder: SegmentIndexBuilder
+    var firstPosition: LogPosition
+    /// The chain hash before the segment's first batch.
+    var previousHash: [UInt8]
     var segmentIndex: Int
+    var checkpoint: CheckpointWriter
 }
 
 /// Opens a data directory: loads sealed segments from their indexes (rebuilding stale
-/// ones), scans the last segment, cuts a torn tail, and refuses (or, when told to, repairs)
+/// ones), scans the last segment from its checkpoint (`ActiveCheckpoint`), cuts a torn tail, and refuses (or, when told to, repairs)
 /// damage anywhere before the end.
 struct FileLogOpener {
     let directory: String
@@ -17,6 +22,8 @@ struct FileLogOpener {
         var state: FileLogState
         var report: FileLog.RecoveryReport
         var active: ActiveSegment?
+        /// Bytes of the last segment taken from its checkpoint rather than scanned.
+        var checkpointed = 0
 
         consuming func takeState() -> FileLogState { state }
     }
@@ -24,6 +31,7 @@ struct FileLogOpener {
     func open() throws -> Opened {
         var state = FileLogState(sealed: SealedIndexes(directory: directory, writable: !options.readOnly, cacheCapacity: options.streamCacheCapacity))
         var report = FileLog.RecoveryReport()
+        var checkpointed = 0
         var found = try SegmentNaming.segments(in: directory)
         if found.isEmpty {
             guard !options.readOnly else {
@@ -60,6 +68,8 @@ struct FileLogOpener {
             let file = try SystemFile.open(segmentPath, writable: isLast && !options.readOnly)
             let fileSize = try file.size()
 
+            // A sealed segment's checkpoint is a leftover of a crash during its seal.
+            if !isLast && !options.readOnly { Directory.remove(path(SegmentNaming.checkpointName(forSegment: name))) }
             if !isLast, let loaded = loadIndex(segment: name, size: fileSize, firstPosition: first, previousHash: previousHash) {
                 state.sealed.append(SealedSegment(name: name, path: segmentPath, index: loaded), activeStreams: [:])
                 state.head = loaded.nextPosition - 1
@@ -72,9 +82,23 @@ struct FileLogOpener {
             }
 
             var builder = SegmentIndexBuilder(firstPosition: first, previousHash: previousHash)
-            let scan = try SegmentScanner.scan(file, expectedFirstPosition: next, previousHash: previousHash) {
+            var checkpointLength = 0
+            if isLast, let loaded = ActiveCheckpoint.load(path: path(SegmentNaming.checkpointName(forSegment: name)), segment: file,
+                                                          firstPosition: first, previousHash: previousHash) {
+                // Only the tail after the checkpointed prefix is scanned.
+                builder.index = loaded.index
+                checkpointLength = loaded.validLength
+                checkpointed = loaded.index.segmentSize
+            }
+            let start = builder.index
+            // The scanned tail is what the next checkpoint record must cover.
+            var tail = SegmentIndex(firstPosition: start.nextPosition, segmentSize: start.segmentSize, previousHash: start.lastHash,
+                                    lastHash: start.lastHash, batches: [], streams: [:], idempotency: [:])
+            let scan = try SegmentScanner.scan(file, from: start.segmentSize, expectedFirstPosition: start.nextPosition, previousHash: start.lastHash) {
                 header, location, events throws in
-                builder.add(batch: location, chainHash: header.chainHash, events: events)
+                let (streams, keys) = SegmentIndexBuilder.group(events)
+                builder.add(batch: location, chainHash: header.chainHash, streams: streams, keys: keys)
+                if isLast { tail.add(batch: location, chainHash: header.chainHash, streams: streams, keys: keys) }
             }
             if let last = builder.index.batches.last {
                 state.head = last.lastPosition
@@ -135,7 +159,12 @@ struct FileLogOpener {
             if index == found.count - 1 && !options.readOnly {
                 // Reopen writable: a damaged sealed segment that became the last one was opened read-only.
                 let writable = isLast ? file : try SystemFile.open(segmentPath, writable: true)
-                active = ActiveSegment(file: writable, size: scan.validLength, builder: builder, segmentIndex: index)
+                let checkpoint = CheckpointWriter(
+                    path: path(SegmentNaming.checkpointName(forSegment: name)), segmentFirst: first, length: isLast ? checkpointLength : 0,
+                    delta: isLast ? tail : builder.index, deltaStart: isLast ? start.segmentSize : 0
+                )
+                active = ActiveSegment(file: writable, size: scan.validLength, firstPosition: first, previousHash: builder.index.previousHash,
+                                       segmentIndex: index, checkpoint: checkpoint)
             }
             index += 1
         }
@@ -155,9 +184,12 @@ struct FileLogOpener {
             state.activeBatches = builder.index.batches
             state.streams = builder.index.streams
             state.idempotency = builder.index.idempotency
-            active = ActiveSegment(file: file, size: try file.size(), builder: builder, segmentIndex: state.segments.count - 1)
+            let checkpoint = CheckpointWriter(path: path(SegmentNaming.checkpointName(forSegment: last.name)), segmentFirst: last.firstPosition,
+                                              length: 0, delta: builder.index, deltaStart: 0)
+            active = ActiveSegment(file: file, size: try file.size(), firstPosition: last.firstPosition, previousHash: before,
+                                   segmentIndex: state.segments.count - 1, checkpoint: checkpoint)
         }
-        return Opened(state: state, report: report, active: active)
+        return Opened(state: state, report: report, active: active, checkpointed: checkpointed)
     }
 
     private func path(_ name: String) -> String { directory + "/" + name }
@@ -181,6 +213,7 @@ struct FileLogOpener {
         for name in names {
             try Directory.rename(path(name), path(name) + ".damaged")
             Directory.remove(path(SegmentNaming.indexName(forSegment: name)))
+            Directory.remove(path(SegmentNaming.checkpointName(forSegment: name)))
         }
         if !names.isEmpty { try Directory.sync(directory) }
         return names

@@ -18,12 +18,18 @@ extension FileLog {
         /// per entry.
         public var streamCacheCapacity: Int
         public var onSealFailure: (@Sendable (EventLogError) -> Void)?
+        /// The writer checkpoints the active segment's streams and keys (`NAME.ckp`) after
+        /// every this many bytes of it, and at close, so that opening scans at most about this
+        /// much of the segment, not all of it. Each checkpoint costs an fsync of the segment
+        /// and of the checkpoint file. 0 checkpoints at close only.
+        public var checkpointBytes: Int
 
         public init(
             fsync: FsyncPolicy = .always, segmentSize: Int = 128 << 20, readOnly: Bool = false,
             repair: Bool = false, compressionLevel: Int32 = 0, streamCacheCapacity: Int = 100_000,
-            onSealFailure: (@Sendable (EventLogError) -> Void)? = nil
+            checkpointBytes: Int = 8 << 20, onSealFailure: (@Sendable (EventLogError) -> Void)? = nil
         ) {
+            self.checkpointBytes = checkpointBytes
             self.fsync = fsync
             self.segmentSize = segmentSize
             self.readOnly = readOnly

@@ -202,6 +202,23 @@ final class FileLogWriter: @unchecked Sendable {
             core.publish([batch])
         }
         sealIfFull()
+        if options.checkpointBytes > 0 && active.checkpoint.pendingBytes >= options.checkpointBytes { checkpoint() }
+    }
+
+    /// Makes the active segment durable, then appends the batches written since the last
+    /// checkpoint to its checkpoint file, so that the next open scans only what follows.
+    /// A failed segment sync fails the log (as any failed sync does); a failed checkpoint
+    /// write costs only a longer scan at the next open.
+    private func checkpoint() {
+        // After a failed write or sync the file's bytes are unknown: claim none of them.
+        guard core.state.withLock({ $0.failure == nil }) else { return }
+        do {
+            try active.file.syncData()
+        } catch {
+            core.fail(error)
+            return
+        }
+        try? active.checkpoint.write()
     }
 
     /// Encodes, compresses and writes one batch with one system call.
@@ -249,7 +266,7 @@ final class FileLogWriter: @unchecked Sendable {
         }
         let location = BatchLocation(firstPosition: first, eventCount: UInt32(count), offset: offset, dataLength: header.dataLength)
         active.size += writtenBytes
-        active.builder.add(batch: location, chainHash: header.chainHash, streams: touched, keys: keys)
+        active.checkpoint.add(batch: location, chainHash: header.chainHash, streams: touched, keys: keys)
         head = header.lastPosition
         lastHash = header.chainHash
         dirty = true
@@ -287,7 +304,10 @@ final class FileLogWriter: @unchecked Sendable {
             try active.file.sync()
             dirty = false
             let (name, path) = core.state.withLock { ($0.segments[active.segmentIndex].name, $0.segments[active.segmentIndex].path) }
-            let sealedIndex = try SealedIndexes.install(active.builder.index, segment: name, directory: directory, write: true)
+            let sealedIndex = try SealedIndexes.install(try sealedContents(), segment: name, directory: directory, write: true)
+            // The index holds everything the checkpoint did.
+            active.checkpoint.close()
+            Directory.remove(active.checkpoint.path)
             let file = try SystemFile.open(nextPath, writable: true, create: true)
             do {
                 try Directory.sync(directory)
@@ -303,7 +323,10 @@ final class FileLogWriter: @unchecked Sendable {
                 return s.segments.count - 1
             }
             // The sealed file closes when the syncer has dropped its last batch of it.
-            active = ActiveSegment(file: file, size: 0, builder: SegmentIndexBuilder(firstPosition: head + 1, previousHash: lastHash), segmentIndex: index)
+            let fresh = SegmentIndexBuilder(firstPosition: head + 1, previousHash: lastHash)
+            let checkpoint = CheckpointWriter(path: directory + "/" + SegmentNaming.checkpointName(forSegment: nextName), segmentFirst: head + 1,
+                                              length: 0, delta: fresh.index, deltaStart: 0)
+            active = ActiveSegment(file: file, size: 0, firstPosition: head + 1, previousHash: lastHash, segmentIndex: index, checkpoint: checkpoint)
         } catch {
             let segment = core.state.withLock { $0.segments[active.segmentIndex].name }
             let failure = EventLogError(
@@ -318,14 +341,39 @@ final class FileLogWriter: @unchecked Sendable {
         }
     }
 
+    /// The whole active segment's index, for its seal: its checkpoint's records, read back
+    /// from disk, plus the batches since (the only ones this thread holds). A checkpoint that
+    /// does not read back to where those batches start is replaced by a scan of the segment.
+    private func sealedContents() throws -> SegmentIndex {
+        let since = active.checkpoint.delta
+        guard active.checkpoint.deltaStart > 0 else { return since }
+        if var loaded = ActiveCheckpoint.load(path: active.checkpoint.path, segment: active.file, firstPosition: active.firstPosition,
+                                              previousHash: active.previousHash)?.index,
+           loaded.segmentSize == active.checkpoint.deltaStart {
+            loaded.append(since)
+            return loaded
+        }
+        var builder = SegmentIndexBuilder(firstPosition: active.firstPosition, previousHash: active.previousHash)
+        let scan = try SegmentScanner.scan(active.file, expectedFirstPosition: active.firstPosition, previousHash: active.previousHash) {
+            header, location, events throws in builder.add(batch: location, chainHash: header.chainHash, events: events)
+        }
+        guard case .clean = scan.end, scan.validLength == active.size else {
+            throw EventLogError(.corrupted, "\(active.file.path) does not scan cleanly at its seal; inspect it with `replay verify`")
+        }
+        return builder.index
+    }
+
     private func finish() {
         syncer?.close()
         var closeError: EventLogError?
         do {
             try active.file.sync()
+            // Closed with a checkpoint of everything: the next open scans nothing.
+            if core.state.withLock({ $0.failure == nil }) { try? active.checkpoint.write() }
         } catch {
             closeError = EventLogError.wrapping(error)
         }
+        active.checkpoint.close()
         active.file.close()
         let (waiters, leftovers) = queue.withLock { q in
             q.finished = true

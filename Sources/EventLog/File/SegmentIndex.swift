@@ -140,6 +140,18 @@ struct SegmentIndexBuilder {
     }
 
     mutating func add(batch: BatchLocation, chainHash: [UInt8], events: [RecordedEvent]) {
+        let (streams, keys) = Self.group(events)
+        index.add(batch: batch, chainHash: chainHash, streams: streams, keys: keys)
+    }
+
+    /// Adds a batch whose per-stream positions and idempotency results are already grouped.
+    mutating func add(batch: BatchLocation, chainHash: [UInt8], streams: [String: SegmentStream], keys: [String: AppendResult]) {
+        index.add(batch: batch, chainHash: chainHash, streams: streams, keys: keys)
+    }
+
+    /// One scanned batch's events grouped as the writer groups them: per stream its first
+    /// version and positions, per idempotency key the first append's result.
+    static func group(_ events: [RecordedEvent]) -> (streams: [String: SegmentStream], keys: [String: AppendResult]) {
         var touched: [String: SegmentStream] = [:]
         var keys: [String: AppendResult] = [:]
         var run: (stream: String, event: RecordedEvent, positions: [LogPosition])?
@@ -163,17 +175,32 @@ struct SegmentIndexBuilder {
             }
         }
         flush()
-        add(batch: batch, chainHash: chainHash, streams: touched, keys: keys)
+        return (touched, keys)
+    }
+}
+
+extension SegmentIndex {
+    /// Adds the batches, streams and keys of `later`, which starts where this index ends.
+    mutating func append(_ later: SegmentIndex) {
+        batches.append(contentsOf: later.batches)
+        if !later.batches.isEmpty {
+            lastHash = later.lastHash
+            segmentSize = later.segmentSize
+        }
+        for (name, stream) in later.streams {
+            streams[name, default: SegmentStream(firstVersion: stream.firstVersion, positions: [])].positions.append(contentsOf: stream.positions)
+        }
+        for (key, result) in later.idempotency where idempotency[key] == nil { idempotency[key] = result }
     }
 
-    /// Adds a batch whose per-stream positions and idempotency results are already grouped.
+    /// Adds the next batch of the segment with its grouped streams and keys.
     mutating func add(batch: BatchLocation, chainHash: [UInt8], streams: [String: SegmentStream], keys: [String: AppendResult]) {
-        index.batches.append(batch)
-        index.lastHash = chainHash
-        index.segmentSize = batch.offset + batch.totalSize
+        batches.append(batch)
+        lastHash = chainHash
+        segmentSize = batch.offset + batch.totalSize
         for (name, stream) in streams {
-            index.streams[name, default: SegmentStream(firstVersion: stream.firstVersion, positions: [])].positions.append(contentsOf: stream.positions)
+            self.streams[name, default: SegmentStream(firstVersion: stream.firstVersion, positions: [])].positions.append(contentsOf: stream.positions)
         }
-        for (key, result) in keys where index.idempotency[key] == nil { index.idempotency[key] = result }
+        for (key, result) in keys where idempotency[key] == nil { idempotency[key] = result }
     }
 }

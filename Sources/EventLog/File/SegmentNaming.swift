@@ -1,8 +1,9 @@
 /// Segment files are named by their first position, zero-padded so that names sort in
-/// position order: `00000000000000000001.seg`. The sealed segment's index sits beside it.
+/// position order: `00000000000000000001.seg`. The sealed segment's index sits beside it, and the active segment's checkpoint.
 enum SegmentNaming {
     static let segmentSuffix = ".seg"
     static let indexSuffix = ".idx"
+    static let checkpointSuffix = ".ckp"
     static let lockFile = "LOCK"
 
     static func segmentName(firstPosition: LogPosition) -> String {
@@ -12,6 +13,11 @@ enum SegmentNaming {
 
     static func indexName(forSegment name: String) -> String {
         String(name.dropLast(segmentSuffix.count)) + indexSuffix
+    }
+
+    /// The active segment's checkpoint file (see `ActiveCheckpoint`).
+    static func checkpointName(forSegment name: String) -> String {
+        String(name.dropLast(segmentSuffix.count)) + checkpointSuffix
     }
 
     /// The first position encoded in a segment file name, or nil if it is not one.

@@ -34,18 +34,20 @@ struct SegmentScan {
 /// header CRC, position continuity, the previous chain hash, data CRC, the chain hash,
 /// the LZ4 frame and its content checksum, and every envelope.
 enum SegmentScanner {
+    /// Scans from byte `start` (a batch boundary: 0, or the end of a checkpointed prefix).
     static func scan(
         _ file: SystemFile,
+        from start: Int = 0,
         expectedFirstPosition: LogPosition,
         previousHash: [UInt8],
         visit: (BatchHeader, BatchLocation, [RecordedEvent]) throws -> Void
     ) throws -> SegmentScan {
         let size = try file.size()
-        var scan = SegmentScan(nextPosition: expectedFirstPosition, lastHash: previousHash)
+        var scan = SegmentScan(validLength: start, nextPosition: expectedFirstPosition, lastHash: previousHash)
         let decompressor = LZ4FrameDecompressor()
         var headerBytes = [UInt8](repeating: 0, count: BatchHeader.framedSize)
         var data: [UInt8] = []
-        var offset = 0
+        var offset = start
         while offset < size {
             let remaining = size - offset
             guard remaining >= BatchHeader.framedSize else {
