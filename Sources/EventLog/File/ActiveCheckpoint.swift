@@ -33,8 +33,10 @@ enum ActiveCheckpoint {
             payload.writeVarint(UInt64(batch.eventCount))
             payload.writeVarint(UInt64(batch.dataLength))
         }
+        // In name order, so that the same appends write the same bytes (a dictionary's order
+        // differs from process to process).
         payload.writeVarint(UInt64(delta.streams.count))
-        for (name, stream) in delta.streams {
+        for (name, stream) in delta.streams.sorted(by: { $0.key < $1.key }) {
             payload.writeLengthPrefixed(name)
             payload.writeVarint(stream.firstVersion)
             payload.writeVarint(UInt64(stream.positions.count))
@@ -45,12 +47,12 @@ enum ActiveCheckpoint {
             }
         }
         payload.writeVarint(UInt64(delta.idempotency.count))
-        for (key, result) in delta.idempotency {
+        for (key, result) in delta.idempotency.sorted(by: { $0.key < $1.key }) {
             payload.writeLengthPrefixed(key)
             payload.writeVarint(result.positions.lowerBound)
             payload.writeVarint(result.positions.upperBound)
             payload.writeVarint(UInt64(result.streamVersions.count))
-            for (stream, version) in result.streamVersions {
+            for (stream, version) in result.streamVersions.sorted(by: { $0.key < $1.key }) {
                 payload.writeLengthPrefixed(stream)
                 payload.writeVarint(version)
             }

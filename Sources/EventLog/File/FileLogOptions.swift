@@ -10,13 +10,13 @@ extension FileLog {
         public var repair: Bool
         /// LZ4 acceleration level passed to the frame compressor (0 = default fast mode).
         public var compressionLevel: Int32
-        /// Called on the writer thread when a full segment could not be sealed (the log keeps
-        /// appending to it and tries again after the next batch): for a log line. The count
-        /// and the last message are also in `statistics()`.
         /// Streams of sealed segments whose event count the log keeps in memory (a bounded
         /// cache in front of the on-disk indexes); 0 disables it. Memory is about 100 bytes
         /// per entry.
         public var streamCacheCapacity: Int
+        /// Called on the writer thread when a full segment could not be sealed (the log keeps
+        /// appending to it and tries again after the next batch): for a log line. The count
+        /// and the last message are also in `statistics()`.
         public var onSealFailure: (@Sendable (EventLogError) -> Void)?
         /// The writer checkpoints the active segment's streams and keys (`NAME.ckp`) after
         /// every this many bytes of it, and at close, so that opening scans at most about this
