@@ -38,7 +38,7 @@ enum SnapshotFormat {
             return bad("name length \(nameLength) does not fit in \(bytes.count) bytes")
         }
         let nameEnd = headerSize + nameLength
-        let headerCRC = SnapshotCRC32C.checksum(bytes[headerSize..<nameEnd], continuing: SnapshotCRC32C.checksum(bytes[0..<40]))
+        let headerCRC = CRC32C.checksum(bytes[headerSize..<nameEnd], continuing: CRC32C.checksum(bytes[0..<40]))
         guard headerCRC == read(UInt32.self, at: 40) else { return bad("header checksum mismatch") }
         let flags = read(UInt32.self, at: 32)
         guard flags & ~1 == 0 else { return bad("unknown flags \(flags)") }
@@ -67,8 +67,8 @@ enum SnapshotFormat {
                 return bad("truncated inside chunk \(chunks + 1): \(length) bytes declared, \(bytes.count - start) remain")
             }
             let crc = read(UInt32.self, at: offset + 4)
-            guard SnapshotCRC32C.checksum(bytes[start..<start + length]) == crc else { return bad("chunk \(chunks + 1) checksum mismatch") }
-            chunkCRCs = SnapshotCRC32C.checksum(bytes[(offset + 4)..<(offset + 8)], continuing: chunkCRCs)
+            guard CRC32C.checksum(bytes[start..<start + length]) == crc else { return bad("chunk \(chunks + 1) checksum mismatch") }
+            chunkCRCs = CRC32C.checksum(bytes[(offset + 4)..<(offset + 8)], continuing: chunkCRCs)
             let destination = stateEnd
             bytes.withUnsafeMutableBytes { raw in
                 let base = raw.baseAddress!
@@ -81,7 +81,7 @@ enum SnapshotFormat {
         guard bytes.count - offset == trailerSize else {
             return bad("trailer is \(bytes.count - offset) bytes, expected \(trailerSize)")
         }
-        guard SnapshotCRC32C.checksum(bytes[offset..<offset + 28]) == read(UInt32.self, at: offset + 28) else {
+        guard CRC32C.checksum(bytes[offset..<offset + 28]) == read(UInt32.self, at: offset + 28) else {
             return bad("trailer checksum mismatch")
         }
         guard read(UInt64.self, at: offset + 4) == chunks else { return bad("the trailer records \(read(UInt64.self, at: offset + 4)) chunks, the file holds \(chunks)") }

@@ -48,7 +48,7 @@ public struct SnapshotWriter {
         header.writeLE(UInt32(recordedAt == nil ? 0 : 1))
         header.writeLE(UInt32(Self.chunkSize))
         let name = Array(name.utf8)
-        header.writeLE(SnapshotCRC32C.checksum(name[...], continuing: SnapshotCRC32C.checksum(header.bytes[...])))
+        header.writeLE(CRC32C.checksum(name[...], continuing: CRC32C.checksum(header.bytes[...])))
         header.bytes.append(contentsOf: name)
         emit(header.bytes[...])
     }
@@ -115,11 +115,11 @@ public struct SnapshotWriter {
     }
 
     private mutating func writeChunk(_ range: Range<Int>) {
-        let crc = SnapshotCRC32C.checksum(pending.bytes[range])
+        let crc = CRC32C.checksum(pending.bytes[range])
         var frame = ByteWriter(capacity: 8)
         frame.writeLE(UInt32(range.count))
         frame.writeLE(crc)
-        chunkCRCs = SnapshotCRC32C.checksum(frame.bytes[4..<8], continuing: chunkCRCs)
+        chunkCRCs = CRC32C.checksum(frame.bytes[4..<8], continuing: chunkCRCs)
         chunkCount += 1
         stateLength += UInt64(range.count)
         emit(frame.bytes[...])
@@ -160,7 +160,7 @@ public struct SnapshotWriter {
         trailer.writeLE(stateLength)
         trailer.writeLE(sectionCount)
         trailer.writeLE(chunkCRCs)
-        trailer.writeLE(SnapshotCRC32C.checksum(trailer.bytes[...]))
+        trailer.writeLE(CRC32C.checksum(trailer.bytes[...]))
         emit(trailer.bytes[...])
         if let failure { throw failure }
         return output

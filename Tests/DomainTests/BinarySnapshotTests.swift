@@ -126,7 +126,7 @@ import Testing
         out[4] = UInt8(format & 0xFF)
         out[5] = UInt8(format >> 8)
         let nameLength = Int(out[6]) | Int(out[7]) << 8
-        let crc = SnapshotCRC32C.checksum(out[44..<(44 + nameLength)], continuing: SnapshotCRC32C.checksum(out[0..<40]))
+        let crc = CRC32C.checksum(out[44..<(44 + nameLength)], continuing: CRC32C.checksum(out[0..<40]))
         withUnsafeBytes(of: crc.littleEndian) { for (i, b) in $0.enumerated() { out[40 + i] = b } }
         return out
     }
@@ -138,8 +138,8 @@ import Testing
         var out: [UInt8] = Array("TLYS".utf8)
         func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
         put(UInt16(1)); put(UInt16(name.count)); put(Int64(1)); put(position); put(Int64(0)); put(UInt32(1)); put(UInt64(payload.count))
-        put(SnapshotCRC32C.checksum(payload[...]))
-        put(SnapshotCRC32C.checksum(name[...], continuing: SnapshotCRC32C.checksum(out[...])))
+        put(CRC32C.checksum(payload[...]))
+        put(CRC32C.checksum(name[...], continuing: CRC32C.checksum(out[...])))
         return out + name + payload
     }
 

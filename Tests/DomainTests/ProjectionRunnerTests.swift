@@ -507,7 +507,7 @@ extension ProjectionRunnerTests {
     }
 
     @Test func snapshotFilesRoundTripAndEveryDamageIsReportedNeverTrapped() throws {
-        #expect(SnapshotCRC32C.checksum(Array("123456789".utf8)[...]) == 0xE306_9283)
+        #expect(CRC32C.checksum(Array("123456789".utf8)[...]) == 0xE306_9283)
         let snapshot = Snapshot(name: "toy-counts", version: 3, position: 77, recordedAt: -5, payload: Array("{\"a\":1}".utf8))
         let bytes = SnapshotStore.encode(snapshot)
         #expect(try SnapshotStore.decode(bytes).get() == snapshot)

@@ -1,6 +1,7 @@
 /// CRC-32C (Castagnoli), slicing-by-8. Guards batch headers and data frames so that a
-/// damaged batch is found without decompressing it.
-enum CRC32C {
+/// damaged batch is found without decompressing it, and the views' snapshot chunks; it runs
+/// near memory speed because every byte written or loaded goes through it.
+public enum CRC32C {
     private static let tables: [UInt32] = {
         var tables = [UInt32](repeating: 0, count: 8 * 256)
         for i in 0..<256 {
@@ -18,7 +19,8 @@ enum CRC32C {
         return tables
     }()
 
-    static func checksum(_ buffer: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
+    /// The CRC of `buffer`; pass the CRC of earlier bytes as `seed` to extend it.
+    public static func checksum(_ buffer: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
         var crc = ~seed
         tables.withUnsafeBufferPointer { t in
             var i = 0
@@ -40,7 +42,11 @@ enum CRC32C {
         return ~crc
     }
 
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
+    }
+
+    public static func checksum(_ bytes: ArraySlice<UInt8>, continuing seed: UInt32 = 0) -> UInt32 {
+        bytes.withUnsafeBytes { checksum($0, seed: seed) }
     }
 }
