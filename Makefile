@@ -18,7 +18,7 @@ PG_TEST_PORT   ?= 55432
 PG_TEST_DIR    ?= $(CURDIR)/.build/postgres-test
 PG_TEST_SCRIPT := $(CURDIR)/scripts/postgres-test-server.sh
 
-.PHONY: help deps build run test pg-test-start pg-test-stop bench bench-api bench-micro clean
+.PHONY: help deps build run test pg-test-start pg-test-stop bench bench-api bench-scale bench-micro clean
 
 help:
 	@echo "make run    install what is missing, build, start tally-server on the embedded log"
@@ -26,6 +26,7 @@ help:
 	@echo "make pg-test-start / pg-test-stop  the tests' PostgreSQL on 127.0.0.1:$(PG_TEST_PORT), by hand"
 	@echo "make bench  release build, then the replay bench commands (figures as JSON)"
 	@echo "make bench-api    release tally-server under wrk on loopback"
+	@echo "make bench-scale  the scale table: logs of 1 M, 10 M, 100 M events (built once in SCALE_DIR)"
 	@echo "make bench-micro  package-benchmark suite in Benchmarks/ (separate package, long first build)"
 
 ## deps: install the apt packages that are missing (liblz4, lz4 CLI, libpq, PostgreSQL).
@@ -105,6 +106,17 @@ bench-api: deps
 	@command -v wrk >/dev/null || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk curl; }
 	$(SWIFT) build -c release --product tally-server
 	Benchmarks/api/run.sh "$$($(SWIFT) build -c release --show-bin-path)/tally-server"
+
+# The scale table (BENCHMARKS.md): the logs are built once into SCALE_DIR and kept there
+# (the 100 M-event log is about 6 GB); never part of `make test`.
+SCALE_DIR    ?= $(CURDIR)/.build/scale
+SCALE_EVENTS ?= 1000000 10000000 100000000
+bench-scale: deps
+	@command -v curl >/dev/null && [ -x /usr/bin/time ] || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl time; }
+	$(SWIFT) build -c release --product replay
+	$(SWIFT) build -c release --product tally-server
+	bin=$$($(SWIFT) build -c release --show-bin-path); \
+	Benchmarks/scale/run.sh "$$bin/replay" "$$bin/tally-server" "$(SCALE_DIR)" $(SCALE_EVENTS)
 
 bench-micro: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --format markdown --no-progress

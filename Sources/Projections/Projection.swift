@@ -83,7 +83,10 @@ public struct Published<View: Sendable>: Sendable {
 
 /// How a runner behaves; the defaults suit a server.
 public struct ProjectionRunnerOptions: Sendable {
-    /// Write a snapshot after this many events folded since the last one.
+    /// Write a snapshot after this many events folded since the last one, and at least a
+    /// quarter of the last one's position: a snapshot costs about the whole view, so a
+    /// catch-up through a long history writes a few snapshots (their spacing grows with the
+    /// history), not one per `snapshotEveryEvents`.
     public var snapshotEveryEvents: Int
     /// …or after this many seconds (wall clock: it decides only when to write, never what).
     public var snapshotEverySeconds: Double

@@ -118,12 +118,15 @@ struct RunnerStateMachine: Sendable {
         return (.setState(.storeUnavailable), delay)
     }
 
-    /// True when a snapshot of the fold at `position` is due (`snapshotEveryEvents` folded
-    /// or `snapshotEverySeconds` passed since the last) and none is being written; then it
-    /// counts as scheduled.
+    /// True when a snapshot of the fold at `position` is due (`snapshotEveryEvents` and a
+    /// quarter of the last snapshot's position folded since it, or `snapshotEverySeconds`
+    /// passed) and none is being written; then it counts as scheduled. The quarter keeps
+    /// the bytes written while catching up through n events a small multiple of one
+    /// snapshot's, where a fixed spacing would write n ÷ spacing whole views.
     mutating func snapshotDue(at position: LogPosition, now: ContinuousClock.Instant, writing: Bool) -> Bool {
+        let spacing = max(snapshotEveryEvents, snapshotScheduled.position / 4)
         guard position > snapshotScheduled.position, !writing,
-              position - snapshotScheduled.position >= snapshotEveryEvents || now - snapshotScheduled.time >= snapshotEvery
+              position - snapshotScheduled.position >= spacing || now - snapshotScheduled.time >= snapshotEvery
         else { return false }
         snapshotScheduled = (position, now)
         return true

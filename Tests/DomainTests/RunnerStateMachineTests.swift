@@ -101,4 +101,21 @@ import Testing
         #expect(!due(111, after: 2))
         #expect(due(111, after: 61), "or after snapshotEverySeconds")
     }
+
+    @Test func snapshotSpacingGrowsWithTheHistorySoACatchUpWritesFewSnapshots() {
+        var machine = Self.machine(position: 0)
+        var written: [LogPosition] = []
+        for position in stride(from: LogPosition(10), through: 100_000, by: 10)
+        where machine.snapshotDue(at: position, now: Self.t0, writing: false) {
+            written.append(position)
+        }
+        // Every 100 events while the position is under 400, then a quarter of the last.
+        #expect(written.prefix(4) == [100, 200, 300, 400])
+        #expect(zip(written, written.dropFirst()).allSatisfy { $1 - $0 >= max(100, $0 / 4) })
+        #expect(written.count < 40, "a fixed spacing of 100 would have written 1,000 snapshots: \(written.count)")
+        // Live again after the catch-up: the clock still bounds how stale the snapshot gets.
+        let last = written.last ?? 0
+        let dueByTime = machine.snapshotDue(at: last + 10, now: Self.t0 + .seconds(61), writing: false)
+        #expect(dueByTime)
+    }
 }

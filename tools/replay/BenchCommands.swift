@@ -9,7 +9,7 @@ import Glibc
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the log: append throughput and latency, read throughput. One JSON object on stdout.",
-        subcommands: [BenchAppend.self, BenchRead.self, BenchReplay.self]
+        subcommands: [BenchAppend.self, BenchRead.self, BenchStreams.self, BenchReplay.self]
     )
 }
 
@@ -26,6 +26,8 @@ struct BenchAppend: AsyncParsableCommand {
     @Option(help: "always | interval | interval:MS | never") var fsync = "always"
     @Option(help: "Segment size in MiB.") var segmentMib = 128
     @Option(help: "Workload seed.") var seed: UInt64 = 42
+    @Flag(help: "Append after what the log already holds (to measure appends to a large log); without it the log must be empty.")
+    var ontoExisting = false
 
     func validate() throws {
         guard events > 0, events <= 1_000_000_000 else { throw ValidationError("--events must be 1...1,000,000,000") }
@@ -38,8 +40,9 @@ struct BenchAppend: AsyncParsableCommand {
         let policy = FsyncPolicy(parsing: fsync)!
         let directory = log ?? makeTemporaryDirectory()
         let store = try openLog(directory, writable: true, fsync: policy, segmentSize: segmentMib << 20)
-        guard try await store.head().position == 0 else {
-            printError("\(logName(directory)) already holds a log; bench append needs an empty directory or database")
+        let startHead = try await store.head().position
+        guard startHead == 0 || ontoExisting else {
+            printError("\(logName(directory)) already holds a log; bench append needs an empty directory or database, or --onto-existing")
             throw ReplayExit.unreadable
         }
         // Pre-generate the appends so the generator is not measured; the pool is larger than
@@ -48,6 +51,7 @@ struct BenchAppend: AsyncParsableCommand {
         var generator = WorkloadGenerator(seed: seed)
         let pool = (0..<max(1, poolEvents / batch)).map { _ in generator.nextAppend(events: batch) }
 
+        let bytesBefore = startHead == 0 ? 0 : try await store.storedBytes()
         let remaining = SharedCounter(events)
         let started = monotonicSeconds()
         let latencies = try await withThrowingTaskGroup(of: [UInt64].self) { group in
@@ -73,7 +77,8 @@ struct BenchAppend: AsyncParsableCommand {
             return all
         }
         let seconds = monotonicSeconds() - started
-        let storedBytes = try await store.storedBytes()
+        // Bytes/event of this run's events only, so a run onto an existing log reports the same figure.
+        let storedBytes = try await store.storedBytes() - bytesBefore
         var writer = JSONObject()
         writerFigures(store.statistics(), into: &writer)
         try await store.close()
@@ -92,6 +97,7 @@ struct BenchAppend: AsyncParsableCommand {
         out.set("batch", batch)
         out.set("fsync", policy.description)
         out.set("log", logName(directory))
+        if startHead > 0 { out.set("log_events_before", startHead) }
         print(out.rendered)
     }
 }
