@@ -70,6 +70,7 @@ struct DomainWorkload {
 
     private let profiles: Catalogue
     private var followers: [Int64]
+    static let maximumFollowers: Int64 = 1_000_000_000
     private var postsCount: [Int32]
     private var postsAnalysed: [UInt32]
     private var refreshed: [Bool]
@@ -287,7 +288,10 @@ struct DomainWorkload {
 
     private mutating func refresh(_ p: Int, correlation: String) {
         refreshed[p] = true
-        followers[p] = max(0, followers[p] + Int64(Double(followers[p]) * 0.004 * (uniform() - 0.3)))
+        // The drift is upward, so a hot profile refreshed tens of thousands of times grew
+        // without bound and overflowed Int64 (a 100 M-event log trapped at 20 M events):
+        // capped at the largest real accounts' size.
+        followers[p] = min(Self.maximumFollowers, max(0, followers[p] + Int64(Double(followers[p]) * 0.004 * (uniform() - 0.3))))
         postsCount[p] += Int32(rng.next() % 3)
         emit(.profileRefreshed(ProfileRefreshed(username: profiles.names[p], followers: followers[p],
                                                 following: Int64(80 + (p * 7_919) % 2_900), postsCount: Int64(postsCount[p]),
