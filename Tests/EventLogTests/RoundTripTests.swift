@@ -169,7 +169,7 @@ import Testing
                 counts[stream] = version + n
             }
             let all = try await readAll(log)
-            #expect(all.map(\.position) == Array(1...LogPosition(all.count)))
+            #expect(all.map(\.position) == Array(stride(from: 1, through: LogPosition(all.count), by: 1)))
             for stream in streams {
                 let mine = all.filter { $0.stream == stream }
                 #expect(mine.count == counts[stream])
