@@ -1,9 +1,10 @@
 public import EventLog
 public import Events
 
-/// A projection over the catalogue's events. Decoding a payload costs more than most folds,
-/// so a caller folding several views decodes each event once (`DomainEvent.decodeBatch`)
-/// and hands the result to each; a single projection decodes for itself.
+/// A projection over the catalogue's events. `apply(_:of:)` folds a decoded `DomainEvent`
+/// (the API's and the tests' path). The three views also override `apply(_ event:)` and
+/// `apply(batch:)` to fold from the payload's bytes in place (`PayloadFields`), building
+/// no `DomainEvent` and no `String` per event; both paths give the same state.
 public protocol DomainProjection: Projection {
     /// Folds one catalogue event; `event` gives its position and recorded-at.
     mutating func apply(_ domain: DomainEvent, of event: RecordedEvent)

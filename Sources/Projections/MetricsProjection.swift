@@ -82,6 +82,64 @@ public struct MetricsProjection: DomainProjection {
         Histogram<UInt64>(highestTrackableValue: highestLatencyMs, numberOfSignificantValueDigits: .two)
     }
 
+    /// The byte path: the event's fields are read in place, no `DomainEvent` is built.
+    @inline(__always)
+    public mutating func apply(_ event: RecordedEvent) {
+        event.withFields { fields in
+            guard let fields else { return }
+            fold(fields, of: event)
+        }
+    }
+
+    public mutating func apply(batch: [RecordedEvent]) {
+        for event in batch { apply(event) }
+    }
+
+    /// Folds one event's fields (`RecordedEvent.withFields`): a caller folding several
+    /// views on one thread reads each event once and hands the fields to each.
+    @inline(__always)
+    public mutating func fold(_ fields: PayloadFields, of event: RecordedEvent) {
+        let at = event.recordedAt
+        switch fields {
+        case .creditsGranted, .profileRefreshed:
+            newestEventTime = max(newestEventTime ?? at, at)
+        case .creatorSearched(_, let servedFrom, let durationMs):
+            newestEventTime = max(newestEventTime ?? at, at)
+            count(at) {
+                $0.searches += 1
+                if servedFrom == .cache { $0.cacheHits += 1 }
+            }
+            record(.search, durationMs, at)
+        case .profileUnlocked(_, _, let spent):
+            newestEventTime = max(newestEventTime ?? at, at)
+            count(at) {
+                $0.unlocks += 1
+                $0.creditsSpent += spent
+            }
+        case .postAnalysisCompleted(_, _, let durationMs):
+            newestEventTime = max(newestEventTime ?? at, at)
+            count(at) { $0.analysesOK += 1 }
+            record(.analysis, durationMs, at)
+        case .postAnalysisFailed(_, _, let durationMs):
+            newestEventTime = max(newestEventTime ?? at, at)
+            count(at) { $0.analysesFailed += 1 }
+            record(.analysis, durationMs, at)
+        case .cdnJobQueued(let priority, _):
+            newestEventTime = max(newestEventTime ?? at, at)
+            count(at) { $0.countCdn(priority, .queued) }
+        case .cdnJobSucceeded(let priority, let durationMs):
+            newestEventTime = max(newestEventTime ?? at, at)
+            count(at) { $0.countCdn(priority, .succeeded) }
+            record(.cdn, durationMs, at)
+        case .cdnJobFailed(let priority, let durationMs):
+            newestEventTime = max(newestEventTime ?? at, at)
+            count(at) { $0.countCdn(priority, .failed) }
+            record(.cdn, durationMs, at)
+        case .decoded(let domain):
+            apply(domain, of: event)
+        }
+    }
+
     public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) {
         let at = event.recordedAt
         newestEventTime = max(newestEventTime ?? at, at)

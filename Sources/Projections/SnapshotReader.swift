@@ -99,6 +99,26 @@ public struct SnapshotReader {
         return string
     }
 
+    /// A length-prefixed byte run of at most `max` bytes, unchecked as text (the interning
+    /// tables check what they need), as a slice sharing the state's buffer.
+    mutating func rawBytes(_ what: String, max: Int) throws -> ArraySlice<UInt8> {
+        let length = try unsigned(what)
+        guard length <= UInt64(max) else { throw corrupted("\(what) is \(length) bytes, above the bound \(max)") }
+        guard length <= UInt64(remaining) else { throw truncated(what) }
+        let end = offset + Int(length)
+        defer { offset = end }
+        return bytes[offset..<end]
+    }
+
+    /// `count` bytes as they are (no length prefix).
+    mutating func rawBytes(_ what: String, max: Int, exactly count: Int) throws -> ArraySlice<UInt8> {
+        guard count >= 0, count <= max else { throw corrupted("\(what) is \(count) bytes, above the bound \(max)") }
+        guard count <= remaining else { throw truncated(what) }
+        let end = offset + count
+        defer { offset = end }
+        return bytes[offset..<end]
+    }
+
     /// A value of a `CaseIterable` enum, stored as its index in `allCases`.
     public mutating func choice<E: CaseIterable>(_: E.Type, _ what: String) throws -> E {
         let cases = Array(E.allCases)

@@ -1,11 +1,14 @@
 public import EventLog
 public import Events
 
-/// Folds the log into `SystemStats`. The fold keeps the distinct sets the view counts;
-/// the published view is the small computed `SystemStats`, so publishing never copies them.
+/// Folds the log into `SystemStats`. The fold keeps the distinct sets the view counts, keyed
+/// on dense ids (`InternTable`): usernames, unlocking users and post ids are hashed from the
+/// payload's bytes, sets are bit sets and id arrays; the published view is the small
+/// computed `SystemStats`, so publishing never copies them.
 public struct SystemStatsProjection: DomainProjection {
     public static let name = "system-stats"
-    public static let version = 1
+    /// 2: the state keys on interned ids (snapshot sections changed).
+    public static let version = 2
 
     /// Per post: ever completed (bit 0), last analysis failed (bit 1).
     struct PostOutcome: OptionSet, Hashable {
@@ -14,20 +17,18 @@ public struct SystemStatsProjection: DomainProjection {
         static let lastFailed = PostOutcome(rawValue: 2)
     }
 
-    struct UnlockPair: Hashable {
-        var user: String
-        var username: String
-    }
-
     struct CdnTally: Hashable {
         var queued: Int64 = 0
         var succeeded: Int64 = 0
         var failed: Int64 = 0
     }
 
-    var usernames: Set<String> = []
-    var analysedUsernames: Set<String> = []
-    var posts: [String: PostOutcome] = [:]
+    /// Every username seen in any event.
+    var usernames = InternTable()
+    var analysedUsernames = IDBitSet()
+    /// Every post id in an analysis event; `postOutcomes[id]` is its outcome.
+    var postIDs = InternTable()
+    var postOutcomes: [UInt8] = []
     var postsWithAnalysis = 0
     var postsFailedUnrecovered = 0
     var analysesCompleted: Int64 = 0
@@ -35,8 +36,10 @@ public struct SystemStatsProjection: DomainProjection {
     var searches: Int64 = 0
     var cacheHits: Int64 = 0
     var unlockEvents: Int64 = 0
-    var unlockPairs: Set<UnlockPair> = []
-    var unlockUsers: Set<String> = []
+    /// Users with at least one unlock.
+    var users = InternTable()
+    /// (user id, username id) of every unlock.
+    var unlockPairs = IDPairSet()
     var creditsGranted: Int64 = 0
     var creditsSpent: Int64 = 0
     /// Indexed like `CdnPriority.allCases`.
@@ -46,6 +49,50 @@ public struct SystemStatsProjection: DomainProjection {
 
     public init() {}
 
+    /// The byte path: the event's fields are read in place, no `DomainEvent` is built.
+    @inline(__always)
+    public mutating func apply(_ event: RecordedEvent) {
+        event.withFields { fields in
+            guard let fields else { return }
+            fold(fields, of: event)
+        }
+    }
+
+    public mutating func apply(batch: [RecordedEvent]) {
+        for event in batch { apply(event) }
+    }
+
+    /// Folds one event's fields (`RecordedEvent.withFields`): a caller folding several
+    /// views on one thread reads each event once and hands the fields to each.
+    @inline(__always)
+    public mutating func fold(_ fields: PayloadFields, of event: RecordedEvent) {
+        switch fields {
+        case .creditsGranted(let amount):
+            creditsGranted &+= amount
+        case .creatorSearched(let username, let servedFrom, _):
+            searches += 1
+            if servedFrom == .cache { cacheHits += 1 }
+            _ = usernames.intern(username)
+        case .profileRefreshed(let username, _, _, _, _, _):
+            _ = usernames.intern(username)
+        case .profileUnlocked(let user, let username, let spent):
+            unlocked(user: users.intern(user), username: usernames.intern(username), spent: spent)
+        case .postAnalysisCompleted(let username, let post, _):
+            analysed(username: usernames.intern(username), post: postIDs.intern(post), failed: false)
+        case .postAnalysisFailed(let username, let post, _):
+            analysed(username: usernames.intern(username), post: postIDs.intern(post), failed: true)
+        case .cdnJobQueued(let priority, let username):
+            cdn[priority.index].queued += 1
+            if let username { _ = usernames.intern(username) }
+        case .cdnJobSucceeded(let priority, _):
+            cdn[priority.index].succeeded += 1
+        case .cdnJobFailed(let priority, _):
+            cdn[priority.index].failed += 1
+        case .decoded(let domain):
+            apply(domain, of: event)
+        }
+    }
+
     public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) {
         switch domain {
         case .creditsGranted(let e):
@@ -53,27 +100,18 @@ public struct SystemStatsProjection: DomainProjection {
         case .creatorSearched(let e):
             searches += 1
             if e.servedFrom == .cache { cacheHits += 1 }
-            usernames.insert(e.username)
+            _ = usernames.intern(e.username)
         case .profileRefreshed(let e):
-            usernames.insert(e.username)
+            _ = usernames.intern(e.username)
         case .profileUnlocked(let e):
-            unlockEvents += 1
-            creditsSpent &+= e.creditsSpent
-            usernames.insert(e.username)
-            unlockPairs.insert(UnlockPair(user: e.user, username: e.username))
-            unlockUsers.insert(e.user)
+            unlocked(user: users.intern(e.user), username: usernames.intern(e.username), spent: e.creditsSpent)
         case .postAnalysisCompleted(let e):
-            analysesCompleted += 1
-            usernames.insert(e.username)
-            analysedUsernames.insert(e.username)
-            record(post: e.postID, failed: false)
+            analysed(username: usernames.intern(e.username), post: postIDs.intern(e.postID), failed: false)
         case .postAnalysisFailed(let e):
-            analysesFailed += 1
-            usernames.insert(e.username)
-            record(post: e.postID, failed: true)
+            analysed(username: usernames.intern(e.username), post: postIDs.intern(e.postID), failed: true)
         case .cdnJobQueued(let e):
             cdn[e.priority.index].queued += 1
-            if let username = e.username { usernames.insert(username) }
+            if let username = e.username { _ = usernames.intern(username) }
         case .cdnJobSucceeded(let e):
             cdn[e.priority.index].succeeded += 1
         case .cdnJobFailed(let e):
@@ -89,13 +127,25 @@ public struct SystemStatsProjection: DomainProjection {
         }
     }
 
-    private mutating func record(post: String, failed: Bool) {
-        let before = posts[post] ?? []
+    @inline(__always)
+    private mutating func unlocked(user: UInt32, username: UInt32, spent: Int64) {
+        unlockEvents += 1
+        creditsSpent &+= spent
+        unlockPairs.insert(user, username)
+    }
+
+    @inline(__always)
+    private mutating func analysed(username: UInt32, post: UInt32, failed: Bool) {
+        if failed { analysesFailed += 1 } else {
+            analysesCompleted += 1
+            analysedUsernames.insert(username)
+        }
+        if Int(post) >= postOutcomes.count { postOutcomes.append(0) }
+        let before = PostOutcome(rawValue: postOutcomes[Int(post)])
         var after = before
         if !failed { after.insert(.completed) }
         if failed { after.insert(.lastFailed) } else { after.remove(.lastFailed) }
-        guard after != before || posts[post] == nil else { return }
-        posts[post] = after
+        postOutcomes[Int(post)] = after.rawValue
         if after.contains(.completed) && !before.contains(.completed) { postsWithAnalysis += 1 }
         switch (before.contains(.lastFailed), after.contains(.lastFailed)) {
         case (false, true): postsFailedUnrecovered += 1
@@ -109,13 +159,13 @@ public struct SystemStatsProjection: DomainProjection {
         s.profiles.total = usernames.count
         s.profiles.withAIAnalysis = analysedUsernames.count
         s.profiles.aiCompletionRate = ratio(analysedUsernames.count, usernames.count)
-        s.posts = SystemStats.Posts(total: posts.count, withAIAnalysis: postsWithAnalysis, failedUnrecovered: postsFailedUnrecovered)
+        s.posts = SystemStats.Posts(total: postIDs.count, withAIAnalysis: postsWithAnalysis, failedUnrecovered: postsFailedUnrecovered)
         s.analyses = SystemStats.Analyses(
             completed: analysesCompleted, failed: analysesFailed,
             completionRate: ratio(analysesCompleted, analysesCompleted + analysesFailed)
         )
         s.searches = SystemStats.Searches(total: searches, cacheHits: cacheHits, cacheHitRatio: ratio(cacheHits, searches))
-        s.unlocks = SystemStats.Unlocks(total: unlockEvents, distinct: unlockPairs.count, users: unlockUsers.count)
+        s.unlocks = SystemStats.Unlocks(total: unlockEvents, distinct: unlockPairs.count, users: users.count)
         s.credits = SystemStats.Credits(granted: creditsGranted, spent: creditsSpent)
         var total = CdnTally()
         for (priority, tally) in zip(CdnPriority.allCases, cdn) {

@@ -1,10 +1,12 @@
 public import Events
 
 /// The system-stats fold state in a binary snapshot (docs/snapshot-format.md): one section
-/// per collection, elements written as they are iterated, never collected first.
+/// per collection, elements written as they are iterated, never collected first. The
+/// interning tables it keys on are sections of their own, so the state is self-contained
+/// (an as-of checkpoint stores it alone).
 extension SystemStatsProjection {
     enum Section: UInt8 {
-        case counters = 1, usernames, analysedUsernames, posts, unlockPairs, unlockUsers, health, breakers
+        case counters = 1, usernames, analysedUsernames, postIDs, postOutcomes, users, unlockPairs, health, breakers
     }
 
     public func writeSnapshot(to w: inout SnapshotWriter) {
@@ -18,22 +20,23 @@ extension SystemStatsProjection {
             w.signed(tally.succeeded)
             w.signed(tally.failed)
         }
-        w.section(Section.usernames.rawValue, count: usernames.count)
-        for username in usernames { w.string(username) }
+        usernames.write(to: &w, section: Section.usernames.rawValue)
+        // Ids in increasing order, as gaps from the previous one (+1).
         w.section(Section.analysedUsernames.rawValue, count: analysedUsernames.count)
-        for username in analysedUsernames { w.string(username) }
-        w.section(Section.posts.rawValue, count: posts.count)
-        for (post, outcome) in posts {
-            w.string(post)
-            w.byte(outcome.rawValue)
+        var previous: Int64 = -1
+        analysedUsernames.forEach { id in
+            w.unsigned(UInt64(Int64(id) - previous - 1))
+            previous = Int64(id)
         }
+        postIDs.write(to: &w, section: Section.postIDs.rawValue)
+        w.section(Section.postOutcomes.rawValue, count: postOutcomes.count)
+        w.raw(postOutcomes)
+        users.write(to: &w, section: Section.users.rawValue)
         w.section(Section.unlockPairs.rawValue, count: unlockPairs.count)
-        for pair in unlockPairs {
-            w.string(pair.user)
-            w.string(pair.username)
+        unlockPairs.forEach { user, username in
+            w.unsigned(UInt64(user))
+            w.unsigned(UInt64(username))
         }
-        w.section(Section.unlockUsers.rawValue, count: unlockUsers.count)
-        for user in unlockUsers { w.string(user) }
         w.section(Section.health.rawValue, count: health.count)
         for (component, sample) in health {
             w.string(component)
@@ -64,23 +67,30 @@ extension SystemStatsProjection {
         for i in cdn.indices {
             cdn[i] = CdnTally(queued: try r.signed("cdn queued"), succeeded: try r.signed("cdn succeeded"), failed: try r.signed("cdn failed"))
         }
-        usernames = try Self.readStrings(&r, .usernames, "username")
-        analysedUsernames = try Self.readStrings(&r, .analysedUsernames, "analysed username")
-        let postCount = try r.section(Section.posts.rawValue, minimumBytes: 2)
-        posts.reserveCapacity(postCount)
-        for _ in 0..<postCount {
-            let post = try r.string("post id")
-            let outcome = PostOutcome(rawValue: try r.byte("post outcome"))
-            guard outcome.rawValue & ~3 == 0 else { throw r.corrupted("post outcome \(outcome.rawValue) has unknown bits") }
-            guard posts.updateValue(outcome, forKey: post) == nil else { throw r.corrupted("post \(post) appears twice") }
+        usernames = try InternTable(snapshot: &r, section: Section.usernames.rawValue, what: "username")
+        let analysed = try r.section(Section.analysedUsernames.rawValue, minimumBytes: 1)
+        var next: UInt64 = 0
+        for _ in 0..<analysed {
+            let gap = try r.unsigned("analysed username gap", max: UInt64(usernames.count))
+            let id = next + gap
+            guard id < UInt64(usernames.count) else { throw r.corrupted("analysed username id \(id) is not a username") }
+            analysedUsernames.insert(UInt32(id))
+            next = id + 1
         }
+        postIDs = try InternTable(snapshot: &r, section: Section.postIDs.rawValue, what: "post id")
+        let outcomes = try r.section(Section.postOutcomes.rawValue, minimumBytes: 1)
+        guard outcomes == postIDs.count else { throw r.corrupted("\(outcomes) post outcomes for \(postIDs.count) posts") }
+        postOutcomes = Array(try r.rawBytes("post outcomes", max: outcomes, exactly: outcomes))
+        guard postOutcomes.allSatisfy({ $0 & ~3 == 0 }) else { throw r.corrupted("a post outcome has unknown bits") }
+        users = try InternTable(snapshot: &r, section: Section.users.rawValue, what: "unlock user")
         let pairCount = try r.section(Section.unlockPairs.rawValue, minimumBytes: 2)
-        unlockPairs.reserveCapacity(pairCount)
+        unlockPairs = IDPairSet(minimumCapacity: pairCount)
         for _ in 0..<pairCount {
-            let pair = UnlockPair(user: try r.string("unlock user"), username: try r.string("unlock username"))
-            guard unlockPairs.insert(pair).inserted else { throw r.corrupted("an unlock pair appears twice") }
+            let user = try r.unsigned("unlock user id", max: UInt64(max(0, users.count - 1)))
+            let username = try r.unsigned("unlock username id", max: UInt64(max(0, usernames.count - 1)))
+            guard user < users.count, username < usernames.count else { throw r.corrupted("an unlock pair names an unknown id") }
+            guard unlockPairs.insert(UInt32(user), UInt32(username)) else { throw r.corrupted("an unlock pair appears twice") }
         }
-        unlockUsers = try Self.readStrings(&r, .unlockUsers, "unlock user")
         let healthCount = try r.section(Section.health.rawValue, minimumBytes: 36)
         for _ in 0..<healthCount {
             let component = try r.string("health component")
@@ -93,15 +103,6 @@ extension SystemStatsProjection {
                 throw r.corrupted("breaker of \(component) appears twice")
             }
         }
-    }
-
-    private static func readStrings(_ r: inout SnapshotReader, _ section: Section, _ what: String) throws -> Set<String> {
-        let count = try r.section(section.rawValue, minimumBytes: 1)
-        var set = Set<String>(minimumCapacity: count)
-        for _ in 0..<count {
-            guard set.insert(try r.string(what)).inserted else { throw r.corrupted("a \(what) appears twice") }
-        }
-        return set
     }
 }
 

@@ -1,6 +1,5 @@
 public import EventLog
 public import Events
-public import HashTreeCollections
 
 /// One profile a user unlocked, with the profile's summary as the view knows it.
 public struct UnlockedProfile: Sendable, Hashable, Codable {
@@ -38,18 +37,24 @@ public struct ProfileSummary: Sendable, Hashable, Codable {
 }
 
 /// The unlocked-profiles view: per user, the distinct profiles unlocked, newest first.
-/// Backed by persistent maps, so publishing it after a batch costs O(1).
+/// Keyed on dense ids (`InternTable`) in chunked columns, so publishing it after a batch
+/// shares every chunk and costs O(chunks), and the fold writes one chunk after a publish.
 public struct UnlockedProfilesView: Sendable, Equatable {
     struct Unlock: Sendable, Hashable {
-        var username: String
+        var username: UInt32
         var unlockedAt: Int64
         var creditsSpent: Int64
         var position: LogPosition
     }
 
-    /// Per user, unlocks in log order (oldest first).
-    var users: TreeDictionary<String, [Unlock]> = [:]
-    var profiles: TreeDictionary<String, ProfileSummary> = [:]
+    /// Users with at least one unlock.
+    var users = InternTable()
+    /// Every username of an unlock, a refresh or an analysis.
+    var usernames = InternTable()
+    /// Per user id, unlocks in log order (oldest first).
+    var unlocks = ChunkedColumn<[Unlock]>()
+    /// Per username id; nil for a username only unlocked, never refreshed nor analysed.
+    var profiles = ChunkedColumn<ProfileSummary?>()
 
     public struct Page: Sendable, Hashable {
         public var profiles: [UnlockedProfile]
@@ -62,85 +67,157 @@ public struct UnlockedProfilesView: Sendable, Equatable {
     /// One page of `user`'s unlocked profiles, newest first. `cursor` is a previous page's
     /// `nextCursor`; a cursor that is not one gives the first page.
     public func unlocked(user: String, limit: Int, cursor: String? = nil) -> Page {
-        let unlocks = users[user] ?? []
-        var end = unlocks.count
+        let list = users.lookup(user).map { unlocks[Int($0)] } ?? []
+        var end = list.count
         if let cursor, let before = LogPosition(cursor) {
-            end = unlocks.partitioningIndex { $0.position >= before }
+            end = list.partitioningIndex { $0.position >= before }
         }
         let start = max(0, end - max(0, limit))
-        let page = unlocks[start..<end].reversed().map { unlock in
+        let page = list[start..<end].reversed().map { unlock in
             UnlockedProfile(
-                username: unlock.username, unlockedAt: unlock.unlockedAt, creditsSpent: unlock.creditsSpent,
-                position: unlock.position, profile: profiles[unlock.username] ?? ProfileSummary()
+                username: usernames.string(unlock.username), unlockedAt: unlock.unlockedAt, creditsSpent: unlock.creditsSpent,
+                position: unlock.position, profile: profiles[Int(unlock.username)] ?? ProfileSummary()
             )
         }
-        return Page(profiles: page, nextCursor: start > 0 ? page.last.map { String($0.position) } : nil, total: unlocks.count)
+        return Page(profiles: page, nextCursor: start > 0 ? page.last.map { String($0.position) } : nil, total: list.count)
     }
 
     public func hasUnlocked(user: String, username: String) -> Bool {
-        users[user]?.contains { $0.username == username } ?? false
+        guard let user = users.lookup(user), let username = usernames.lookup(username) else { return false }
+        return unlocks[Int(user)].contains { $0.username == username }
     }
 
-    public func profile(_ username: String) -> ProfileSummary? { profiles[username] }
+    public func profile(_ username: String) -> ProfileSummary? {
+        usernames.lookup(username).flatMap { profiles[Int($0)] }
+    }
 }
 
-/// Folds the log into `UnlockedProfilesView`.
+/// Folds the log into `UnlockedProfilesView`, from the payloads' bytes.
 public struct UnlockedProfilesProjection: DomainProjection {
     public static let name = "unlocked-profiles"
-    public static let version = 1
+    /// 2: the state keys on interned ids (snapshot sections changed).
+    public static let version = 2
 
-    var users: TreeDictionary<String, [UnlockedProfilesView.Unlock]> = [:]
-    var unlockedPairs: Set<String> = []
-    var profiles: TreeDictionary<String, ProfileSummary> = [:]
-    /// Per post id: (username, ever completed, last failed).
-    var posts: [String: PostState] = [:]
-
-    struct PostState: Hashable {
-        var username: String
-        var completed: Bool
-        var lastFailed: Bool
-    }
+    var view = UnlockedProfilesView()
+    /// (user id, username id) of every first unlock.
+    var unlockedPairs = IDPairSet()
+    var postIDs = InternTable()
+    /// Per post id: the username id it belongs to (its first analysis's), and flags
+    /// (bit 0: ever completed, bit 1: last analysis failed).
+    var postOwners: [UInt32] = []
+    var postFlags: [UInt8] = []
 
     public init() {}
 
-    public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) {
-        switch domain {
-        case .profileUnlocked(let e):
-            // The first unlock of a pair counts; a repeat (possible in imported logs) does not.
-            guard unlockedPairs.insert(e.user + "\u{1F}" + e.username).inserted else { return }
-            users[e.user, default: []].append(.init(username: e.username, unlockedAt: event.recordedAt, creditsSpent: e.creditsSpent, position: event.position))
-        case .profileRefreshed(let e):
-            var summary = profiles[e.username] ?? ProfileSummary()
-            summary.followers = e.followers
-            summary.following = e.following
-            summary.postsCount = e.postsCount
-            summary.verified = e.verified
-            summary.category = e.category
-            profiles[e.username] = summary
-        case .postAnalysisCompleted(let e):
-            record(post: e.postID, username: e.username, failed: false)
-        case .postAnalysisFailed(let e):
-            record(post: e.postID, username: e.username, failed: true)
+    /// The byte path: the event's fields are read in place, no `DomainEvent` is built.
+    @inline(__always)
+    public mutating func apply(_ event: RecordedEvent) {
+        event.withFields { fields in
+            guard let fields else { return }
+            fold(fields, of: event)
+        }
+    }
+
+    public mutating func apply(batch: [RecordedEvent]) {
+        for event in batch { apply(event) }
+    }
+
+    /// Folds one event's fields (`RecordedEvent.withFields`): a caller folding several
+    /// views on one thread reads each event once and hands the fields to each.
+    @inline(__always)
+    public mutating func fold(_ fields: PayloadFields, of event: RecordedEvent) {
+        switch fields {
+        case .profileUnlocked(let user, let username, let spent):
+            unlock(user: internUser(user), username: internUsername(username), spent: spent, of: event)
+        case .profileRefreshed(let username, let followers, let following, let postsCount, let verified, let category):
+            let id = internUsername(username)
+            var summary = view.profiles[Int(id)] ?? ProfileSummary()
+            summary.followers = followers
+            summary.following = following
+            summary.postsCount = postsCount
+            summary.verified = verified
+            if !(summary.category?.utf8.elementsEqual(category) ?? false) {
+                summary.category = String(decoding: category, as: UTF8.self)
+            }
+            view.profiles[Int(id)] = summary
+        case .postAnalysisCompleted(let username, let post, _):
+            record(post: postIDs.intern(post), username: username, failed: false)
+        case .postAnalysisFailed(let username, let post, _):
+            record(post: postIDs.intern(post), username: username, failed: true)
         default:
             return
         }
     }
 
-    private mutating func record(post: String, username: String, failed: Bool) {
-        let before = posts[post]
-        let after = PostState(username: before?.username ?? username, completed: (before?.completed ?? false) || !failed, lastFailed: failed)
-        guard after != before else { return }
-        posts[post] = after
-        var summary = profiles[after.username] ?? ProfileSummary()
-        if after.completed && !(before?.completed ?? false) { summary.postsAnalysed += 1 }
-        if before?.lastFailed ?? false { summary.postsFailed -= 1 }
-        if after.lastFailed { summary.postsFailed += 1 }
-        profiles[after.username] = summary
+    public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) {
+        func bytes<R>(_ string: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+            var string = string
+            return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        }
+        switch domain {
+        case .profileUnlocked(let e):
+            bytes(e.user) { user in bytes(e.username) { username in
+                fold(.profileUnlocked(user: user, username: username, creditsSpent: e.creditsSpent), of: event)
+            } }
+        case .profileRefreshed(let e):
+            bytes(e.username) { username in bytes(e.category) { category in
+                fold(.profileRefreshed(username: username, followers: e.followers, following: e.following, postsCount: e.postsCount,
+                                       verified: e.verified, category: category), of: event)
+            } }
+        case .postAnalysisCompleted(let e):
+            bytes(e.username) { username in bytes(e.postID) { post in
+                fold(.postAnalysisCompleted(username: username, postID: post, durationMs: e.durationMs), of: event)
+            } }
+        case .postAnalysisFailed(let e):
+            bytes(e.username) { username in bytes(e.postID) { post in
+                fold(.postAnalysisFailed(username: username, postID: post, durationMs: e.durationMs), of: event)
+            } }
+        default:
+            return
+        }
     }
 
-    public func makeView() -> UnlockedProfilesView {
-        UnlockedProfilesView(users: users, profiles: profiles)
+    @inline(__always)
+    private mutating func internUser(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let id = view.users.intern(bytes)
+        if Int(id) == view.unlocks.count { view.unlocks.append([]) }
+        return id
     }
+
+    @inline(__always)
+    private mutating func internUsername(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let id = view.usernames.intern(bytes)
+        if Int(id) == view.profiles.count { view.profiles.append(nil) }
+        return id
+    }
+
+    @inline(__always)
+    private mutating func unlock(user: UInt32, username: UInt32, spent: Int64, of event: RecordedEvent) {
+        // The first unlock of a pair counts; a repeat (possible in imported logs) does not.
+        guard unlockedPairs.insert(user, username) else { return }
+        view.unlocks[Int(user)].append(.init(username: username, unlockedAt: event.recordedAt, creditsSpent: spent, position: event.position))
+    }
+
+    @inline(__always)
+    private mutating func record(post: UInt32, username: UnsafeRawBufferPointer, failed: Bool) {
+        let isNew = Int(post) == postFlags.count
+        if isNew {
+            postOwners.append(internUsername(username))
+            postFlags.append(0)
+        }
+        let before = postFlags[Int(post)]
+        let after = (before & 1) | (failed ? 2 : 1)
+        guard after != before || isNew else { return }
+        postFlags[Int(post)] = after
+        let owner = Int(postOwners[Int(post)])
+        var summary = view.profiles[owner] ?? ProfileSummary()
+        if after & 1 != 0 && before & 1 == 0 { summary.postsAnalysed += 1 }
+        if before & 2 != 0 { summary.postsFailed -= 1 }
+        if after & 2 != 0 { summary.postsFailed += 1 }
+        view.profiles[owner] = summary
+    }
+
+    public func makeView() -> UnlockedProfilesView { view }
 }
 
 extension Array {

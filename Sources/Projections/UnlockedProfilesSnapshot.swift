@@ -1,72 +1,88 @@
 public import EventLog
-import HashTreeCollections
 
-/// The unlocked-profiles fold state in a binary snapshot (docs/snapshot-format.md). The set
-/// of unlocked pairs is not written: it is exactly the (user, username) of every unlock in
-/// `users`, so it is rebuilt on load, and a snapshot that repeats a pair is refused.
+/// The unlocked-profiles fold state in a binary snapshot (docs/snapshot-format.md): the
+/// interning tables (users, usernames, post ids) as sections of their own, then the
+/// columns keyed on their ids. The set of unlocked pairs is not written: it is exactly the
+/// (user, username) of every unlock, so it is rebuilt on load, and a snapshot that repeats
+/// a pair is refused.
 extension UnlockedProfilesProjection {
     enum Section: UInt8 {
-        case users = 1, profiles, posts
+        case users = 1, usernames, unlocks, profiles, postIDs, posts
     }
 
     public func writeSnapshot(to w: inout SnapshotWriter) {
-        w.section(Section.users.rawValue, count: users.count)
-        for (user, unlocks) in users {
-            w.string(user)
+        view.users.write(to: &w, section: Section.users.rawValue)
+        view.usernames.write(to: &w, section: Section.usernames.rawValue)
+        w.section(Section.unlocks.rawValue, count: view.unlocks.count)
+        view.unlocks.forEach { unlocks in
             w.unsigned(UInt64(unlocks.count))
             for unlock in unlocks {
-                w.string(unlock.username)
+                w.unsigned(UInt64(unlock.username))
                 w.signed(unlock.unlockedAt)
                 w.signed(unlock.creditsSpent)
                 w.unsigned(unlock.position)
             }
         }
-        w.section(Section.profiles.rawValue, count: profiles.count)
-        for (username, summary) in profiles {
-            w.string(username)
-            w.writeSummary(summary)
+        w.section(Section.profiles.rawValue, count: view.profiles.count)
+        view.profiles.forEach { summary in
+            if let summary {
+                w.byte(1)
+                w.writeSummary(summary)
+            } else {
+                w.byte(0)
+            }
         }
-        w.section(Section.posts.rawValue, count: posts.count)
-        for (post, state) in posts {
-            w.string(post)
-            w.string(state.username)
-            w.byte((state.completed ? 1 : 0) | (state.lastFailed ? 2 : 0))
+        postIDs.write(to: &w, section: Section.postIDs.rawValue)
+        w.section(Section.posts.rawValue, count: postFlags.count)
+        for (owner, flags) in zip(postOwners, postFlags) {
+            w.unsigned(UInt64(owner))
+            w.byte(flags)
         }
     }
 
     public init(snapshot r: inout SnapshotReader) throws {
         self.init()
-        let userCount = try r.section(Section.users.rawValue, minimumBytes: 2)
-        for _ in 0..<userCount {
-            let user = try r.string("user")
+        view.users = try InternTable(snapshot: &r, section: Section.users.rawValue, what: "user")
+        view.usernames = try InternTable(snapshot: &r, section: Section.usernames.rawValue, what: "username")
+        let usernameLimit = UInt64(max(0, view.usernames.count - 1))
+        let userCount = try r.section(Section.unlocks.rawValue, minimumBytes: 1)
+        guard userCount == view.users.count else { throw r.corrupted("unlocks of \(userCount) users, the table holds \(view.users.count)") }
+        for user in 0..<userCount {
             let count = try r.count("unlocks of a user", minimumBytes: 4)
             var unlocks: [UnlockedProfilesView.Unlock] = []
             unlocks.reserveCapacity(count)
             for _ in 0..<count {
-                let unlock = UnlockedProfilesView.Unlock(username: try r.string("unlocked username"), unlockedAt: try r.signed("unlocked at"),
+                let username = try r.unsigned("unlocked username id", max: usernameLimit)
+                guard username < view.usernames.count else { throw r.corrupted("unlocked username id \(username) is not a username") }
+                let unlock = UnlockedProfilesView.Unlock(username: UInt32(username), unlockedAt: try r.signed("unlocked at"),
                                                          creditsSpent: try r.signed("credits spent"), position: try r.unsigned("unlock position"))
-                if let last = unlocks.last, last.position >= unlock.position { throw r.corrupted("unlocks of \(user) are not in log order") }
-                guard unlockedPairs.insert(user + "\u{1F}" + unlock.username).inserted else {
-                    throw r.corrupted("\(user) unlocked \(unlock.username) twice")
+                if let last = unlocks.last, last.position >= unlock.position { throw r.corrupted("unlocks of user \(user) are not in log order") }
+                guard unlockedPairs.insert(UInt32(user), unlock.username) else {
+                    throw r.corrupted("user \(user) unlocked username \(username) twice")
                 }
                 unlocks.append(unlock)
             }
-            guard users.updateValue(unlocks, forKey: user) == nil else { throw r.corrupted("user \(user) appears twice") }
+            view.unlocks.append(unlocks)
         }
-        let profileCount = try r.section(Section.profiles.rawValue, minimumBytes: 4)
+        let profileCount = try r.section(Section.profiles.rawValue, minimumBytes: 1)
+        guard profileCount == view.usernames.count else {
+            throw r.corrupted("\(profileCount) profiles, the username table holds \(view.usernames.count)")
+        }
         for _ in 0..<profileCount {
-            let username = try r.string("profile username")
-            guard profiles.updateValue(try r.readSummary(), forKey: username) == nil else { throw r.corrupted("profile \(username) appears twice") }
+            view.profiles.append(try r.bool("profile present") ? try r.readSummary() : nil)
         }
-        let postCount = try r.section(Section.posts.rawValue, minimumBytes: 3)
-        posts.reserveCapacity(postCount)
+        postIDs = try InternTable(snapshot: &r, section: Section.postIDs.rawValue, what: "post id")
+        let postCount = try r.section(Section.posts.rawValue, minimumBytes: 2)
+        guard postCount == postIDs.count else { throw r.corrupted("\(postCount) posts, the post table holds \(postIDs.count)") }
+        postOwners.reserveCapacity(postCount)
+        postFlags.reserveCapacity(postCount)
         for _ in 0..<postCount {
-            let post = try r.string("post id")
-            let username = try r.string("post username")
+            let owner = try r.unsigned("post username id", max: usernameLimit)
+            guard owner < view.usernames.count else { throw r.corrupted("post username id \(owner) is not a username") }
             let flags = try r.byte("post flags")
-            guard flags & ~3 == 0 else { throw r.corrupted("post flags \(flags) have unknown bits") }
-            let state = PostState(username: username, completed: flags & 1 != 0, lastFailed: flags & 2 != 0)
-            guard posts.updateValue(state, forKey: post) == nil else { throw r.corrupted("post \(post) appears twice") }
+            guard flags & ~3 == 0, flags != 0 else { throw r.corrupted("post flags \(flags) are not valid") }
+            postOwners.append(UInt32(owner))
+            postFlags.append(flags)
         }
     }
 }

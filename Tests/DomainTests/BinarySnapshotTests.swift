@@ -187,4 +187,126 @@ import Testing
             #expect(load.file == nil && load.ignored.count == 1 && load.ignored[0].contains("projection version \(snapshot.version)"), "\(load.ignored)")
         }
     }
+
+    /// A state written in memory by `body`, framed as a file and read back.
+    private func state(_ name: String, version: Int, _ body: (inout SnapshotWriter) -> Void) throws -> Snapshot {
+        var writer = SnapshotWriter(fd: -1, path: "", name: name, version: version, position: 1, recordedAt: 0)
+        body(&writer)
+        let file = try writer.finish()
+        guard case .success(let snapshot) = SnapshotStore.decode(file) else { throw TestFailure("the framed state does not decode") }
+        return snapshot
+    }
+
+    /// The interning tables and the ids that point into them are checked like every other
+    /// count: a string twice (also as canonically equal text), a string too long, invalid
+    /// UTF-8, an id past its table, a column whose length is not its table's.
+    @Test func internedStatesWithBadTablesOrIdsAreRefused() throws {
+        func stats(usernames: [[UInt8]], pairs: [(UInt64, UInt64)] = [], users: [[UInt8]] = []) throws -> Snapshot {
+            try state(SystemStatsProjection.name, version: SystemStatsProjection.version) { w in
+                w.section(1, count: 4)
+                for _ in 0..<(9 + 12) { w.signed(0) }
+                w.section(2, count: usernames.count)
+                for u in usernames { w.unsigned(UInt64(u.count) << 1); w.raw(u) }
+                w.section(3, count: 0)
+                w.section(4, count: 0)
+                w.section(5, count: 0)
+                w.section(6, count: users.count)
+                for u in users { w.unsigned(UInt64(u.count) << 1); w.raw(u) }
+                w.section(7, count: pairs.count)
+                for (a, b) in pairs { w.unsigned(a); w.unsigned(b) }
+                w.section(8, count: 0)
+                w.section(9, count: 0)
+            }
+        }
+        let good = try stats(usernames: [Array("a".utf8), Array("caf\u{E9}".utf8)], pairs: [(0, 1)], users: [Array("u".utf8)])
+        let decoded = try SnapshotStore.decodeState(SystemStatsProjection.self, from: good)
+        #expect(decoded.makeView().profiles.total == 2 && decoded.makeView().unlocks.distinct == 1)
+        // Packed strings: a prefix, then hex digits two to a byte.
+        func packed(_ header: UInt64, _ prefix: UInt64, _ rest: [UInt8]) throws -> Snapshot {
+            try state(SystemStatsProjection.name, version: SystemStatsProjection.version) { w in
+                w.section(1, count: 4)
+                for _ in 0..<(9 + 12) { w.signed(0) }
+                w.section(2, count: 1)
+                w.unsigned(header); w.unsigned(prefix); w.raw(rest)
+                for tag in 3...9 as ClosedRange<UInt8> { w.section(tag, count: 0) }
+            }
+        }
+        let ten = try SnapshotStore.decodeState(SystemStatsProjection.self, from: try packed(10 << 1 | 1, 2, [0x70, 0x31, 0xDE, 0xAD, 0xBE, 0xEF]))
+        #expect(ten.usernames.string(0) == "p1deadbeef")
+        let bad: [(String, Snapshot, String)] = [
+            ("packed prefix past the length", try packed(10 << 1 | 1, 11, []), "above the bound"),
+            ("packed hex part too short", try packed(6 << 1 | 1, 0, [0x12, 0x34, 0x56]), "has a prefix"),
+            ("packed hex part odd", try packed(9 << 1 | 1, 0, [0x12, 0x34, 0x56, 0x78, 0x90]), "has a prefix"),
+            ("packed and cut short", try packed(10 << 1 | 1, 2, [0x70, 0x31, 0xDE]), "snapshot state"),
+            ("Kelvin sign spelling stored", try stats(usernames: [Array("\u{212A}".utf8)]), "non-ASCII spelling"),
+            ("a username twice", try stats(usernames: [Array("a".utf8), Array("a".utf8)]), "appears twice"),
+            ("canonically equal twice", try stats(usernames: [Array("caf\u{E9}".utf8), Array("cafe\u{301}".utf8)]), "appears twice"),
+            ("invalid UTF-8", try stats(usernames: [[0x61, 0xFF]]), "not UTF-8"),
+            ("too long", try stats(usernames: [Array(repeating: 0x61, count: 4_097)]), "above the bound"),
+            ("pair past the users", try stats(usernames: [Array("a".utf8)], pairs: [(1, 0)], users: [Array("u".utf8)]), "above the bound"),
+            ("pair past the usernames", try stats(usernames: [Array("a".utf8)], pairs: [(0, 5)], users: [Array("u".utf8)]), "above the bound"),
+            ("pair twice", try stats(usernames: [Array("a".utf8)], pairs: [(0, 0), (0, 0)], users: [Array("u".utf8)]), "appears twice"),
+        ]
+        for (label, snapshot, reason) in bad {
+            do {
+                _ = try SnapshotStore.decodeState(SystemStatsProjection.self, from: snapshot)
+                Issue.record("\(label) was accepted")
+            } catch let error as ProjectionError {
+                #expect(error.code == .corrupted && error.message.contains(reason), "\(label): \(error)")
+            }
+        }
+
+        func unlocked(unlockUsername: UInt64, profiles: Int) throws -> Snapshot {
+            try state(UnlockedProfilesProjection.name, version: UnlockedProfilesProjection.version) { w in
+                w.section(1, count: 1); w.unsigned(2); w.byte(UInt8(ascii: "u"))
+                w.section(2, count: 1); w.unsigned(2); w.byte(UInt8(ascii: "a"))
+                w.section(3, count: 1); w.unsigned(1); w.unsigned(unlockUsername); w.signed(0); w.signed(1); w.unsigned(1)
+                w.section(4, count: profiles)
+                for _ in 0..<profiles { w.byte(0) }
+                w.section(5, count: 0)
+                w.section(6, count: 0)
+            }
+        }
+        #expect(throws: Never.self) { try SnapshotStore.decodeState(UnlockedProfilesProjection.self, from: try unlocked(unlockUsername: 0, profiles: 1)) }
+        #expect(throws: ProjectionError.self) { try SnapshotStore.decodeState(UnlockedProfilesProjection.self, from: try unlocked(unlockUsername: 1, profiles: 1)) }
+        #expect(throws: ProjectionError.self) { try SnapshotStore.decodeState(UnlockedProfilesProjection.self, from: try unlocked(unlockUsername: 0, profiles: 2)) }
+    }
+
+    /// A version-1 state (strings in every section, as the previous build wrote it) is
+    /// passed over with its version named, and the runner rebuilds the view from the log.
+    @Test func versionOneStatesArePassedOverAndRebuilt() async throws {
+        try await withViewFixture { fixture in
+            try await fixture.append(RandomEvents.make(count: 120, seed: 21))
+            let head = try await fixture.log.head().position
+            let store = SnapshotStore(directory: fixture.snapshotDirectory)
+            // system-stats version 1: counters, then string sections.
+            let v1 = try state(SystemStatsProjection.name, version: 1) { w in
+                w.section(1, count: 4)
+                for _ in 0..<(9 + 12) { w.signed(1) }
+                w.section(2, count: 2); w.string("creator.1"); w.string("creator.2")
+                w.section(3, count: 1); w.string("creator.1")
+                w.section(4, count: 1); w.string("p1"); w.byte(1)
+                w.section(5, count: 1); w.string("u1"); w.string("creator.1")
+                w.section(6, count: 1); w.string("u1")
+                w.section(7, count: 0)
+                w.section(8, count: 0)
+            }
+            try store.write(v1)
+            try? FileManager.default.removeItem(atPath: store.previousPath(for: SystemStatsProjection.name))
+            let recorder = Mutex<[ProjectionRunnerEvent]>([])
+            let runner = ProjectionRunner<SystemStatsProjection, FileLog>(store: fixture.log, snapshots: store) { e in recorder.withLock { $0.append(e) } }
+            let running = Task { try await runner.run() }
+            #expect(await runner.waitForPosition(head, timeout: .seconds(20)))
+            let rebuilt = try await SystemStatsProjection.rebuild(from: fixture.log)
+            #expect(runner.current.view == rebuilt.projection.makeView())
+            running.cancel()
+            try await running.value
+            let events = recorder.withLock { $0 }
+            #expect(events.contains { if case .snapshotIgnored(let r) = $0 { r.contains("projection version 1, this build folds version 2") } else { false } }, "\(events)")
+            #expect(!events.contains { if case .snapshotLoaded = $0 { true } else { false } })
+            // The runner's final snapshot is of version 2 and loads.
+            let load = store.load(SystemStatsProjection.self)
+            #expect(load.file != nil && load.position == head, "\(load.ignored)")
+        }
+    }
 }

@@ -36,17 +36,27 @@ struct ViewSet {
         if names.contains(.metrics) { metrics = MetricsProjection() }
     }
 
-    /// Folds the whole log; `progress` hears the position after each batch. Each batch is
-    /// decoded once; the unlocked-profiles fold (the heaviest) runs on another core while
-    /// this task folds the other two.
+    /// Folds the whole log; `progress` hears the position after each batch. The views read
+    /// each batch's payload bytes in place (no `DomainEvent` per event); the unlocked-profiles
+    /// fold (the heaviest) runs on another core while this task folds the other two.
     mutating func fold(_ store: any EventStore, progress: (LogPosition) -> Void) async throws {
         let other = unlocked.map(FoldBox.init)
         unlocked = nil
         for try await batch in store.read(from: 1).batches {
-            let decoded = DomainEvent.decodeBatch(batch)
-            let pending = other.map { box in Task { box.value.apply(decoded: decoded, of: batch) } }
-            stats?.apply(decoded: decoded, of: batch)
-            metrics?.apply(decoded: decoded, of: batch)
+            let pending = other.map { box in Task { box.value.apply(batch: batch) } }
+            if stats != nil, metrics != nil {
+                // Each event's fields read once for both folds on this core.
+                for event in batch {
+                    event.withFields { fields in
+                        guard let fields else { return }
+                        stats!.fold(fields, of: event)
+                        metrics!.fold(fields, of: event)
+                    }
+                }
+            } else {
+                stats?.apply(batch: batch)
+                metrics?.apply(batch: batch)
+            }
             await pending?.value
             events += batch.count
             position = batch[batch.count - 1].position

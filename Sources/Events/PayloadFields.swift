@@ -1,0 +1,193 @@
+public import EventLog
+
+/// The fields the views fold, read in place from a payload (schema 1): strings stay byte
+/// slices of the batch buffer, so folding builds no `DomainEvent` and no `String` per
+/// event. The slices are valid only inside the `RecordedEvent.withPayload` call that
+/// produced them.
+///
+/// Accepts exactly what `PayloadCodec.decode` accepts: every field is read and checked
+/// with the same bounds (lengths, case indexes, booleans, finite numbers, presence bytes,
+/// no trailing bytes), so an event the full decoder calls malformed is nil here too, and
+/// the views skip the same events either way. Health and breaker events are rare and
+/// their folds keep strings; they come decoded.
+public enum PayloadFields {
+    case creditsGranted(amount: Int64)
+    case creatorSearched(username: UnsafeRawBufferPointer, servedFrom: ServedFrom, durationMs: Int)
+    case profileRefreshed(username: UnsafeRawBufferPointer, followers: Int64, following: Int64, postsCount: Int64,
+                          verified: Bool, category: UnsafeRawBufferPointer)
+    case profileUnlocked(user: UnsafeRawBufferPointer, username: UnsafeRawBufferPointer, creditsSpent: Int64)
+    case postAnalysisCompleted(username: UnsafeRawBufferPointer, postID: UnsafeRawBufferPointer, durationMs: Int)
+    case postAnalysisFailed(username: UnsafeRawBufferPointer, postID: UnsafeRawBufferPointer, durationMs: Int)
+    case cdnJobQueued(priority: CdnPriority, username: UnsafeRawBufferPointer?)
+    case cdnJobSucceeded(priority: CdnPriority, durationMs: Int)
+    case cdnJobFailed(priority: CdnPriority, durationMs: Int)
+    /// HealthSampled and CircuitBreakerChanged, fully decoded.
+    case decoded(DomainEvent)
+
+    /// The fields of `event`'s payload; nil where `event.domainEvent` is nil (unknown type,
+    /// another schema version, malformed payload). Call it inside `withPayload`'s closure
+    /// only through `RecordedEvent.withFields`.
+    public static func read(_ type: EventType, schemaVersion: UInt16, from bytes: UnsafeRawBufferPointer) -> PayloadFields? {
+        guard schemaVersion == EventType.currentSchemaVersion else { return nil }
+        if type == .healthSampled || type == .circuitBreakerChanged {
+            return (try? PayloadCodec.decode(type, schemaVersion: schemaVersion, from: bytes)).map(PayloadFields.decoded)
+        }
+        var r = ByteReader(bytes)
+        guard let fields = try? readV1(type, &r), r.remaining == 0 else { return nil }
+        return fields
+    }
+
+    private static func readV1(_ type: EventType, _ r: inout ByteReader) throws -> PayloadFields {
+        let user = FieldRules.maxUserIDBytes
+        let name = FieldRules.maxUsernameLength
+        let id = FieldRules.maxPostIDBytes
+        let label = FieldRules.maxLabelBytes
+        let text = FieldRules.maxTextBytes
+        switch type {
+        case .creditsGranted:
+            _ = try r.readLengthPrefixed("user", max: user)
+            let amount = try r.readZigZag("amount")
+            _ = try r.readLengthPrefixed("reason", max: label * 4)
+            return .creditsGranted(amount: amount)
+        case .creatorSearched:
+            _ = try r.readLengthPrefixed("user", max: user)
+            let username = try r.readLengthPrefixed("username", max: name)
+            let servedFrom: ServedFrom = try r.readIndex("served_from", 2) == 0 ? .cache : .fresh
+            let duration = try r.readInt("duration_ms")
+            _ = try r.readBool("found")
+            return .creatorSearched(username: username, servedFrom: servedFrom, durationMs: duration)
+        case .profileRefreshed:
+            let username = try r.readLengthPrefixed("username", max: name)
+            let followers = try r.readZigZag("followers")
+            let following = try r.readZigZag("following")
+            let postsCount = try r.readZigZag("posts_count")
+            let verified = try r.readBool("verified")
+            let category = try r.readLengthPrefixed("category", max: label)
+            return .profileRefreshed(username: username, followers: followers, following: following, postsCount: postsCount,
+                                     verified: verified, category: category)
+        case .profileUnlocked:
+            let userID = try r.readLengthPrefixed("user", max: user)
+            let username = try r.readLengthPrefixed("username", max: name)
+            return .profileUnlocked(user: userID, username: username, creditsSpent: try r.readZigZag("credits_spent"))
+        case .postAnalysisCompleted:
+            let username = try r.readLengthPrefixed("username", max: name)
+            let post = try r.readLengthPrefixed("post_id", max: id)
+            _ = try r.readDouble("sentiment")
+            _ = try r.readLengthPrefixed("language", max: 16)
+            _ = try r.readLengthPrefixed("category", max: label)
+            return .postAnalysisCompleted(username: username, postID: post, durationMs: try r.readInt("duration_ms"))
+        case .postAnalysisFailed:
+            let username = try r.readLengthPrefixed("username", max: name)
+            let post = try r.readLengthPrefixed("post_id", max: id)
+            _ = try r.readLengthPrefixed("error", max: text)
+            return .postAnalysisFailed(username: username, postID: post, durationMs: try r.readInt("duration_ms"))
+        case .cdnJobQueued:
+            _ = try r.readLengthPrefixed("job_id", max: id)
+            let priority = try r.readPriority()
+            _ = try r.readLengthPrefixed("kind", max: label)
+            var username: UnsafeRawBufferPointer?
+            if try r.readPresence("username") { username = try r.readLengthPrefixed("username", max: name) }
+            return .cdnJobQueued(priority: priority, username: username)
+        case .cdnJobSucceeded:
+            _ = try r.readLengthPrefixed("job_id", max: id)
+            let priority = try r.readPriority()
+            _ = try r.readLengthPrefixed("kind", max: label)
+            let duration = try r.readInt("duration_ms")
+            if try r.readPresence("bytes") { _ = try r.readZigZag("bytes") }
+            return .cdnJobSucceeded(priority: priority, durationMs: duration)
+        case .cdnJobFailed:
+            _ = try r.readLengthPrefixed("job_id", max: id)
+            let priority = try r.readPriority()
+            _ = try r.readLengthPrefixed("kind", max: label)
+            let duration = try r.readInt("duration_ms")
+            _ = try r.readLengthPrefixed("error", max: text)
+            if try r.readPresence("attempt") { _ = try r.readZigZag("attempt") }
+            if try r.readPresence("will_retry") { _ = try r.readBool("will_retry") }
+            return .cdnJobFailed(priority: priority, durationMs: duration)
+        case .healthSampled, .circuitBreakerChanged:
+            throw DomainError(.malformedPayload, "\(type.rawValue) is decoded whole")
+        }
+    }
+}
+
+extension RecordedEvent {
+    /// The payload's fold fields, handed to `body` while the batch's bytes are borrowed;
+    /// `body` gets nil for an event the views skip (see `PayloadFields.read`).
+    @inlinable
+    public func withFields<Result>(_ body: (PayloadFields?) throws -> Result) rethrows -> Result {
+        guard let type = withTypeBytes(EventType.init(bytes:)) else { return try body(nil) }
+        return try withPayload { try body(PayloadFields.read(type, schemaVersion: schemaVersion, from: $0)) }
+    }
+}
+
+extension ByteReader {
+    /// A vocabulary case index below `count`, as `readCase` checks it, without building
+    /// `allCases`.
+    mutating func readIndex(_ what: StaticString, _ count: UInt8) throws -> UInt8 {
+        let index = try readUInt8(what)
+        guard index < count else {
+            throw DomainError(.malformedPayload, "\(what) has case index \(index); this build knows \(count)")
+        }
+        return index
+    }
+
+    mutating func readPriority() throws -> CdnPriority {
+        switch try readIndex("priority", 4) {
+        case 0: .critical
+        case 1: .high
+        case 2: .medium
+        default: .low
+        }
+    }
+
+    mutating func readPresence(_ what: StaticString) throws -> Bool {
+        switch try readUInt8(what) {
+        case 0: return false
+        case 1: return true
+        case let other: throw DomainError(.malformedPayload, "\(what) has presence byte \(other), not 0/1")
+        }
+    }
+}
+
+extension EventType {
+    private static let nameBytes: [[UInt8]] = allCases.map { Array($0.rawValue.utf8) }
+
+    /// The type named by `bytes`, found by length and one or two bytes, then compared whole;
+    /// nil for a name this build does not know. What `init?(of:)` finds, in fewer compares.
+    @usableFromInline
+    init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= 12 else { return nil }
+        let candidate: EventType
+        switch (bytes.count, bytes[0]) {
+        case (12, UInt8(ascii: "C")): candidate = bytes[6] == UInt8(ascii: "Q") ? .cdnJobQueued : .cdnJobFailed
+        case (13, UInt8(ascii: "H")): candidate = .healthSampled
+        case (14, UInt8(ascii: "C")): candidate = .creditsGranted
+        case (15, UInt8(ascii: "C")): candidate = bytes[1] == UInt8(ascii: "r") ? .creatorSearched : .cdnJobSucceeded
+        case (15, UInt8(ascii: "P")): candidate = .profileUnlocked
+        case (16, UInt8(ascii: "P")): candidate = .profileRefreshed
+        case (18, UInt8(ascii: "P")): candidate = .postAnalysisFailed
+        case (21, UInt8(ascii: "P")): candidate = .postAnalysisCompleted
+        case (21, UInt8(ascii: "C")): candidate = .circuitBreakerChanged
+        default: return nil
+        }
+        let same = Self.nameBytes[candidate.ordinal].withUnsafeBytes { $0.elementsEqual(bytes) }
+        guard same else { return nil }
+        self = candidate
+    }
+
+    var ordinal: Int {
+        switch self {
+        case .creditsGranted: 0
+        case .creatorSearched: 1
+        case .profileRefreshed: 2
+        case .profileUnlocked: 3
+        case .postAnalysisCompleted: 4
+        case .postAnalysisFailed: 5
+        case .cdnJobQueued: 6
+        case .cdnJobSucceeded: 7
+        case .cdnJobFailed: 8
+        case .healthSampled: 9
+        case .circuitBreakerChanged: 10
+        }
+    }
+}

@@ -1,0 +1,352 @@
+/// Dense 32-bit ids for the strings a view keys on (user ids, usernames, post ids): 0, 1,
+/// 2 … in first-seen order, so the ids depend only on the events, and a snapshot that
+/// writes the strings in id order gives back the same ids. Views key arrays and bit sets
+/// on ids and meet the strings again only at the API edge and in `replay` output.
+///
+/// Lookups hash the payload's bytes in place (a seeded multiply-mix hash, no `String`);
+/// equality is Swift's `String` equality: ASCII bytes compare as bytes, and other text
+/// goes through `String` once per distinct spelling, so canonically equal spellings (and
+/// invalid UTF-8, which `String(decoding:)` repairs) share one id as they shared one key
+/// before. The table stores each string's first-seen (repaired) spelling.
+///
+/// Storage is chunked (`ChunkedColumn`, 64 KiB byte chunks), so a copy shares everything
+/// and an insert after a copy duplicates one chunk.
+struct InternTable: Sendable {
+    /// 0: empty; else the hash's high 32 bits << 32 | (id + 1). Open addressing, linear
+    /// probing. (A slot holding the span too saves a cache miss per probe but costs 8 bytes
+    /// a slot: 70 MB more on the 10 M-event log, over the memory budget.)
+    private var slots = ChunkedColumn<UInt64>(repeating: 0, count: 64)
+    private var slotMask = 63
+    private var arena: [ContiguousArray<UInt8>] = []
+    /// Per id: chunk << 32 | offset << 16 | length.
+    private var spans = ChunkedColumn<UInt64>()
+    /// Spellings with a byte ≥ 0x80, by their `String` (canonical equality).
+    private var nonASCII: [String: UInt32] = [:]
+    private let seed: UInt64
+
+    static let arenaChunk = 1 << 16
+    /// Longer strings are not interned (the catalogue's fields are at most 1 KiB).
+    static let maximumLength = 4_096
+
+    init() {
+        seed = UInt64.random(in: 0...UInt64.max)
+    }
+
+    var count: Int { spans.count }
+
+    // MARK: - Lookups
+
+    /// The id of `bytes`, inserting it when new. `bytes` is at most `maximumLength` long
+    /// (payload fields are bounded far below it).
+    @inline(__always)
+    mutating func intern(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let hash = Self.hash(bytes, seed)
+        let tag = hash >> 32
+        var index = Int(truncatingIfNeeded: hash) & slotMask
+        while true {
+            let slot = slots[index]
+            if slot == 0 { break }
+            if slot >> 32 == tag, equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], bytes) {
+                return UInt32(truncatingIfNeeded: slot) &- 1
+            }
+            index = (index + 1) & slotMask
+        }
+        return insert(bytes, slot: index, tag: tag)
+    }
+
+    mutating func intern(_ string: String) -> UInt32 {
+        var string = string
+        return string.withUTF8 { intern(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The id of `bytes` if the table holds it.
+    func lookup(_ bytes: UnsafeRawBufferPointer) -> UInt32? {
+        let hash = Self.hash(bytes, seed)
+        let tag = hash >> 32
+        var index = Int(truncatingIfNeeded: hash) & slotMask
+        while true {
+            let slot = slots[index]
+            if slot == 0 { break }
+            if slot >> 32 == tag, equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], bytes) {
+                return UInt32(truncatingIfNeeded: slot) &- 1
+            }
+            index = (index + 1) & slotMask
+        }
+        if nonASCII.isEmpty || Self.isASCII(bytes) { return nil }
+        let string = String(decoding: bytes, as: UTF8.self)
+        if let id = nonASCII[string] { return id }
+        return Self.asciiEquivalent(of: string).flatMap { lookup($0) }
+    }
+
+    /// The ASCII string canonically equal to `string`, if there is one: only three
+    /// characters decompose to ASCII (U+212A KELVIN SIGN, U+037E GREEK QUESTION MARK,
+    /// U+1FEF GREEK VARIA), and Swift's own `==` confirms the result.
+    static func asciiEquivalent(of string: String) -> String? {
+        var scalars = String.UnicodeScalarView()
+        for scalar in string.unicodeScalars {
+            switch scalar.value {
+            case 0..<0x80: scalars.append(scalar)
+            case 0x212A: scalars.append("K")
+            case 0x037E: scalars.append(";")
+            case 0x1FEF: scalars.append("`")
+            default: return nil
+            }
+        }
+        let ascii = String(scalars)
+        return ascii == string ? ascii : nil
+    }
+
+    func lookup(_ string: String) -> UInt32? {
+        var string = string
+        return string.withUTF8 { lookup(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The string of `id` (an id this table gave out).
+    func string(_ id: UInt32) -> String {
+        withBytes(id) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func withBytes<Result>(_ id: UInt32, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        let span = spans[Int(id)]
+        let chunk = Int(span >> 32), offset = Int((span >> 16) & 0xFFFF), length = Int(span & 0xFFFF)
+        return try arena[chunk].withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + length])) }
+    }
+
+    // MARK: - Inserting
+
+    private mutating func insert(_ bytes: UnsafeRawBufferPointer, slot: Int, tag: UInt64) -> UInt32 {
+        let id: UInt32
+        if Self.isASCII(bytes) {
+            id = append(bytes)
+        } else {
+            let string = String(decoding: bytes, as: UTF8.self)
+            if let existing = nonASCII[string] { return existing }
+            if var ascii = Self.asciiEquivalent(of: string) {
+                // Text equal to an ASCII string (a Kelvin sign for K…) shares its id.
+                let id = ascii.withUTF8 { intern(UnsafeRawBufferPointer($0)) }
+                nonASCII[string] = id
+                return id
+            }
+            var repaired = string
+            id = repaired.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+            nonASCII[string] = id
+            // The slot is keyed by the stored (repaired) spelling; other spellings of the
+            // same text find it through `nonASCII`.
+            if !repaired.utf8.elementsEqual(bytes) {
+                placeSlot(for: id)
+                growIfNeeded()
+                return id
+            }
+        }
+        slots[slot] = tag << 32 | UInt64(id + 1)
+        growIfNeeded()
+        return id
+    }
+
+    private mutating func append(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        if arena.isEmpty || arena[arena.count - 1].count + bytes.count >= Self.arenaChunk {
+            var chunk = ContiguousArray<UInt8>()
+            chunk.reserveCapacity(Self.arenaChunk)
+            arena.append(chunk)
+        }
+        let chunk = arena.count - 1
+        let offset = arena[chunk].count
+        arena[chunk].append(contentsOf: bytes)
+        let id = UInt32(spans.count)
+        spans.append(UInt64(chunk) << 32 | UInt64(offset) << 16 | UInt64(bytes.count))
+        return id
+    }
+
+    private mutating func placeSlot(for id: UInt32) {
+        let hash = withBytes(id) { Self.hash($0, seed) }
+        var index = Int(truncatingIfNeeded: hash) & slotMask
+        while slots[index] != 0 { index = (index + 1) & slotMask }
+        slots[index] = (hash >> 32) << 32 | UInt64(id + 1)
+    }
+
+    private mutating func growIfNeeded() {
+        guard count * 2 > slotMask + 1 else { return }
+        slotMask = (slotMask + 1) * 2 - 1
+        slots = ChunkedColumn(repeating: 0, count: slotMask + 1)
+        for id in 0..<UInt32(count) { placeSlot(for: id) }
+    }
+
+    /// Room for `count` more strings without rehashing on the way.
+    mutating func reserve(_ more: Int) {
+        var capacity = slotMask + 1
+        while (count + more) * 2 > capacity { capacity *= 2 }
+        guard capacity > slotMask + 1 else { return }
+        slotMask = capacity - 1
+        slots = ChunkedColumn(repeating: 0, count: capacity)
+        for id in 0..<UInt32(count) { placeSlot(for: id) }
+    }
+
+    @inline(__always)
+    private func equals(_ span: UInt64, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        guard Int(span & 0xFFFF) == n else { return false }
+        let chunk = Int(span >> 32), offset = Int((span >> 16) & 0xFFFF)
+        return arena[chunk].withUnsafeBytes { stored in
+            // Word by word: the strings are short, a call to memcmp costs more.
+            var i = 0
+            while i + 8 <= n {
+                guard stored.loadUnaligned(fromByteOffset: offset + i, as: UInt64.self)
+                    == bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) else { return false }
+                i += 8
+            }
+            while i < n {
+                guard stored[offset + i] == bytes[i] else { return false }
+                i += 1
+            }
+            return true
+        }
+    }
+
+    @inline(__always)
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var any: UInt8 = 0
+        for byte in bytes { any |= byte }
+        return any < 0x80
+    }
+
+    /// A seeded multiply-mix hash over 8-byte words (the strings are short).
+    @inline(__always)
+    static func hash(_ bytes: UnsafeRawBufferPointer, _ seed: UInt64) -> UInt64 {
+        var h = seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
+        var i = 0
+        let n = bytes.count
+        while i + 8 <= n {
+            h = (h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+            i += 8
+        }
+        if i < n {
+            var word: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < n {
+                word |= UInt64(bytes[i]) << shift
+                shift += 8
+                i += 1
+            }
+            h = (h ^ word) &* 0x94D0_49BB_1331_11EB
+        }
+        h ^= h >> 32
+        h &*= 0xD6E8_FEB8_6659_FD93
+        h ^= h >> 32
+        return h
+    }
+}
+
+extension InternTable: Equatable {
+    /// Equal when they hold the same strings under the same ids (the hash layout aside).
+    static func == (lhs: Self, rhs: Self) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        for id in 0..<UInt32(lhs.count) {
+            let same = lhs.withBytes(id) { a in rhs.withBytes(id) { b in a.elementsEqual(b) } }
+            if !same { return false }
+        }
+        return true
+    }
+}
+
+// MARK: - Snapshot
+
+extension InternTable {
+    /// Section `tag`: the strings in id order. Each is a varint header `length << 1 | packed`;
+    /// unpacked, the bytes follow; packed (a string ending in at least 8 lowercase hex digits,
+    /// an even number of them, like generated post ids), a varint prefix length, the prefix's
+    /// bytes, then the hex digits two to a byte, high nibble first.
+    func write(to w: inout SnapshotWriter, section tag: UInt8) {
+        w.section(tag, count: count)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(SnapshotWriter.chunkSize + Self.maximumLength * 2)
+        func varint(_ value: Int) {
+            var v = UInt64(value)
+            while v >= 0x80 {
+                buffer.append(UInt8(truncatingIfNeeded: v) | 0x80)
+                v >>= 7
+            }
+            buffer.append(UInt8(v))
+        }
+        for id in 0..<UInt32(count) {
+            withBytes(id) { bytes in
+                var digits = 0
+                while digits < bytes.count, Self.nibble(bytes[bytes.count - 1 - digits]) != nil { digits += 1 }
+                digits &= ~1
+                guard digits >= 8 else {
+                    varint(bytes.count << 1)
+                    buffer.append(contentsOf: bytes)
+                    return
+                }
+                let prefix = bytes.count - digits
+                varint(bytes.count << 1 | 1)
+                varint(prefix)
+                buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<prefix]))
+                var i = prefix
+                while i < bytes.count {
+                    buffer.append(Self.nibble(bytes[i])! << 4 | Self.nibble(bytes[i + 1])!)
+                    i += 2
+                }
+            }
+            if buffer.count >= SnapshotWriter.chunkSize {
+                w.raw(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        if !buffer.isEmpty { w.raw(buffer) }
+    }
+
+    /// A lowercase hex digit's value.
+    @inline(__always)
+    static func nibble(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// The inverse of `write`: refuses a string twice, a string too long, a packed string
+    /// whose parts do not add up, and stored text that is not the UTF-8 `String` would store.
+    init(snapshot r: inout SnapshotReader, section tag: UInt8, what: String) throws {
+        self.init()
+        let count = try r.section(tag, minimumBytes: 1)
+        guard count < Int(UInt32.max) else { throw r.corrupted("\(count) \(what)s do not fit 32-bit ids") }
+        reserve(count)
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(Self.maximumLength)
+        for _ in 0..<count {
+            let header = try r.unsigned("\(what) header", max: UInt64(Self.maximumLength) << 1 | 1)
+            let length = Int(header >> 1)
+            scratch.removeAll(keepingCapacity: true)
+            if header & 1 == 0 {
+                scratch.append(contentsOf: try r.rawBytes(what, max: Self.maximumLength, exactly: length))
+            } else {
+                let prefix = Int(try r.unsigned("\(what) prefix length", max: UInt64(length)))
+                guard (length - prefix) % 2 == 0, length - prefix >= 8 else {
+                    throw r.corrupted("a packed \(what) of \(length) bytes has a prefix of \(prefix)")
+                }
+                scratch.append(contentsOf: try r.rawBytes(what, max: Self.maximumLength, exactly: prefix))
+                for byte in try r.rawBytes(what, max: Self.maximumLength, exactly: (length - prefix) / 2) {
+                    scratch.append(Self.hexDigits[Int(byte >> 4)])
+                    scratch.append(Self.hexDigits[Int(byte & 15)])
+                }
+            }
+            let problem: String? = scratch.withUnsafeBytes { bytes in
+                guard lookup(bytes) == nil else { return "\(what) appears twice" }
+                if !Self.isASCII(bytes) {
+                    let string = String(decoding: bytes, as: UTF8.self)
+                    guard string.utf8.elementsEqual(bytes) else { return "\(what) is not UTF-8" }
+                    guard Self.asciiEquivalent(of: string) == nil else { return "\(what) is stored in a non-ASCII spelling of ASCII text" }
+                    nonASCII[string] = UInt32(self.count)
+                }
+                let id = append(bytes)
+                placeSlot(for: id)
+                return nil
+            }
+            if let problem { throw r.corrupted(problem) }
+        }
+    }
+}
