@@ -16,12 +16,20 @@ public final class ViewHub<Store: EventStore>: Sendable {
     public let consistencyWait: Duration
 
     public init(store: Store, snapshots: SnapshotStore?, consistencyWait: Duration = .seconds(1),
+                runnerOptions: ProjectionRunnerOptions = ProjectionRunnerOptions(),
                 onEvent: (@Sendable (String, ProjectionRunnerEvent) -> Void)? = nil) {
         self.store = store
         self.consistencyWait = consistencyWait
-        stats = ProjectionRunner(store: store, snapshots: snapshots) { onEvent?(SystemStatsProjection.name, $0) }
-        unlocked = ProjectionRunner(store: store, snapshots: snapshots) { onEvent?(UnlockedProfilesProjection.name, $0) }
-        metrics = ProjectionRunner(store: store, snapshots: snapshots) { onEvent?(MetricsProjection.name, $0) }
+        // As-of checkpoints of stats and metrics beside the snapshots, for `replay stats` as of
+        // any point; not of unlocked profiles, whose state is far larger (docs/snapshot-format.md).
+        let checkpoints = snapshots.map { CheckpointStore(snapshotDirectory: $0.directory) }
+        stats = ProjectionRunner(store: store, snapshots: snapshots, checkpoints: checkpoints, options: runnerOptions) {
+            onEvent?(SystemStatsProjection.name, $0)
+        }
+        unlocked = ProjectionRunner(store: store, snapshots: snapshots, options: runnerOptions) { onEvent?(UnlockedProfilesProjection.name, $0) }
+        metrics = ProjectionRunner(store: store, snapshots: snapshots, checkpoints: checkpoints, options: runnerOptions) {
+            onEvent?(MetricsProjection.name, $0)
+        }
     }
 
     /// The runners as services: each folds until graceful shutdown, then writes its snapshot.

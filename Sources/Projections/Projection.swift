@@ -94,13 +94,22 @@ public struct ProjectionRunnerOptions: Sendable {
     public var publishMinimumIntervalMilliseconds: Int
     /// Waits between attempts when the store fails; the last one repeats.
     public var retryDelays: [Duration]
+    /// With a checkpoint store: an as-of checkpoint after this many events folded since the
+    /// last one (`CheckpointSchedule`), decided from the events, not the clock.
+    public var checkpointEveryEvents: UInt64
+    /// …or once event time moved this far (µs) past the last one.
+    public var checkpointEveryEventMicros: Int64
 
     public init(
         snapshotEveryEvents: Int = 100_000,
         snapshotEverySeconds: Double = 60,
         publishMinimumIntervalMilliseconds: Int = 20,
-        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5)]
+        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5)],
+        checkpointEveryEvents: UInt64 = CheckpointSchedule.defaultEveryEvents,
+        checkpointEveryEventMicros: Int64 = CheckpointSchedule.defaultEveryEventMicros
     ) {
+        self.checkpointEveryEvents = checkpointEveryEvents
+        self.checkpointEveryEventMicros = checkpointEveryEventMicros
         self.snapshotEveryEvents = snapshotEveryEvents
         self.snapshotEverySeconds = snapshotEverySeconds
         self.publishMinimumIntervalMilliseconds = publishMinimumIntervalMilliseconds
@@ -115,6 +124,8 @@ public enum ProjectionRunnerEvent: Sendable, Hashable, CustomStringConvertible {
     case snapshotIgnored(reason: String)
     case snapshotWritten(position: LogPosition)
     case snapshotFailed(reason: String)
+    case checkpointWritten(position: LogPosition)
+    case checkpointFailed(reason: String)
     /// An older version's view, from its snapshot at `position`, is served while this
     /// version rebuilds.
     case previousVersionServed(position: LogPosition)
@@ -127,6 +138,8 @@ public enum ProjectionRunnerEvent: Sendable, Hashable, CustomStringConvertible {
         case .snapshotIgnored(let reason): "ignored snapshot: \(reason)"
         case .snapshotWritten(let position): "wrote snapshot at position \(position)"
         case .snapshotFailed(let reason): "could not write snapshot: \(reason)"
+        case .checkpointWritten(let position): "wrote as-of checkpoint at position \(position)"
+        case .checkpointFailed(let reason): "could not write as-of checkpoint: \(reason)"
         case .previousVersionServed(let position): "serving the previous version's view at position \(position) while rebuilding"
         case .stateChanged(let from, let to): "state \(from.rawValue) -> \(to.rawValue)"
         case .storeFailed(let reason, let delay): "store failed (\(reason)); retrying in \(delay)"

@@ -25,6 +25,8 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
 
     public let store: Store
     public let snapshots: SnapshotStore?
+    /// Where the runner writes its as-of checkpoints (`options.checkpointEveryEvents`); nil: none.
+    public let checkpoints: CheckpointStore?
     public let options: Options
     private let onEvent: (@Sendable (ProjectionRunnerEvent) -> Void)?
     private let shared: Mutex<Shared>
@@ -36,6 +38,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         var state: ProjectionState = .catchingUp
         var started = false
         var writingSnapshot = false
+        var writingCheckpoint = false
         /// Position of the newest snapshot of this version on disk, loaded or written.
         var snapshotPosition: LogPosition?
         /// The highest head the runner has seen: asked of the store, or folded past.
@@ -47,14 +50,27 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         var projection: P
         var position: LogPosition
         var recordedAt: Int64?
+        /// When the next as-of checkpoint is due, and the largest recorded-at folded.
+        var schedule: CheckpointSchedule
+        /// A checkpoint due and not yet handed to a writer.
+        var dueCheckpoint: CheckpointMark?
+
+        init(projection: P, position: LogPosition, recordedAt: Int64?, options: Options, maxRecordedAt: Int64? = nil) {
+            self.projection = projection
+            self.position = position
+            self.recordedAt = recordedAt
+            schedule = CheckpointSchedule(everyEvents: options.checkpointEveryEvents, everyEventMicros: options.checkpointEveryEventMicros,
+                                          position: position, maxRecordedAt: maxRecordedAt)
+        }
     }
 
     /// `snapshots` nil: no snapshots, every start folds the whole log. `onEvent` hears about
     /// snapshots used or passed over, state changes and store failures (for logs and tests).
-    public init(store: Store, snapshots: SnapshotStore?, options: Options = Options(),
+    public init(store: Store, snapshots: SnapshotStore?, checkpoints: CheckpointStore? = nil, options: Options = Options(),
                 onEvent: (@Sendable (ProjectionRunnerEvent) -> Void)? = nil) {
         self.store = store
         self.snapshots = snapshots
+        self.checkpoints = checkpoints
         self.options = options
         self.onEvent = onEvent
         shared = Mutex(Shared(published: Published(view: P().makeView(), position: 0, recordedAt: nil)))
@@ -118,16 +134,28 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
                                          options: options, now: .now)
         perform(machine.started, &fold, previous: previous)
         var snapshotTask: Task<Void, Never>?
+        var checkpointTask: Task<Void, Never>?
         while !Task.isCancelled {
             do {
                 try await follow(&fold, &machine) { fold, machine in
+                    if let checkpoints, let mark = fold.dueCheckpoint, !shared.withLock({ $0.writingCheckpoint }) {
+                        shared.withLock { $0.writingCheckpoint = true }
+                        fold.schedule.written(at: mark.position)
+                        fold.dueCheckpoint = nil
+                        let projection = fold.projection
+                        checkpointTask = Task.detached { [self] in
+                            writeCheckpoint(projection, at: mark, to: checkpoints)
+                            shared.withLock { $0.writingCheckpoint = false }
+                        }
+                    }
                     guard let snapshots,
                           machine.snapshotDue(at: fold.position, now: .now, writing: shared.withLock({ $0.writingSnapshot }))
                     else { return }
                     shared.withLock { $0.writingSnapshot = true }
                     let (projection, position, recordedAt) = (fold.projection, fold.position, fold.recordedAt)
+                    let maxRecordedAt = fold.schedule.maxRecordedAt
                     snapshotTask = Task.detached { [self] in
-                        writeSnapshot(projection, position: position, recordedAt: recordedAt, to: snapshots)
+                        writeSnapshot(projection, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt, to: snapshots)
                         shared.withLock { $0.writingSnapshot = false }
                     }
                 }
@@ -141,15 +169,21 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             }
         }
         await snapshotTask?.value
+        await checkpointTask?.value
+        if let checkpoints, let mark = fold.dueCheckpoint {
+            // Fell due while another was being written, and no batch came after.
+            writeCheckpoint(fold.projection, at: mark, to: checkpoints)
+        }
         if let snapshots, fold.position > 0, shared.withLock({ $0.snapshotPosition }) != fold.position {
-            writeSnapshot(fold.projection, position: fold.position, recordedAt: fold.recordedAt, to: snapshots)
+            writeSnapshot(fold.projection, position: fold.position, recordedAt: fold.recordedAt, maxRecordedAt: fold.schedule.maxRecordedAt,
+                          to: snapshots)
         }
     }
 
     /// One subscription: from the fold's position to wherever the store ends it. Returns
     /// when the subscription ends (cancellation or a closed store); throws on store failure.
     private func follow(_ fold: inout Fold, _ machine: inout RunnerStateMachine,
-                        afterBatch: (Fold, inout RunnerStateMachine) -> Void) async throws {
+                        afterBatch: (inout Fold, inout RunnerStateMachine) -> Void) async throws {
         let head = try await store.head().position
         noteHead(head)
         let published = shared.withLock { $0.published.position }
@@ -165,13 +199,14 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             fold.projection.apply(batch: events)
             fold.position = last.position
             fold.recordedAt = last.recordedAt
+            if checkpoints != nil, fold.schedule.folded(events) { fold.dueCheckpoint = fold.schedule.mark(after: last) }
             if machine.needsHead(at: fold.position) {
                 let head = try await store.head().position
                 noteHead(head)
                 machine.headAnswered(head, position: fold.position)
             }
             if let action = machine.folded(now: .now) { perform(action, &fold) }
-            afterBatch(fold, &machine)
+            afterBatch(&fold, &machine)
         }
     }
 
@@ -182,14 +217,15 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             publish(fold, state: state)
         case .publishPrevious:
             guard let previous else { return }
-            publish(Fold(projection: previous.projection, position: previous.position, recordedAt: previous.recordedAt), state: .rebuilding)
+            publish(Fold(projection: previous.projection, position: previous.position, recordedAt: previous.recordedAt, options: options),
+                    state: .rebuilding)
             onEvent?(.previousVersionServed(position: previous.position))
         case .setState(let state):
             setState(state)
         case .restart(let head, let position):
             onEvent?(.snapshotIgnored(reason: "the log's head \(head) is behind the view's position \(position): "
                 + "the snapshot came from another log; folding from the start"))
-            fold = Fold(projection: P(), position: 0, recordedAt: nil)
+            fold = Fold(projection: P(), position: 0, recordedAt: nil, options: options)
             shared.withLock { $0.snapshotPosition = nil }
         }
     }
@@ -197,7 +233,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     /// The fold to continue, an older version's state to serve meanwhile, if any, and
     /// whether the fold starts over because no snapshot of this version could be used.
     private func loadSnapshot() -> (Fold, RebuiltProjection<P>?, rebuilding: Bool) {
-        guard let snapshots else { return (Fold(projection: P(), position: 0, recordedAt: nil), nil, false) }
+        guard let snapshots else { return (Fold(projection: P(), position: 0, recordedAt: nil, options: options), nil, false) }
         let load = snapshots.load(P.self)
         for reason in load.ignored { onEvent?(.snapshotIgnored(reason: reason)) }
         if let file = load.file {
@@ -205,17 +241,27 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             onEvent?(.snapshotLoaded(file: file, position: load.position))
         }
         let rebuilding = load.file == nil && load.olderVersion != nil
-        return (Fold(projection: load.projection, position: load.position, recordedAt: load.recordedAt),
+        return (Fold(projection: load.projection, position: load.position, recordedAt: load.recordedAt, options: options,
+                     maxRecordedAt: load.maxRecordedAt),
                 rebuilding ? load.previous : nil, rebuilding)
     }
 
-    private func writeSnapshot(_ projection: P, position: LogPosition, recordedAt: Int64?, to snapshots: SnapshotStore) {
+    private func writeSnapshot(_ projection: P, position: LogPosition, recordedAt: Int64?, maxRecordedAt: Int64?, to snapshots: SnapshotStore) {
         do {
-            try snapshots.save(projection, position: position, recordedAt: recordedAt)
+            try snapshots.save(projection, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt)
             shared.withLock { s in s.snapshotPosition = max(s.snapshotPosition ?? 0, position) }
             onEvent?(.snapshotWritten(position: position))
         } catch {
             onEvent?(.snapshotFailed(reason: "\(error)"))
+        }
+    }
+
+    private func writeCheckpoint(_ projection: P, at mark: CheckpointMark, to checkpoints: CheckpointStore) {
+        do {
+            try checkpoints.save(projection, at: mark)
+            onEvent?(.checkpointWritten(position: mark.position))
+        } catch {
+            onEvent?(.checkpointFailed(reason: "\(error)"))
         }
     }
 

@@ -4,10 +4,23 @@ public import EventLog
 /// the state in CRC-32C-framed chunks, and a checksummed trailer holding the counts that
 /// are only known once the state has streamed out.
 enum SnapshotFormat {
-    static let magic: [UInt8] = Array("TLYS".utf8)
+    /// Which files share this framing: a snapshot (`TLYS`, format 2) or an as-of checkpoint
+    /// (`TLYC`, checkpoint format 1). Each reader accepts only its own kind, so a snapshot
+    /// copied among checkpoints (or the reverse) is refused, not misread.
+    struct Kind: Sendable, Hashable {
+        var magic: [UInt8]
+        var version: UInt16
+        /// "snapshot" or "checkpoint", for messages.
+        var label: String
+
+        /// 1 was JSON of the whole state in one payload; 2 is the chunked binary state.
+        static let snapshot = Kind(magic: Array("TLYS".utf8), version: 2, label: "snapshot")
+        static let checkpoint = Kind(magic: Array("TLYC".utf8), version: 1, label: "checkpoint")
+    }
+
+    static let magic: [UInt8] = Kind.snapshot.magic
     static let trailerMagic: [UInt8] = Array("TLYE".utf8)
-    /// 1 was JSON of the whole state in one payload; 2 is the chunked binary state.
-    static let version: UInt16 = 2
+    static let version: UInt16 = Kind.snapshot.version
     /// Bytes before the name.
     static let headerSize = 44
     static let trailerSize = 32
@@ -17,7 +30,7 @@ enum SnapshotFormat {
 
     /// Checks the header, every chunk and the trailer, and joins the chunks' state bytes in
     /// place (so a load holds the file's bytes once). Never traps.
-    static func decode(_ file: consuming [UInt8]) -> Result<Snapshot, ProjectionError> {
+    static func decode(_ file: consuming [UInt8], kind: Kind = .snapshot) -> Result<Snapshot, ProjectionError> {
         var bytes = file
         func bad(_ why: String) -> Result<Snapshot, ProjectionError> { .failure(ProjectionError(.corrupted, why)) }
         func read<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
@@ -26,11 +39,11 @@ enum SnapshotFormat {
             return value
         }
         guard bytes.count >= 6 else { return bad("truncated: \(bytes.count) bytes, the header alone needs \(headerSize)") }
-        guard bytes[0..<4].elementsEqual(magic) else { return bad("not a snapshot file (bad magic)") }
+        guard bytes[0..<4].elementsEqual(kind.magic) else { return bad("not a \(kind.label) file (bad magic)") }
         let format = read(UInt16.self, at: 4)
-        guard format == version else {
-            let what = format == 1 ? "snapshot format 1 (JSON state)" : "snapshot format \(format)"
-            return bad("\(what) is not read by this build, which reads format \(version); the view is rebuilt from the log")
+        guard format == kind.version else {
+            let what = kind == .snapshot && format == 1 ? "snapshot format 1 (JSON state)" : "\(kind.label) format \(format)"
+            return bad("\(what) is not read by this build, which reads format \(kind.version); the view is rebuilt from the log")
         }
         guard bytes.count >= headerSize else { return bad("truncated: \(bytes.count) bytes, the header alone needs \(headerSize)") }
         let nameLength = Int(read(UInt16.self, at: 6))
@@ -38,10 +51,13 @@ enum SnapshotFormat {
             return bad("name length \(nameLength) does not fit in \(bytes.count) bytes")
         }
         let nameEnd = headerSize + nameLength
-        let headerCRC = CRC32C.checksum(bytes[headerSize..<nameEnd], continuing: CRC32C.checksum(bytes[0..<40]))
-        guard headerCRC == read(UInt32.self, at: 40) else { return bad("header checksum mismatch") }
         let flags = read(UInt32.self, at: 32)
-        guard flags & ~1 == 0 else { return bad("unknown flags \(flags)") }
+        // Flag bit 1: the largest recorded-at folded follows the name (8 bytes, in the CRC).
+        let headerEnd = nameEnd + (flags & 2 == 2 ? 8 : 0)
+        guard headerEnd <= bytes.count else { return bad("truncated: the header's max recorded-at is missing") }
+        let headerCRC = CRC32C.checksum(bytes[headerSize..<headerEnd], continuing: CRC32C.checksum(bytes[0..<40]))
+        guard headerCRC == read(UInt32.self, at: 40) else { return bad("header checksum mismatch") }
+        guard flags & ~3 == 0 else { return bad("unknown flags \(flags)") }
         let chunkSize = Int(read(UInt32.self, at: 36))
         guard (1...maximumChunkSize).contains(chunkSize) else { return bad("chunk size \(chunkSize) outside 1...\(maximumChunkSize)") }
         guard let name = String(validating: bytes[headerSize..<nameEnd], as: UTF8.self) else { return bad("name is not UTF-8") }
@@ -50,9 +66,10 @@ enum SnapshotFormat {
 
         let position = read(UInt64.self, at: 16)
         let recordedAt = flags & 1 == 1 ? read(Int64.self, at: 24) : nil
+        let maxRecordedAt = flags & 2 == 2 ? read(Int64.self, at: nameEnd) : nil
 
         // Chunks, each moved down to follow the previous one's state bytes.
-        var offset = nameEnd
+        var offset = headerEnd
         var stateEnd = 0
         var chunks: UInt64 = 0
         var chunkCRCs: UInt32 = 0
@@ -89,6 +106,8 @@ enum SnapshotFormat {
         guard read(UInt32.self, at: offset + 24) == chunkCRCs else { return bad("chunk checksums do not match the trailer (chunks lost or reordered)") }
         let sections = read(UInt32.self, at: offset + 20)
         bytes.removeSubrange(stateEnd...)
-        return .success(Snapshot(name: name, version: intVersion, position: position, recordedAt: recordedAt, payload: bytes, sections: sections))
+        var snapshot = Snapshot(name: name, version: intVersion, position: position, recordedAt: recordedAt, payload: bytes, sections: sections)
+        snapshot.maxRecordedAt = maxRecordedAt
+        return .success(snapshot)
     }
 }

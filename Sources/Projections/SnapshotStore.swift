@@ -16,6 +16,9 @@ public struct Snapshot: Sendable, Hashable {
     public var recordedAt: Int64?
     public var payload: [UInt8]
     public var sections: UInt32
+    /// The largest recorded-at of the events folded in, when the writer recorded it (header
+    /// flag bit 1): what lets a fold continued from here place as-of checkpoints by time.
+    public var maxRecordedAt: Int64?
 
     public init(name: String, version: Int, position: LogPosition, recordedAt: Int64?, payload: [UInt8], sections: UInt32 = 0) {
         self.name = name
@@ -41,6 +44,8 @@ public struct SnapshotLoad<P: Projection>: Sendable {
     public var projection: P
     public var position: LogPosition
     public var recordedAt: Int64?
+    /// The largest recorded-at folded in, when the snapshot recorded it.
+    public var maxRecordedAt: Int64?
     /// The file used; nil when none was.
     public var file: String?
     /// The version of an otherwise valid snapshot of an older version of this projection,
@@ -74,9 +79,10 @@ public struct SnapshotStore: Sendable {
     /// Writes `projection`'s state at `position` as the newest snapshot of its name and version.
     /// The state streams from `projection` to the file chunk by chunk; no encoded copy of
     /// the whole state is built.
-    public func save<P: Projection>(_ projection: P, position: LogPosition, recordedAt: Int64?) throws {
+    public func save<P: Projection>(_ projection: P, position: LogPosition, recordedAt: Int64?, maxRecordedAt: Int64? = nil) throws {
         try replace(name: P.name) { fd, temp in
-            var writer = SnapshotWriter(fd: fd, path: temp, name: P.name, version: P.version, position: position, recordedAt: recordedAt)
+            var writer = SnapshotWriter(fd: fd, path: temp, name: P.name, version: P.version, position: position, recordedAt: recordedAt,
+                                        maxRecordedAt: maxRecordedAt)
             projection.writeSnapshot(to: &writer)
             _ = try writer.finish()
         }
@@ -93,7 +99,8 @@ public struct SnapshotStore: Sendable {
     /// The newest usable snapshot for `P`: same name and version, intact, decodable; the
     /// previous file is tried when the newest is not usable.
     public func load<P: Projection>(_ type: P.Type) -> SnapshotLoad<P> {
-        var result = SnapshotLoad<P>(projection: P(), position: 0, recordedAt: nil, file: nil, olderVersion: nil, ignored: [], previous: nil)
+        var result = SnapshotLoad<P>(projection: P(), position: 0, recordedAt: nil, maxRecordedAt: nil, file: nil, olderVersion: nil,
+                                     ignored: [], previous: nil)
         for path in [path(for: P.name), previousPath(for: P.name)] {
             switch Self.readFile(atPath: path) {
             case .missing:
@@ -123,6 +130,7 @@ public struct SnapshotStore: Sendable {
                 }
                 result.position = snapshot.position
                 result.recordedAt = snapshot.recordedAt
+                result.maxRecordedAt = snapshot.maxRecordedAt
                 result.file = path
                 return result
             }
@@ -142,34 +150,41 @@ public struct SnapshotStore: Sendable {
     /// `<name>.snapshot`, the old file becoming `<name>.snapshot.prev`.
     private func replace(name: String, _ body: (Int32, String) throws -> Void) throws {
         try Self.validate(name: name)
-        try Self.makeDirectories(directory)
-        let target = path(for: name)
+        try Self.writeDurably(path(for: name), in: directory, keepingOldAs: previousPath(for: name), body)
+    }
+
+    /// Runs `body` on a new temporary file next to `target`, fsyncs it, renames it over
+    /// `target` (the old file first becoming `previous`, when given) and fsyncs the
+    /// directory, so a crash leaves the old file or the new one, never a part.
+    static func writeDurably(_ target: String, in directory: String, keepingOldAs previous: String?,
+                             _ body: (Int32, String) throws -> Void) throws {
+        try makeDirectories(directory)
         let temp = "\(target).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Self.systemError("open", temp) }
+        guard fd >= 0 else { throw systemError("open", temp) }
         var renamed = false
         defer { if !renamed { unlink(temp) } }
         do {
             try body(fd, temp)
-            guard fsync(fd) == 0 else { throw Self.systemError("fsync", temp) }
+            guard fsync(fd) == 0 else { throw systemError("fsync", temp) }
         } catch {
             close(fd)
             throw error
         }
         close(fd)
-        if rename(target, previousPath(for: name)) != 0, errno != ENOENT {
-            throw Self.systemError("rename", target)
+        if let previous, rename(target, previous) != 0, errno != ENOENT {
+            throw systemError("rename", target)
         }
-        guard rename(temp, target) == 0 else { throw Self.systemError("rename", temp) }
+        guard rename(temp, target) == 0 else { throw systemError("rename", temp) }
         renamed = true
         let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dir >= 0 else { throw Self.systemError("open", directory) }
+        guard dir >= 0 else { throw systemError("open", directory) }
         defer { close(dir) }
-        guard fsync(dir) == 0 else { throw Self.systemError("fsync", directory) }
+        guard fsync(dir) == 0 else { throw systemError("fsync", directory) }
     }
 
     /// `mkdir -p`.
-    private static func makeDirectories(_ path: String) throws {
+    static func makeDirectories(_ path: String) throws {
         var prefix = path.hasPrefix("/") ? "/" : ""
         for component in path.split(separator: "/") {
             prefix += component
@@ -182,6 +197,11 @@ public struct SnapshotStore: Sendable {
 
     /// Reads and checks one snapshot file, in time proportional to its bytes.
     public static func readFile(atPath path: String) -> SnapshotFile {
+        readFile(atPath: path, kind: .snapshot)
+    }
+
+    /// Reads and checks one file of `kind`, in time proportional to its bytes.
+    static func readFile(atPath path: String, kind: SnapshotFormat.Kind) -> SnapshotFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             return errno == ENOENT ? .missing : .invalid(reason: "cannot be opened: \(String(cString: strerror(errno)))")
@@ -200,7 +220,7 @@ public struct SnapshotStore: Sendable {
             }
         }
         if failed { return .invalid(reason: "cannot be read: \(String(cString: strerror(errno)))") }
-        switch decode(bytes) {
+        switch SnapshotFormat.decode(bytes, kind: kind) {
         case .success(let snapshot): return .valid(snapshot)
         case .failure(let error): return .invalid(reason: error.message)
         }
@@ -220,7 +240,7 @@ public struct SnapshotStore: Sendable {
     /// streams instead).
     public static func encode(_ snapshot: Snapshot) -> [UInt8] {
         var writer = SnapshotWriter(fd: -1, path: "", name: snapshot.name, version: snapshot.version,
-                                    position: snapshot.position, recordedAt: snapshot.recordedAt)
+                                    position: snapshot.position, recordedAt: snapshot.recordedAt, maxRecordedAt: snapshot.maxRecordedAt)
         writer.raw(snapshot.payload)
         writer.sectionCount = snapshot.sections
         return (try? writer.finish()) ?? []
@@ -245,7 +265,7 @@ public struct SnapshotStore: Sendable {
         }
     }
 
-    private static func systemError(_ call: String, _ path: String) -> ProjectionError {
+    static func systemError(_ call: String, _ path: String) -> ProjectionError {
         let code = errno
         return ProjectionError(.io, "\(call) \(path) failed: \(String(cString: strerror(code))) (errno \(code))")
     }

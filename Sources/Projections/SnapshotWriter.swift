@@ -35,19 +35,25 @@ public struct SnapshotWriter {
 
     /// A writer to `fd` (file mode) or, with `fd` -1, into memory (see `finish`). Writes the
     /// header at once.
-    init(fd: Int32, path: String, name: String, version: Int, position: LogPosition, recordedAt: Int64?) {
+    init(fd: Int32, path: String, name: String, version: Int, position: LogPosition, recordedAt: Int64?,
+         maxRecordedAt: Int64? = nil, kind: SnapshotFormat.Kind = .snapshot) {
         self.fd = fd
         self.path = path
         var header = ByteWriter(capacity: 64)
-        header.bytes.append(contentsOf: SnapshotFormat.magic)
-        header.writeLE(SnapshotFormat.version)
+        header.bytes.append(contentsOf: kind.magic)
+        header.writeLE(kind.version)
         header.writeLE(UInt16(truncatingIfNeeded: name.utf8.count))
         header.writeLE(Int64(version))
         header.writeLE(position)
         header.writeLE(recordedAt ?? 0)
-        header.writeLE(UInt32(recordedAt == nil ? 0 : 1))
+        header.writeLE(UInt32(recordedAt == nil ? 0 : 1) | UInt32(maxRecordedAt == nil ? 0 : 2))
         header.writeLE(UInt32(Self.chunkSize))
-        let name = Array(name.utf8)
+        var name = Array(name.utf8)
+        if let maxRecordedAt {
+            var extra = ByteWriter(capacity: 8)
+            extra.writeLE(maxRecordedAt)
+            name += extra.bytes
+        }
         header.writeLE(CRC32C.checksum(name[...], continuing: CRC32C.checksum(header.bytes[...])))
         header.bytes.append(contentsOf: name)
         emit(header.bytes[...])

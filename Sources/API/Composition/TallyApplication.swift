@@ -25,7 +25,8 @@ public struct TallyComponents<Store: EventStore>: Sendable {
         self.store = store
         self.logger = logger
         hub = ViewHub(store: store, snapshots: configuration.snapshotDirectory.map(SnapshotStore.init(directory:)),
-                      consistencyWait: configuration.consistencyWait) { [logger] name, event in
+                      consistencyWait: configuration.consistencyWait,
+                      runnerOptions: ProjectionRunnerOptions(checkpointEveryEvents: configuration.checkpointEveryEvents)) { [logger] name, event in
             logger.info("\(event)", metadata: ["projection": "\(name)"])
         }
         commands = CommandService(store: store, unlockCost: configuration.unlockCost)

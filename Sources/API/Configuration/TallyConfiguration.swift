@@ -39,6 +39,9 @@ public struct TallyConfiguration: Sendable {
     public var snapshots = true
     /// The server's own health samples; off in tests that count events.
     public var samplesHealth = true
+    /// With snapshots on: an as-of checkpoint of system-stats and metrics after this many
+    /// events (under `snapshots/checkpoints`, for `replay stats` as of any point).
+    public var checkpointEveryEvents: UInt64 = 250_000
 
     /// The defaults, as documented in `TallySetting.all`.
     public init() {}
