@@ -239,14 +239,35 @@ import Testing
         do { let due = schedule.folded(events([5], from: 100)); #expect(due) }
         #expect(schedule.mark(after: events([5], from: 100)[0]).maxRecordedAt == 5)
         schedule.written(at: 100)
-        // Event time moves on by the spacing, but fewer than a tenth of the events: not yet.
+        // Event time moves on by the spacing, but fewer than a tenth of the events, or fewer
+        // than a quarter of the last checkpoint's position (25): not yet.
         do { let due = schedule.folded(events([2_000], from: 101)); #expect(!due) }
-        do { let due = schedule.folded(events(Array(repeating: 1_990, count: 9), from: 102)); #expect(due) }
+        do { let due = schedule.folded(events(Array(repeating: 1_990, count: 9), from: 102)); #expect(!due) }
+        do { let due = schedule.folded(events(Array(repeating: 1_990, count: 15), from: 111)); #expect(due) }
         #expect(schedule.maxRecordedAt == 2_000)
         // A fold continued from a state without its max recorded-at never claims one.
         var unknown = CheckpointSchedule(everyEvents: 10, position: 50, maxRecordedAt: nil)
-        do { let due = unknown.folded(events(Array(repeating: 1, count: 10), from: 51)); #expect(due) }
-        #expect(unknown.mark(after: events([1], from: 60)[0]).maxRecordedAt == nil)
+        do { let due = unknown.folded(events(Array(repeating: 1, count: 12), from: 51)); #expect(due) }
+        #expect(unknown.mark(after: events([1], from: 62)[0]).maxRecordedAt == nil)
+    }
+
+    @Test func checkpointSpacingGrowsWithTheHistorySoTheirBytesDoNot() {
+        var schedule = CheckpointSchedule(everyEvents: 100, everyEventMicros: .max)
+        var written: [LogPosition] = []
+        for first in stride(from: LogPosition(1), through: 1_000_000, by: 10) {
+            let batch = (0..<10).map { i in
+                RecordedEvent(position: first + LogPosition(i), stream: "s", streamVersion: 0, type: "T", schemaVersion: 1, recordedAt: 0,
+                              actor: "", correlationID: "", causationID: "", idempotencyKey: nil, payload: [])
+            }
+            if schedule.folded(batch) {
+                written.append(first + 9)
+                schedule.written(at: first + 9)
+            }
+        }
+        #expect(written.prefix(4) == [100, 200, 300, 400], "every everyEvents while that is more than a quarter")
+        #expect(zip(written, written.dropFirst()).allSatisfy { $1 - $0 >= max(100, $0 / 4) })
+        // A fixed spacing of 100 would have written 10,000 checkpoints, each the whole state.
+        #expect(written.count < 50, "\(written.count) checkpoints")
     }
 
     @Test func fileNamesRoundTripAndOthersAreIgnored() {
