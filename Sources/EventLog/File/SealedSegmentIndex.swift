@@ -21,10 +21,13 @@ final class SealedSegmentIndex: @unchecked Sendable {
         case file(SystemFile)
         /// A read-only open that found no usable index keeps the rebuilt bytes in memory.
         case memory([UInt8])
+        /// An index embedded in a larger file at `offset`, `length` bytes long: a record of
+        /// the active segment's checkpoint (`ActiveCheckpoint`).
+        case region(SystemFile, offset: Int, length: Int)
     }
 
     /// One block of entries, as its fence entry describes it.
-    private struct Fence {
+    fileprivate struct Fence {
         var nameStart: Int
         var nameLength: Int
         var offset: Int
@@ -34,7 +37,7 @@ final class SealedSegmentIndex: @unchecked Sendable {
     }
 
     /// One kind of entry (streams or keys): where its blocks lie, their fence and its filter.
-    private struct Table {
+    fileprivate struct Table {
         var blocksOffset: Int
         var fenceBytes: [UInt8]
         var fences: [Fence]
@@ -48,16 +51,18 @@ final class SealedSegmentIndex: @unchecked Sendable {
     let batches: [BatchLocation]
     let streamCount: Int
     let keyCount: Int
-    private let source: Source
-    private let streams: Table
-    private let keys: Table
+    fileprivate let source: Source
+    fileprivate let streams: Table
+    fileprivate let keys: Table
 
     var nextPosition: LogPosition { batches.last.map { $0.lastPosition + 1 } ?? firstPosition }
 
     /// Opens and checks an index: magic, version, header checksum, the file's size against
     /// the sections, the checksums of the batches, fences and filters, and every fence entry
     /// (blocks contiguous, names strictly increasing, counts adding up). Throws `.corrupted`.
-    init(source: Source) throws {
+    /// The batches must start at segment byte `startOffset` (0 for a sealed segment; a
+    /// checkpoint record describes a stretch of the active segment from there).
+    init(source: Source, startOffset: Int = 0) throws {
         self.source = source
         let size = try Self.size(of: source)
         guard size >= Self.headerSize else { throw EventLogError(.corrupted, "index file is too short") }
@@ -111,7 +116,7 @@ final class SealedSegmentIndex: @unchecked Sendable {
             return bytes
         }
         let batchBytes = try checkedSection(0, "batches")
-        let batches = try Self.decodeBatches(batchBytes, count: counts.batches, segmentSize: segmentSize, first: first)
+        let batches = try Self.decodeBatches(batchBytes, count: counts.batches, segmentSize: segmentSize, first: first, start: startOffset)
         self.firstPosition = first
         self.segmentSize = segmentSize
         self.previousHash = previous
@@ -134,39 +139,108 @@ final class SealedSegmentIndex: @unchecked Sendable {
     /// The stream's events in this segment, or nil when it has none.
     func stream(_ name: String) throws -> SegmentStream? {
         let (first, next) = (firstPosition, nextPosition)
-        return try lookUp(name, in: streams, maxName: EventLimits.maxStreamBytes) { r in
-            let firstVersion = try r.readVarint("first version", max: UInt64.max >> 1)
-            let count = Int(try r.readVarint("stream event count", max: UInt64(r.remaining)))
-            guard count >= 1 else { throw EventLogError(.corrupted, "index stream entry without events") }
-            var positions: [LogPosition] = []
-            positions.reserveCapacity(count)
-            var previous: LogPosition = 0
-            for _ in 0..<count {
-                let delta = try r.readVarint("position delta")
-                guard delta >= 1, previous <= UInt64.max - delta else { throw EventLogError(.corrupted, "stream positions not increasing") }
-                previous += delta
-                guard previous >= first, previous < next else { throw EventLogError(.corrupted, "stream position \(previous) outside the segment") }
-                positions.append(previous)
-            }
-            return SegmentStream(firstVersion: firstVersion, positions: positions)
-        }
+        return try lookUp(name, in: streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
     }
 
     /// The first append's result of an idempotency key first used in this segment, or nil.
     func key(_ key: String) throws -> AppendResult? {
         let (first, next) = (firstPosition, nextPosition)
-        return try lookUp(key, in: keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in
-            let low = try r.readVarint("first position")
-            let high = try r.readVarint("last position")
-            guard low >= first, low <= high, high < next else { throw EventLogError(.corrupted, "idempotency positions outside the segment") }
-            let n = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
-            guard n >= 1 else { throw EventLogError(.corrupted, "idempotency entry without streams") }
-            var versions: [String: UInt64] = [:]
-            for _ in 0..<n {
-                let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
-                versions[stream] = try r.readVarint("version")
+        return try lookUp(key, in: keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
+    }
+
+    /// A stream entry after its name; every position inside `first ..< next`.
+    static func decodeStream(_ r: inout ByteReader, first: LogPosition, next: LogPosition) throws -> SegmentStream {
+        let firstVersion = try r.readVarint("first version", max: UInt64.max >> 1)
+        let count = Int(try r.readVarint("stream event count", max: UInt64(r.remaining)))
+        guard count >= 1 else { throw EventLogError(.corrupted, "index stream entry without events") }
+        var positions: [LogPosition] = []
+        positions.reserveCapacity(count)
+        var previous: LogPosition = 0
+        for _ in 0..<count {
+            let delta = try r.readVarint("position delta")
+            guard delta >= 1, previous <= UInt64.max - delta else { throw EventLogError(.corrupted, "stream positions not increasing") }
+            previous += delta
+            guard previous >= first, previous < next else { throw EventLogError(.corrupted, "stream position \(previous) outside the segment") }
+            positions.append(previous)
+        }
+        guard firstVersion <= (UInt64.max >> 1) - UInt64(count) else { throw EventLogError(.corrupted, "stream versions out of range") }
+        return SegmentStream(firstVersion: firstVersion, positions: positions)
+    }
+
+    /// A key entry after its key; its positions inside `first ..< next`.
+    static func decodeKey(_ r: inout ByteReader, first: LogPosition, next: LogPosition) throws -> AppendResult {
+        let low = try r.readVarint("first position")
+        let high = try r.readVarint("last position")
+        guard low >= first, low <= high, high < next else { throw EventLogError(.corrupted, "idempotency positions outside the segment") }
+        let n = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
+        guard n >= 1 else { throw EventLogError(.corrupted, "idempotency entry without streams") }
+        var versions: [String: UInt64] = [:]
+        for _ in 0..<n {
+            let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
+            versions[stream] = try r.readVarint("version")
+        }
+        return AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
+    }
+
+    /// Every stream entry in name order (bytewise), a block at a time: for merging indexes.
+    func streamEntries() -> EntryCursor<SegmentStream> {
+        let (first, next) = (firstPosition, nextPosition)
+        return EntryCursor(index: self, table: streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
+    }
+
+    /// Every key entry in key order (bytewise), a block at a time.
+    func keyEntries() -> EntryCursor<AppendResult> {
+        let (first, next) = (firstPosition, nextPosition)
+        return EntryCursor(index: self, table: keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
+    }
+
+    /// Walks one table's entries in order, holding one block at a time; each block's CRC
+    /// is checked when it is read, and names must strictly increase across the whole table.
+    struct EntryCursor<Value> {
+        fileprivate let index: SealedSegmentIndex
+        fileprivate let table: Table
+        let maxName: Int
+        let decode: (inout ByteReader) throws -> Value
+        private var block: [UInt8] = []
+        private var blockNumber = -1
+        private var offsetInBlock = 0
+        private var leftInBlock = 0
+        private var previous: [UInt8]?
+
+        fileprivate init(index: SealedSegmentIndex, table: Table, maxName: Int, decode: @escaping (inout ByteReader) throws -> Value) {
+            self.index = index
+            self.table = table
+            self.maxName = maxName
+            self.decode = decode
+        }
+
+        /// The next entry, or nil after the last.
+        mutating func next() throws -> (name: [UInt8], value: Value)? {
+            while leftInBlock == 0 {
+                guard offsetInBlock == block.count else { throw IndexBlockDamaged(reason: "index block has bytes after its entries") }
+                blockNumber += 1
+                guard blockNumber < table.fences.count else { return nil }
+                let fence = table.fences[blockNumber]
+                block = try SealedSegmentIndex.read(index.source, count: fence.length, at: table.blocksOffset + fence.offset)
+                guard CRC32C.checksum(block) == fence.checksum else {
+                    throw IndexBlockDamaged(reason: "index block at byte \(table.blocksOffset + fence.offset) fails its checksum")
+                }
+                offsetInBlock = 0
+                leftInBlock = fence.count
             }
-            return AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
+            let (maxName, decode, start) = (self.maxName, self.decode, offsetInBlock)
+            let (entry, consumed): ((name: [UInt8], value: Value), Int) = try block.withUnsafeBytes { raw in
+                var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[start...]))
+                let name = Array(try r.readLengthPrefixed("index entry name", max: maxName))
+                guard !name.isEmpty else { throw EventLogError(.corrupted, "index entry with an empty name") }
+                let value = try decode(&r)
+                return ((name, value), r.offset)
+            }
+            if let previous, !previous.lexicographicallyPrecedes(entry.name) { throw EventLogError(.corrupted, "index entries not in name order") }
+            previous = entry.name
+            offsetInBlock += consumed
+            leftInBlock -= 1
+            return entry
         }
     }
 
@@ -244,14 +318,14 @@ final class SealedSegmentIndex: @unchecked Sendable {
         return Table(blocksOffset: blocksOffset, fenceBytes: fence, fences: fences, filter: filter)
     }
 
-    private static func decodeBatches(_ bytes: [UInt8], count: Int, segmentSize: Int, first: LogPosition) throws -> [BatchLocation] {
+    private static func decodeBatches(_ bytes: [UInt8], count: Int, segmentSize: Int, first: LogPosition, start: Int) throws -> [BatchLocation] {
         guard count >= 1, count <= bytes.count else { throw EventLogError(.corrupted, "index batch count \(count) out of range") }
         return try bytes.withUnsafeBytes { raw in
             var r = ByteReader(raw)
             var batches: [BatchLocation] = []
             batches.reserveCapacity(count)
             var next = first
-            var end = 0
+            var end = start
             for _ in 0..<count {
                 let offset = Int(try r.readVarint("batch offset", max: UInt64(segmentSize)))
                 let position = try r.readVarint("batch position")
@@ -272,12 +346,18 @@ final class SealedSegmentIndex: @unchecked Sendable {
         switch source {
         case .file(let file): return try file.size()
         case .memory(let bytes): return bytes.count
+        case .region(let file, _, let length):
+            guard length <= (try file.size()) else { throw EventLogError(.corrupted, "index region past the end of its file") }
+            return length
         }
     }
 
-    private static func read(_ source: Source, count: Int, at offset: Int) throws -> [UInt8] {
+    fileprivate static func read(_ source: Source, count: Int, at offset: Int) throws -> [UInt8] {
         switch source {
         case .file(let file): return try file.read(count: count, at: offset)
+        case .region(let file, let base, let length):
+            guard offset >= 0, count >= 0, offset <= length - count else { throw EventLogError(.corrupted, "index read past its end") }
+            return try file.read(count: count, at: base + offset)
         case .memory(let bytes):
             guard offset >= 0, count >= 0, offset <= bytes.count - count else { throw EventLogError(.corrupted, "index read past its end") }
             return Array(bytes[offset..<offset + count])
