@@ -49,7 +49,7 @@ enum SealedIndexMerge {
     /// (its first version from the oldest, positions concatenated), whose versions must
     /// continue from part to part. Writes blocks, fence and filter; returns the entry count.
     private static func mergeStreams(_ parts: [SealedSegmentIndex], into sink: inout SectionSink) throws -> Int {
-        var cursors = parts.map { $0.streamEntries() }
+        var cursors = try parts.map { try $0.streamEntries() }
         var heads = try cursors.indices.map { try cursors[$0].next() }
         var blocks = BlockSink(expected: parts.reduce(0) { $0 + $1.streamCount })
         while let name = smallest(heads.map { $0?.name }) {
@@ -74,7 +74,7 @@ enum SealedIndexMerge {
 
     /// Keys of every part, merged by key; a key in several parts keeps its first use.
     private static func mergeKeys(_ parts: [SealedSegmentIndex], into sink: inout SectionSink) throws -> Int {
-        var cursors = parts.map { $0.keyEntries() }
+        var cursors = try parts.map { try $0.keyEntries() }
         var heads = try cursors.indices.map { try cursors[$0].next() }
         var blocks = BlockSink(expected: parts.reduce(0) { $0 + $1.keyCount })
         while let name = smallest(heads.map { $0?.name }) {

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,8 +53,45 @@ final class SealedSegmentIndex: @unchecked Sendable {
     let streamCount: Int
     let keyCount: Int
     fileprivate let source: Source
-    fileprivate let streams: Table
-    fileprivate let keys: Table
+    /// Where each table's sections lie; the fence and filter are read (and their CRCs
+    /// checked again) at the first lookup in the table, so that opening a log holds only
+    /// headers and batch lists, not every segment's filters.
+    private let streamSections: TableSections
+    private let keySections: TableSections
+    private let loaded = Mutex<(streams: Table?, keys: Table?)>((nil, nil))
+
+    private struct TableSections {
+        var blocksOffset: Int
+        var blocksLength: Int
+        var fence: (offset: Int, length: Int, checksum: UInt32)
+        var filter: (offset: Int, length: Int, checksum: UInt32)
+        var entries: Int
+        var maxName: Int
+        var hashCount: Int
+    }
+
+    fileprivate var streams: Table { get throws { try table(keys: false) } }
+    fileprivate var keys: Table { get throws { try table(keys: true) } }
+
+    private func table(keys: Bool) throws -> Table {
+        if let held = loaded.withLock({ keys ? $0.keys : $0.streams }) { return held }
+        let sections = keys ? keySections : streamSections
+        func checked(_ section: (offset: Int, length: Int, checksum: UInt32)) throws -> [UInt8] {
+            let bytes = try Self.read(source, count: section.length, at: section.offset)
+            guard CRC32C.checksum(bytes) == section.checksum else { throw IndexBlockDamaged(reason: "index fence or filter fails its checksum") }
+            return bytes
+        }
+        let table: Table
+        do {
+            table = try Self.table(blocksOffset: sections.blocksOffset, blocksLength: sections.blocksLength, fence: try checked(sections.fence),
+                                   filter: IndexFilter(bits: try checked(sections.filter), hashCount: sections.hashCount),
+                                   entries: sections.entries, maxName: sections.maxName)
+        } catch let error as EventLogError {
+            throw IndexBlockDamaged(reason: error.message)
+        }
+        loaded.withLock { if keys { $0.keys = table } else { $0.streams = table } }
+        return table
+    }
 
     var nextPosition: LogPosition { batches.last.map { $0.lastPosition + 1 } ?? firstPosition }
 
@@ -124,28 +162,53 @@ final class SealedSegmentIndex: @unchecked Sendable {
         self.batches = batches
         self.streamCount = counts.streams
         self.keyCount = counts.keys
-        self.streams = try Self.table(
-            blocksOffset: offsets[1], blocksLength: sectionLengths[1], fence: try checkedSection(2, "stream fence"),
-            filter: IndexFilter(bits: try checkedSection(3, "stream filter"), hashCount: hashCount),
-            entries: counts.streams, maxName: EventLimits.maxStreamBytes
+        // The fences and filters are checked now (a chunk at a time, nothing kept) and read
+        // when first used.
+        for i in [2, 3, 5, 6] {
+            guard try Self.checksum(source, count: sectionLengths[i], at: offsets[i]) == sectionChecksums[i] else {
+                throw EventLogError(.corrupted, "index \(i < 5 ? "stream" : "key") \(i % 3 == 2 ? "fence" : "filter") checksum mismatch")
+            }
+        }
+        guard counts.streams == 0 || sectionLengths[3] > 0, counts.keys == 0 || sectionLengths[6] > 0 else {
+            throw EventLogError(.corrupted, "index filter is empty")
+        }
+        self.streamSections = TableSections(
+            blocksOffset: offsets[1], blocksLength: sectionLengths[1], fence: (offsets[2], sectionLengths[2], sectionChecksums[2]),
+            filter: (offsets[3], sectionLengths[3], sectionChecksums[3]), entries: counts.streams, maxName: EventLimits.maxStreamBytes,
+            hashCount: hashCount
         )
-        self.keys = try Self.table(
-            blocksOffset: offsets[4], blocksLength: sectionLengths[4], fence: try checkedSection(5, "key fence"),
-            filter: IndexFilter(bits: try checkedSection(6, "key filter"), hashCount: hashCount),
-            entries: counts.keys, maxName: EventLimits.maxIdempotencyKeyBytes
+        self.keySections = TableSections(
+            blocksOffset: offsets[4], blocksLength: sectionLengths[4], fence: (offsets[5], sectionLengths[5], sectionChecksums[5]),
+            filter: (offsets[6], sectionLengths[6], sectionChecksums[6]), entries: counts.keys, maxName: EventLimits.maxIdempotencyKeyBytes,
+            hashCount: hashCount
         )
+    }
+
+    /// CRC-32C of a stretch of the source, read 64 KiB at a time into one buffer.
+    private static func checksum(_ source: Source, count: Int, at offset: Int) throws -> UInt32 {
+        var crc: UInt32 = 0
+        var done = 0
+        while done < count {
+            let n = min(64 << 10, count - done)
+            let chunk = try read(source, count: n, at: offset + done)
+            crc = CRC32C.checksum(chunk[...], continuing: crc)
+            done += n
+        }
+        return crc
     }
 
     /// The stream's events in this segment, or nil when it has none.
     func stream(_ name: String) throws -> SegmentStream? {
+        guard streamCount > 0 else { return nil }
         let (first, next) = (firstPosition, nextPosition)
-        return try lookUp(name, in: streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
+        return try lookUp(name, in: try streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
     }
 
     /// The first append's result of an idempotency key first used in this segment, or nil.
     func key(_ key: String) throws -> AppendResult? {
+        guard keyCount > 0 else { return nil }
         let (first, next) = (firstPosition, nextPosition)
-        return try lookUp(key, in: keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
+        return try lookUp(key, in: try keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
     }
 
     /// A stream entry after its name; every position inside `first ..< next`.
@@ -183,15 +246,15 @@ final class SealedSegmentIndex: @unchecked Sendable {
     }
 
     /// Every stream entry in name order (bytewise), a block at a time: for merging indexes.
-    func streamEntries() -> EntryCursor<SegmentStream> {
+    func streamEntries() throws -> EntryCursor<SegmentStream> {
         let (first, next) = (firstPosition, nextPosition)
-        return EntryCursor(index: self, table: streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
+        return EntryCursor(index: self, table: try streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
     }
 
     /// Every key entry in key order (bytewise), a block at a time.
-    func keyEntries() -> EntryCursor<AppendResult> {
+    func keyEntries() throws -> EntryCursor<AppendResult> {
         let (first, next) = (firstPosition, nextPosition)
-        return EntryCursor(index: self, table: keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
+        return EntryCursor(index: self, table: try keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
     }
 
     /// Walks one table's entries in order, holding one block at a time; each block's CRC
