@@ -13,51 +13,30 @@
 /// last record that held.
 enum ActiveCheckpoint {
     static let magic: UInt32 = 0x4359_4C54  // "TLYC"
-    static let version: UInt16 = 1
+    /// Version 1 held each record's streams and keys as one list that open decoded whole;
+    /// version 2 records are index images read like a sealed segment's index.
+    static let version: UInt16 = 2
     /// Magic … header checksum: see docs/log-format.md.
     static let headerSize = 124
 
-    /// The checkpointed prefix of a segment: its index so far, and the bytes of the
-    /// checkpoint file that hold it (appending continues there).
+    /// The checkpointed prefix of a segment: one opened index per record (stream and key
+    /// entries stay on disk), the batches they hold, and the bytes of the checkpoint file
+    /// that hold them (appending continues there).
     struct Loaded {
-        var index: SegmentIndex
+        var records: [SealedSegmentIndex]
         var validLength: Int
+        var batches: [BatchLocation] { records.flatMap(\.batches) }
+        var segmentSize: Int { records.last?.segmentSize ?? 0 }
+        var nextPosition: LogPosition { records.last!.nextPosition }
+        var lastHash: [UInt8] { records.last!.lastHash }
     }
 
     /// Encodes one record: the delta `delta` (batches from `delta.firstPosition`, starting at
-    /// byte `startOffset` of the segment whose first position is `segmentFirst`).
+    /// byte `startOffset` of the segment whose first position is `segmentFirst`) as a record
+    /// header followed by the delta's index image (`SegmentIndex.encode`).
     static func encode(_ delta: SegmentIndex, startOffset: Int, segmentFirst: LogPosition) -> [UInt8] {
-        var payload = ByteWriter(capacity: delta.batches.count * 4 + delta.streams.count * 32)
-        payload.writeVarint(UInt64(delta.batches.count))
-        for batch in delta.batches {
-            payload.writeVarint(UInt64(batch.eventCount))
-            payload.writeVarint(UInt64(batch.dataLength))
-        }
-        // In name order, so that the same appends write the same bytes (a dictionary's order
-        // differs from process to process).
-        payload.writeVarint(UInt64(delta.streams.count))
-        for (name, stream) in delta.streams.sorted(by: { $0.key < $1.key }) {
-            payload.writeLengthPrefixed(name)
-            payload.writeVarint(stream.firstVersion)
-            payload.writeVarint(UInt64(stream.positions.count))
-            var previous = delta.firstPosition - 1
-            for position in stream.positions {
-                payload.writeVarint(position - previous)
-                previous = position
-            }
-        }
-        payload.writeVarint(UInt64(delta.idempotency.count))
-        for (key, result) in delta.idempotency.sorted(by: { $0.key < $1.key }) {
-            payload.writeLengthPrefixed(key)
-            payload.writeVarint(result.positions.lowerBound)
-            payload.writeVarint(result.positions.upperBound)
-            payload.writeVarint(UInt64(result.streamVersions.count))
-            for (stream, version) in result.streamVersions.sorted(by: { $0.key < $1.key }) {
-                payload.writeLengthPrefixed(stream)
-                payload.writeVarint(version)
-            }
-        }
-        var w = ByteWriter(capacity: headerSize + payload.bytes.count)
+        let payload = delta.encode()
+        var w = ByteWriter(capacity: headerSize + payload.count)
         w.writeLE(magic)
         w.writeLE(version)
         w.writeLE(UInt16(0))
@@ -68,43 +47,48 @@ enum ActiveCheckpoint {
         w.writeLE(delta.nextPosition)
         w.bytes.append(contentsOf: delta.previousHash)
         w.bytes.append(contentsOf: delta.lastHash)
-        w.writeLE(UInt32(payload.bytes.count))
-        w.writeLE(CRC32C.checksum(payload.bytes))
+        w.writeLE(UInt32(payload.count))
+        w.writeLE(CRC32C.checksum(payload[0..<SealedSegmentIndex.headerSize]))
         w.writeLE(CRC32C.checksum(w.bytes))
-        w.bytes.append(contentsOf: payload.bytes)
+        w.bytes.append(contentsOf: payload)
         return w.bytes
     }
 
     /// The longest run of records of `path` that holds for `segment` (first position
-    /// `firstPosition`, chain hash `previousHash` before it), merged; nil when none does.
-    /// Never throws: a checkpoint that cannot be read is one not to use.
+    /// `firstPosition`, chain hash `previousHash` before it); nil when none does. Reads each
+    /// record's header, its index's header, batches, fences and filters, and the segment's
+    /// batch at its end; not its stream or key entries. Never throws: a checkpoint that
+    /// cannot be read is one not to use.
     static func load(path: String, segment: SystemFile, firstPosition: LogPosition, previousHash: [UInt8]) -> Loaded? {
         guard Directory.exists(path), let file = try? SystemFile.open(path, writable: false) else { return nil }
-        defer { file.close() }
         guard let fileSize = try? file.size(), let segmentSize = try? segment.size() else { return nil }
-        var merged = SegmentIndex(firstPosition: firstPosition, segmentSize: 0, previousHash: previousHash, lastHash: previousHash,
-                                  batches: [], streams: [:], idempotency: [:])
-        var good = 0
+        var records: [SealedSegmentIndex] = []
         var at = 0
+        var (end, next, hash) = (0, firstPosition, previousHash)
         while fileSize - at >= headerSize {
-            guard let header = try? file.read(count: headerSize, at: at),
-                  let record = try? Record(header: header, fileRemaining: fileSize - at - headerSize, segmentSize: segmentSize),
-                  record.segmentFirst == firstPosition, record.startOffset == merged.segmentSize,
-                  record.firstPosition == merged.nextPosition, record.previousHash == merged.lastHash,
-                  let payload = try? file.read(count: record.payloadLength, at: at + headerSize),
-                  CRC32C.checksum(payload) == record.payloadChecksum,
-                  (try? record.merge(payload: payload, into: &merged)) != nil
+            guard let record = try? Record(file: file, at: at, fileSize: fileSize, segmentSize: segmentSize),
+                  record.segmentFirst == firstPosition, record.startOffset == end,
+                  record.firstPosition == next, record.previousHash == hash,
+                  let index = try? record.open(file: file)
             else { break }
+            // Only a run whose last batch is really in the segment counts.
+            guard endsWithClaimedBatch(index, segment: segment) else { return nil }
+            records.append(index)
             at += headerSize + record.payloadLength
-            // Only a prefix whose last batch is really in the segment counts.
-            if endsWithClaimedBatch(merged, segment: segment) { good = at } else { return nil }
+            (end, next, hash) = (index.segmentSize, index.nextPosition, index.lastHash)
         }
-        return good == 0 ? nil : Loaded(index: merged, validLength: good)
+        return records.isEmpty ? nil : Loaded(records: records, validLength: at)
     }
 
+    /// Opens the record written at `offset` of the checkpoint file (by this process): the
+    /// writer's view of what it just wrote, checked as `load` checks it.
+    static func open(file: SystemFile, at offset: Int, segmentSize: Int) throws -> SealedSegmentIndex {
+        let record = try Record(file: file, at: offset, fileSize: try file.size(), segmentSize: segmentSize)
+        return try record.open(file: file)
+    }
     /// True when the segment's batch at the end of `index` is whole and carries its claimed
     /// position, length and chain hash (header and data checksums, chain hash recomputed).
-    private static func endsWithClaimedBatch(_ index: SegmentIndex, segment: SystemFile) -> Bool {
+    private static func endsWithClaimedBatch(_ index: SealedSegmentIndex, segment: SystemFile) -> Bool {
         guard let last = index.batches.last,
               let framed = try? segment.read(count: BatchHeader.framedSize, at: last.offset),
               let header = try? framed.withUnsafeBytes({ (b) throws in try BatchHeader.parse(b) }),
@@ -127,10 +111,14 @@ enum ActiveCheckpoint {
         var nextPosition: LogPosition
         var previousHash: [UInt8]
         var lastHash: [UInt8]
+        /// Where the record's index image starts in the checkpoint file.
+        var payloadOffset: Int
         var payloadLength: Int
         var payloadChecksum: UInt32
 
-        init(header: [UInt8], fileRemaining: Int, segmentSize: Int) throws {
+        init(file: SystemFile, at offset: Int, fileSize: Int, segmentSize: Int) throws {
+            guard offset >= 0, fileSize - offset >= ActiveCheckpoint.headerSize else { throw EventLogError(.corrupted, "checkpoint ends inside a record header") }
+            let header = try file.read(count: ActiveCheckpoint.headerSize, at: offset)
             var fields: Record?
             try header.withUnsafeBytes { all in
                 let stored = all.loadUnaligned(fromByteOffset: ActiveCheckpoint.headerSize - 4, as: UInt32.self).littleEndian
@@ -151,18 +139,20 @@ enum ActiveCheckpoint {
                 let last = Array(try r.readFixed(32, "last hash"))
                 let length = try r.readLE(UInt32.self, "payload length")
                 let checksum = try r.readLE(UInt32.self, "payload checksum")
+                let remaining = fileSize - offset - ActiveCheckpoint.headerSize
                 guard segmentFirst >= 1, first >= segmentFirst, next > first, start < end, end <= UInt64(segmentSize),
-                      Int(length) <= fileRemaining
+                      Int(length) >= SealedSegmentIndex.headerSize, Int(length) <= remaining
                 else { throw EventLogError(.corrupted, "checkpoint header out of range") }
                 fields = Record(segmentFirst: segmentFirst, startOffset: Int(start), endOffset: Int(end), firstPosition: first,
-                                nextPosition: next, previousHash: previous, lastHash: last, payloadLength: Int(length),
-                                payloadChecksum: checksum)
+                                nextPosition: next, previousHash: previous, lastHash: last,
+                                payloadOffset: offset + ActiveCheckpoint.headerSize, payloadLength: Int(length), payloadChecksum: checksum)
             }
-            self = fields!
+            guard let fields else { throw EventLogError(.corrupted, "checkpoint header unreadable") }
+            self = fields
         }
 
         private init(segmentFirst: LogPosition, startOffset: Int, endOffset: Int, firstPosition: LogPosition, nextPosition: LogPosition,
-                     previousHash: [UInt8], lastHash: [UInt8], payloadLength: Int, payloadChecksum: UInt32) {
+                     previousHash: [UInt8], lastHash: [UInt8], payloadOffset: Int, payloadLength: Int, payloadChecksum: UInt32) {
             self.segmentFirst = segmentFirst
             self.startOffset = startOffset
             self.endOffset = endOffset
@@ -170,101 +160,51 @@ enum ActiveCheckpoint {
             self.nextPosition = nextPosition
             self.previousHash = previousHash
             self.lastHash = lastHash
+            self.payloadOffset = payloadOffset
             self.payloadLength = payloadLength
             self.payloadChecksum = payloadChecksum
         }
 
-        /// Decodes the payload and adds it to `index`, or throws leaving `index` unchanged.
-        /// Batches must tile `startOffset..<endOffset` and `firstPosition..<nextPosition`;
-        /// every stream and key position must lie in that range, in order. The record is
-        /// decoded on its own and checked against `index` before `index` changes, so that
-        /// `index` is never copied (it holds up to a whole segment's streams).
-        func merge(payload: [UInt8], into index: inout SegmentIndex) throws {
-            var delta = SegmentIndex(firstPosition: firstPosition, segmentSize: startOffset, previousHash: previousHash, lastHash: previousHash,
-                                     batches: [], streams: [:], idempotency: [:])
-            try payload.withUnsafeBytes { raw in
-                var r = ByteReader(raw)
-                let batchCount = Int(try r.readVarint("checkpoint batch count", max: UInt64(r.remaining)))
-                guard batchCount >= 1 else { throw EventLogError(.corrupted, "checkpoint without batches") }
-                var offset = startOffset
-                var position = firstPosition
-                for _ in 0..<batchCount {
-                    let events = try r.readVarint("batch event count", max: UInt64(EventLimits.maxBatchEvents))
-                    let length = try r.readVarint("batch data length", max: UInt64(EventLimits.maxBatchBytes) * 2)
-                    guard events >= 1, position <= nextPosition - events else { throw EventLogError(.corrupted, "checkpoint batches past its positions") }
-                    let batch = BatchLocation(firstPosition: position, eventCount: UInt32(events), offset: offset, dataLength: UInt32(length))
-                    guard batch.totalSize <= endOffset - offset else { throw EventLogError(.corrupted, "checkpoint batches past its end") }
-                    delta.batches.append(batch)
-                    offset += batch.totalSize
-                    position += events
-                }
-                guard offset == endOffset, position == nextPosition else { throw EventLogError(.corrupted, "checkpoint batches do not tile it") }
-                let streamCount = Int(try r.readVarint("checkpoint stream count", max: UInt64(r.remaining)))
-                for _ in 0..<streamCount {
-                    let name = try r.readString("stream", max: EventLimits.maxStreamBytes)
-                    let firstVersion = try r.readVarint("first version", max: UInt64.max >> 1)
-                    let count = Int(try r.readVarint("stream event count", max: UInt64(r.remaining)))
-                    guard count >= 1 else { throw EventLogError(.corrupted, "checkpoint stream without events") }
-                    var positions: [LogPosition] = []
-                    positions.reserveCapacity(count)
-                    var previous = firstPosition - 1
-                    for _ in 0..<count {
-                        let step = try r.readVarint("position delta", max: nextPosition - 1 - previous)
-                        guard step >= 1 else { throw EventLogError(.corrupted, "checkpoint stream positions not increasing") }
-                        previous += step
-                        positions.append(previous)
-                    }
-                    if let held = index.streams[name], held.nextVersion != firstVersion {
-                        throw EventLogError(.corrupted, "checkpoint stream versions not contiguous")
-                    }
-                    guard delta.streams.updateValue(SegmentStream(firstVersion: firstVersion, positions: positions), forKey: name) == nil else {
-                        throw EventLogError(.corrupted, "checkpoint stream listed twice")
-                    }
-                }
-                let keyCount = Int(try r.readVarint("checkpoint key count", max: UInt64(r.remaining)))
-                for _ in 0..<keyCount {
-                    let key = try r.readString("idempotency key", max: EventLimits.maxIdempotencyKeyBytes)
-                    let low = try r.readVarint("first position")
-                    let high = try r.readVarint("last position")
-                    guard low >= firstPosition, low <= high, high < nextPosition else { throw EventLogError(.corrupted, "checkpoint key positions outside it") }
-                    let n = Int(try r.readVarint("key stream count", max: UInt64(r.remaining)))
-                    guard n >= 1 else { throw EventLogError(.corrupted, "checkpoint key without streams") }
-                    var versions: [String: UInt64] = [:]
-                    for _ in 0..<n {
-                        let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
-                        versions[stream] = try r.readVarint("version")
-                    }
-                    if index.idempotency[key] == nil, delta.idempotency[key] == nil {
-                        delta.idempotency[key] = AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
-                    }
-                }
-                guard r.remaining == 0 else { throw EventLogError(.corrupted, "checkpoint payload has trailing bytes") }
-            }
-            delta.segmentSize = endOffset
-            delta.lastHash = lastHash
-            index.append(delta)
+        /// Opens the record's index image in place and checks it against the header: the
+        /// payload checksum (of the image's header), and the same stretch of the segment
+        /// (positions, byte range, chain hashes). Its batches must tile that stretch.
+        func open(file: SystemFile) throws -> SealedSegmentIndex {
+            let imageHeader = try file.read(count: SealedSegmentIndex.headerSize, at: payloadOffset)
+            guard CRC32C.checksum(imageHeader) == payloadChecksum else { throw EventLogError(.corrupted, "checkpoint payload checksum mismatch") }
+            let index = try SealedSegmentIndex(source: .region(file, offset: payloadOffset, length: payloadLength), startOffset: startOffset)
+            guard index.firstPosition == firstPosition, index.nextPosition == nextPosition, index.segmentSize == endOffset,
+                  index.previousHash == previousHash, index.lastHash == lastHash
+            else { throw EventLogError(.corrupted, "checkpoint record's index does not match its header") }
+            return index
         }
     }
 }
 
-/// The writer's side of the checkpoint file: the delta since the last record, and where
-/// the next record goes. A checkpoint that cannot be written costs only a longer scan at
-/// the next open, so failures are swallowed (the delta is kept and written with the next).
+/// The writer's side of the checkpoint file: the delta since the last record, the records
+/// so far (opened in place, shared with `FileLogState`), and where the next record goes. A
+/// checkpoint that cannot be written costs only a longer scan at the next open, so failures
+/// are swallowed by the caller (the delta is kept and written with the next record).
 struct CheckpointWriter {
     let path: String
     let segmentFirst: LogPosition
     private var file: SystemFile?
+    /// A read-only descriptor the written records are read through; never closed here, so
+    /// that lookups through records still held by the state outlive a seal's `close`.
+    private var reader: SystemFile?
     /// Bytes of the checkpoint file that hold valid records; the next record is written there.
     private(set) var length: Int
+    /// The records of the segment so far, oldest first.
+    private(set) var records: [SealedSegmentIndex]
     /// Batches, streams and keys written since the last record.
     private(set) var delta: SegmentIndex
     /// Segment offset the delta starts at.
     private(set) var deltaStart: Int
 
-    init(path: String, segmentFirst: LogPosition, length: Int, delta: SegmentIndex, deltaStart: Int) {
+    init(path: String, segmentFirst: LogPosition, length: Int, records: [SealedSegmentIndex] = [], delta: SegmentIndex, deltaStart: Int) {
         self.path = path
         self.segmentFirst = segmentFirst
         self.length = length
+        self.records = records
         self.delta = delta
         self.deltaStart = deltaStart
     }
@@ -276,28 +216,37 @@ struct CheckpointWriter {
         delta.add(batch: batch, chainHash: chainHash, streams: streams, keys: keys)
     }
 
-    /// Appends the delta as one record and fsyncs it. The caller has made the segment's
-    /// bytes up to the delta's end durable first: a record never claims bytes a crash could lose.
-    mutating func write() throws {
-        guard !delta.batches.isEmpty else { return }
+    /// Appends the delta as one record, fsyncs it and returns it opened in place (nil when
+    /// there was nothing to write). The caller has made the segment's bytes up to the
+    /// delta's end durable first: a record never claims bytes a crash could lose.
+    mutating func write(segmentSize: Int) throws -> SealedSegmentIndex? {
+        guard !delta.batches.isEmpty else { return nil }
         let bytes = ActiveCheckpoint.encode(delta, startOffset: deltaStart, segmentFirst: segmentFirst)
-        if file == nil {
-            let opened = try SystemFile.open(path, writable: true, create: true)
+        let file: SystemFile
+        if let open = self.file {
+            file = open
+        } else {
+            file = try SystemFile.open(path, writable: true, create: true)
             // Whatever follows the valid records (a torn or stale record) goes.
-            try opened.truncate(to: length)
-            file = opened
+            try file.truncate(to: length)
+            self.file = file
         }
+        let record: SealedSegmentIndex
         do {
-            try bytes.withUnsafeBytes { (raw) throws in try file!.write([raw], at: length) }
-            try file!.sync()
+            try bytes.withUnsafeBytes { (raw) throws in try file.write([raw], at: length) }
+            try file.sync()
+            if reader == nil { reader = try SystemFile.open(path, writable: false) }
+            record = try ActiveCheckpoint.open(file: reader!, at: length, segmentSize: segmentSize)
         } catch {
-            try? file!.truncate(to: length)
+            try? file.truncate(to: length)
             throw error
         }
         length += bytes.count
+        records.append(record)
         deltaStart = delta.segmentSize
         delta = SegmentIndex(firstPosition: delta.nextPosition, segmentSize: deltaStart, previousHash: delta.lastHash,
                              lastHash: delta.lastHash, batches: [], streams: [:], idempotency: [:])
+        return record
     }
 
     func close() { file?.close() }

@@ -83,22 +83,32 @@ struct FileLogOpener {
 
             var builder = SegmentIndexBuilder(firstPosition: first, previousHash: previousHash)
             var checkpointLength = 0
+            var records: [SealedSegmentIndex] = []
             if isLast, let loaded = ActiveCheckpoint.load(path: path(SegmentNaming.checkpointName(forSegment: name)), segment: file,
                                                           firstPosition: first, previousHash: previousHash) {
-                // Only the tail after the checkpointed prefix is scanned.
-                builder.index = loaded.index
+                // Only the tail after the checkpointed prefix is scanned; the prefix's streams
+                // and keys stay on disk, in the records.
+                records = loaded.records
+                builder.index.batches = loaded.batches
+                builder.index.segmentSize = loaded.segmentSize
+                builder.index.lastHash = loaded.lastHash
                 checkpointLength = loaded.validLength
-                checkpointed = loaded.index.segmentSize
+                checkpointed = loaded.segmentSize
             }
-            let start = builder.index
-            // The scanned tail is what the next checkpoint record must cover.
-            var tail = SegmentIndex(firstPosition: start.nextPosition, segmentSize: start.segmentSize, previousHash: start.lastHash,
-                                    lastHash: start.lastHash, batches: [], streams: [:], idempotency: [:])
-            let scan = try SegmentScanner.scan(file, from: start.segmentSize, expectedFirstPosition: start.nextPosition, previousHash: start.lastHash) {
+            let start = (size: builder.index.segmentSize, next: builder.index.nextPosition, hash: builder.index.lastHash)
+            // The scanned tail: what the in-memory state holds and the next checkpoint record
+            // must cover. The last segment's streams are gathered there only.
+            var tail = SegmentIndex(firstPosition: start.next, segmentSize: start.size, previousHash: start.hash,
+                                    lastHash: start.hash, batches: [], streams: [:], idempotency: [:])
+            let scan = try SegmentScanner.scan(file, from: start.size, expectedFirstPosition: start.next, previousHash: start.hash) {
                 header, location, events throws in
                 let (streams, keys) = SegmentIndexBuilder.group(events)
-                builder.add(batch: location, chainHash: header.chainHash, streams: streams, keys: keys)
-                if isLast { tail.add(batch: location, chainHash: header.chainHash, streams: streams, keys: keys) }
+                if isLast {
+                    tail.add(batch: location, chainHash: header.chainHash, streams: streams, keys: keys)
+                    builder.add(batch: location, chainHash: header.chainHash, streams: [:], keys: [:])
+                } else {
+                    builder.add(batch: location, chainHash: header.chainHash, streams: streams, keys: keys)
+                }
             }
             if let last = builder.index.batches.last {
                 state.head = last.lastPosition
@@ -118,11 +128,13 @@ struct FileLogOpener {
                 state.sealed.append(SealedSegment(name: name, path: segmentPath, index: rebuilt), activeStreams: [:])
                 if !options.readOnly { report.rebuiltIndexes.append(name) }
             } else {
-                // The segment is the last one (or becomes it by a repair): its streams stay in memory.
+                // The segment is the last one (or becomes it by a repair): the streams after its
+                // checkpoint stay in memory.
                 state.activeSegment = index
                 state.activeBatches = builder.index.batches
-                state.streams = builder.index.streams
-                state.idempotency = builder.index.idempotency
+                state.streams = isLast ? tail.streams : builder.index.streams
+                state.idempotency = isLast ? tail.idempotency : builder.index.idempotency
+                state.sealed.setRecords(isLast ? records : [], segmentPath: segmentPath)
             }
             switch end {
             case .clean:
@@ -161,7 +173,7 @@ struct FileLogOpener {
                 let writable = isLast ? file : try SystemFile.open(segmentPath, writable: true)
                 let checkpoint = CheckpointWriter(
                     path: path(SegmentNaming.checkpointName(forSegment: name)), segmentFirst: first, length: isLast ? checkpointLength : 0,
-                    delta: isLast ? tail : builder.index, deltaStart: isLast ? start.segmentSize : 0
+                    records: isLast ? records : [], delta: isLast ? tail : builder.index, deltaStart: isLast ? start.size : 0
                 )
                 active = ActiveSegment(file: writable, size: scan.validLength, firstPosition: first, previousHash: builder.index.previousHash,
                                        segmentIndex: index, checkpoint: checkpoint)
@@ -184,6 +196,7 @@ struct FileLogOpener {
             state.activeBatches = builder.index.batches
             state.streams = builder.index.streams
             state.idempotency = builder.index.idempotency
+            state.sealed.setRecords([], segmentPath: last.path)
             let checkpoint = CheckpointWriter(path: path(SegmentNaming.checkpointName(forSegment: last.name)), segmentFirst: last.firstPosition,
                                               length: 0, delta: builder.index, deltaStart: 0)
             active = ActiveSegment(file: file, size: try file.size(), firstPosition: last.firstPosition, previousHash: before,

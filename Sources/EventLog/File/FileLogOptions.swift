@@ -20,8 +20,10 @@ extension FileLog {
         public var onSealFailure: (@Sendable (EventLogError) -> Void)?
         /// The writer checkpoints the active segment's streams and keys (`NAME.ckp`) after
         /// every this many bytes of it, and at close, so that opening scans at most about this
-        /// much of the segment, not all of it. Each checkpoint costs an fsync of the segment
-        /// and of the checkpoint file. 0 checkpoints at close only.
+        /// much of the segment, not all of it, and memory holds only the streams and keys of
+        /// at most this much of it (the rest are looked up in the checkpoint's records on
+        /// disk). Each checkpoint costs an fsync of the segment and of the checkpoint file.
+        /// 0 checkpoints at close only (the whole active segment's streams stay in memory).
         public var checkpointBytes: Int
 
         public init(

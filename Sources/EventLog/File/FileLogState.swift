@@ -11,9 +11,11 @@ struct SegmentRecord: Sendable {
 /// mutex in `FileLogCore`; only the writer thread changes it, and only after a batch is
 /// as durable as the fsync policy says.
 ///
-/// Streams and idempotency keys are held in memory for the active segment only; those of
-/// sealed segments are looked up in their on-disk indexes (`sealed`), so memory does not
-/// grow with the history.
+/// Streams and idempotency keys are held in memory only for the batches published after
+/// the active segment's last checkpoint record (at most `FileLog.Options.checkpointBytes`
+/// of segment, plus whatever a failed checkpoint write left); those before are looked up on
+/// disk, in the checkpoint's records and the sealed segments' indexes (`sealed`), so memory
+/// grows neither with the history nor with the active segment's fill.
 struct FileLogState: ~Copyable {
     var head: LogPosition = 0
     var headHash: [UInt8] = BatchHeader.zeroHash
@@ -23,10 +25,15 @@ struct FileLogState: ~Copyable {
     var activeBatches: [BatchLocation] = []
     /// The index into `segments` of the segment that `streams` and `idempotency` describe.
     var activeSegment = 0
-    /// The active segment's streams: first version in it and positions, in version order.
+    /// Streams of the active segment's batches after its last checkpoint record: first
+    /// version there and positions, in version order.
     var streams: [String: SegmentStream] = [:]
-    /// Keys first used in the active segment.
+    /// Keys first used after the active segment's last checkpoint record.
     var idempotency: [String: AppendResult] = [:]
+    /// Checkpoint records the writer wrote while some of their batches were not yet
+    /// published: each joins `sealed.records` (and `streams` starts afresh) once the head
+    /// reaches its end.
+    var pendingRecords: [SealedSegmentIndex] = []
     /// The sealed segments' indexes and the bounded cache in front of them.
     var sealed: SealedIndexes
     /// A segment the writer sealed while some of its batches were not yet published: it
@@ -70,7 +77,7 @@ struct FileLogState: ~Copyable {
         return try publishedCount(of: stream)
     }
 
-    /// Published events of `stream`: the active segment's map, else the sealed indexes.
+    /// Published events of `stream`: the in-memory tail, else the records and sealed indexes.
     mutating func publishedCount(of stream: String) throws -> UInt64 {
         if let active = streams[stream] { return active.nextVersion }
         return try sealed.count(of: stream)
@@ -139,12 +146,38 @@ struct FileLogState: ~Copyable {
 
     /// Moves a pending seal into `sealed` once every batch of its segment is published.
     mutating func promoteSealIfPublished() {
+        promoteRecordsIfPublished()
         guard let pending = pendingSeal, head + 1 >= pending.index.nextPosition else { return }
         sealed.append(pending, activeStreams: streams)
         streams = [:]
         idempotency = [:]
         activeBatches = []
         activeSegment += 1
+        sealed.startActive(segmentPath: segments[activeSegment].path)
         pendingSeal = nil
+    }
+
+    /// A checkpoint record the writer has written (and synced): it replaces the in-memory
+    /// tail it covers once its last batch is published.
+    mutating func addRecord(_ record: SealedSegmentIndex) {
+        pendingRecords.append(record)
+        promoteRecordsIfPublished()
+    }
+
+    /// Moves pending records into `sealed.records` once each one's batches are published:
+    /// at that moment the tail holds exactly the record's batches (publication is in order).
+    mutating func promoteRecordsIfPublished() {
+        while let record = pendingRecords.first, head + 1 >= record.nextPosition {
+            pendingRecords.removeFirst()
+            sealed.appendRecord(record, streams: streams)
+            streams = [:]
+            idempotency = [:]
+        }
+    }
+
+    /// What the state holds in memory per stream or key (tests check these stay bounded).
+    var heldCounts: FileLog.HeldCounts {
+        FileLog.HeldCounts(tailStreams: streams.count, tailKeys: idempotency.count, unsyncedStreams: unsyncedStreams.count,
+                           unsyncedKeys: unsyncedKeys.count, cachedStreams: sealed.cache.count, records: sealed.records.count + pendingRecords.count)
     }
 }

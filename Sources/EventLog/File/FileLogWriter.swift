@@ -44,6 +44,9 @@ final class FileLogWriter: @unchecked Sendable {
         if options.fsync == .always {
             syncer = BatchSyncer(core: core, counters: counters)
         }
+        // Opening scanned a long tail (no usable checkpoint): record it now, so that memory
+        // holds no more than one interval's streams and the next open need not scan it again.
+        if options.checkpointBytes > 0 && active.checkpoint.pendingBytes >= options.checkpointBytes { checkpoint() }
         worker.start { [self] in step() }
     }
 
@@ -218,7 +221,14 @@ final class FileLogWriter: @unchecked Sendable {
             core.fail(error)
             return
         }
-        try? active.checkpoint.write()
+        writeCheckpointRecord()
+    }
+
+    /// Appends the delta as a record and hands it to the state, which looks the record's
+    /// streams and keys up on disk from then on (once its batches are published).
+    private func writeCheckpointRecord() {
+        guard let record = try? active.checkpoint.write(segmentSize: active.size) else { return }
+        core.state.withLock { $0.addRecord(record) }
     }
 
     /// Encodes, compresses and writes one batch with one system call.
@@ -304,7 +314,7 @@ final class FileLogWriter: @unchecked Sendable {
             try active.file.sync()
             dirty = false
             let (name, path) = core.state.withLock { ($0.segments[active.segmentIndex].name, $0.segments[active.segmentIndex].path) }
-            let sealedIndex = try SealedIndexes.install(try sealedContents(), segment: name, directory: directory, write: true)
+            let sealedIndex = try sealedIndex(name: name, directory: directory)
             // The index holds everything the checkpoint did.
             active.checkpoint.close()
             Directory.remove(active.checkpoint.path)
@@ -341,17 +351,25 @@ final class FileLogWriter: @unchecked Sendable {
         }
     }
 
-    /// The whole active segment's index, for its seal: its checkpoint's records, read back
-    /// from disk, plus the batches since (the only ones this thread holds). A checkpoint that
-    /// does not read back to where those batches start is replaced by a scan of the segment.
-    private func sealedContents() throws -> SegmentIndex {
+    /// The whole active segment's index, written for its seal: the checkpoint's records
+    /// merged with the batches since the last one (`SealedIndexMerge`, streaming). Records
+    /// that do not merge (a block damaged under the writer) are replaced by a scan of the
+    /// segment.
+    private func sealedIndex(name: String, directory: String) throws -> SealedSegmentIndex {
         let since = active.checkpoint.delta
-        guard active.checkpoint.deltaStart > 0 else { return since }
-        if var loaded = ActiveCheckpoint.load(path: active.checkpoint.path, segment: active.file, firstPosition: active.firstPosition,
-                                              previousHash: active.previousHash)?.index,
-           loaded.segmentSize == active.checkpoint.deltaStart {
-            loaded.append(since)
-            return loaded
+        let records = active.checkpoint.records
+        guard active.checkpoint.deltaStart > 0 else {
+            return try SealedIndexes.install(since, segment: name, directory: directory, write: true)
+        }
+        if records.last?.segmentSize == active.checkpoint.deltaStart {
+            var parts = records
+            if !since.batches.isEmpty {
+                parts.append(try SealedSegmentIndex(source: .memory(since.encode()), startOffset: active.checkpoint.deltaStart))
+            }
+            if let merged = try? SealedIndexMerge.write(parts: parts, segment: name, directory: directory),
+               merged.segmentSize == active.size {
+                return merged
+            }
         }
         var builder = SegmentIndexBuilder(firstPosition: active.firstPosition, previousHash: active.previousHash)
         let scan = try SegmentScanner.scan(active.file, expectedFirstPosition: active.firstPosition, previousHash: active.previousHash) {
@@ -360,7 +378,7 @@ final class FileLogWriter: @unchecked Sendable {
         guard case .clean = scan.end, scan.validLength == active.size else {
             throw EventLogError(.corrupted, "\(active.file.path) does not scan cleanly at its seal; inspect it with `replay verify`")
         }
-        return builder.index
+        return try SealedIndexes.install(builder.index, segment: name, directory: directory, write: true)
     }
 
     private func finish() {
@@ -369,7 +387,7 @@ final class FileLogWriter: @unchecked Sendable {
         do {
             try active.file.sync()
             // Closed with a checkpoint of everything: the next open scans nothing.
-            if core.state.withLock({ $0.failure == nil }) { try? active.checkpoint.write() }
+            if core.state.withLock({ $0.failure == nil }) { writeCheckpointRecord() }
         } catch {
             closeError = EventLogError.wrapping(error)
         }

@@ -18,19 +18,32 @@ struct IndexFilter: Sendable {
 
     /// A filter holding `names`, sized for their count.
     init<Names: Sequence>(names: Names, count: Int) where Names.Element == String {
-        let byteCount = count == 0 ? 0 : max(8, (count * Self.bitsPerEntry + 7) / 8)
-        var bits = [UInt8](repeating: 0, count: byteCount)
-        if byteCount > 0 {
-            let m = UInt64(byteCount) * 8
-            for name in names {
-                let (h1, h2) = Self.hashes(name)
-                for i in 0..<UInt64(Self.defaultHashCount) {
-                    let bit = (h1 &+ i &* h2) % m
-                    bits[Int(bit >> 3)] |= 1 << UInt8(bit & 7)
-                }
+        var builder = Builder(expected: count)
+        for name in names { builder.insert(name.utf8) }
+        self = builder.filter
+    }
+
+    /// Sets a filter's bits one name at a time, for a writer that streams its names (a
+    /// seal merging checkpoint records): sized for `expected` names, an upper bound.
+    struct Builder {
+        private var bits: [UInt8]
+
+        init(expected: Int) {
+            let byteCount = expected <= 0 ? 0 : max(8, (expected * IndexFilter.bitsPerEntry + 7) / 8)
+            bits = [UInt8](repeating: 0, count: byteCount)
+        }
+
+        mutating func insert<Bytes: Sequence>(_ name: Bytes) where Bytes.Element == UInt8 {
+            guard !bits.isEmpty else { return }
+            let m = UInt64(bits.count) * 8
+            let (h1, h2) = IndexFilter.hashes(bytes: name)
+            for i in 0..<UInt64(IndexFilter.defaultHashCount) {
+                let bit = (h1 &+ i &* h2) % m
+                bits[Int(bit >> 3)] |= 1 << UInt8(bit & 7)
             }
         }
-        self.init(bits: bits, hashCount: Self.defaultHashCount)
+
+        var filter: IndexFilter { IndexFilter(bits: bits, hashCount: IndexFilter.defaultHashCount) }
     }
 
     /// False when `name` is certainly not in the segment.
@@ -48,9 +61,11 @@ struct IndexFilter: Sendable {
     /// Two hashes for double hashing: FNV-1a (64 bit) of the UTF-8 bytes, finalised with
     /// SplitMix64's mixer. Stable across processes and builds (Swift's `Hasher` is seeded
     /// per process, so it cannot describe a file).
-    static func hashes(_ name: String) -> (UInt64, UInt64) {
+    static func hashes(_ name: String) -> (UInt64, UInt64) { hashes(bytes: name.utf8) }
+
+    static func hashes<Bytes: Sequence>(bytes: Bytes) -> (UInt64, UInt64) where Bytes.Element == UInt8 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in name.utf8 {
+        for byte in bytes {
             h ^= UInt64(byte)
             h = h &* 0x0000_0100_0000_01B3
         }

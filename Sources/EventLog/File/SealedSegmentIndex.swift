@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,10 +22,13 @@ final class SealedSegmentIndex: @unchecked Sendable {
         case file(SystemFile)
         /// A read-only open that found no usable index keeps the rebuilt bytes in memory.
         case memory([UInt8])
+        /// An index embedded in a larger file at `offset`, `length` bytes long: a record of
+        /// the active segment's checkpoint (`ActiveCheckpoint`).
+        case region(SystemFile, offset: Int, length: Int)
     }
 
     /// One block of entries, as its fence entry describes it.
-    private struct Fence {
+    fileprivate struct Fence {
         var nameStart: Int
         var nameLength: Int
         var offset: Int
@@ -34,7 +38,7 @@ final class SealedSegmentIndex: @unchecked Sendable {
     }
 
     /// One kind of entry (streams or keys): where its blocks lie, their fence and its filter.
-    private struct Table {
+    fileprivate struct Table {
         var blocksOffset: Int
         var fenceBytes: [UInt8]
         var fences: [Fence]
@@ -48,16 +52,55 @@ final class SealedSegmentIndex: @unchecked Sendable {
     let batches: [BatchLocation]
     let streamCount: Int
     let keyCount: Int
-    private let source: Source
-    private let streams: Table
-    private let keys: Table
+    fileprivate let source: Source
+    /// Where each table's sections lie; the fence and filter are read (and their CRCs
+    /// checked again) at the first lookup in the table, so that opening a log holds only
+    /// headers and batch lists, not every segment's filters.
+    private let streamSections: TableSections
+    private let keySections: TableSections
+    private let loaded = Mutex<(streams: Table?, keys: Table?)>((nil, nil))
+
+    private struct TableSections {
+        var blocksOffset: Int
+        var blocksLength: Int
+        var fence: (offset: Int, length: Int, checksum: UInt32)
+        var filter: (offset: Int, length: Int, checksum: UInt32)
+        var entries: Int
+        var maxName: Int
+        var hashCount: Int
+    }
+
+    fileprivate var streams: Table { get throws { try table(keys: false) } }
+    fileprivate var keys: Table { get throws { try table(keys: true) } }
+
+    private func table(keys: Bool) throws -> Table {
+        if let held = loaded.withLock({ keys ? $0.keys : $0.streams }) { return held }
+        let sections = keys ? keySections : streamSections
+        func checked(_ section: (offset: Int, length: Int, checksum: UInt32)) throws -> [UInt8] {
+            let bytes = try Self.read(source, count: section.length, at: section.offset)
+            guard CRC32C.checksum(bytes) == section.checksum else { throw IndexBlockDamaged(reason: "index fence or filter fails its checksum") }
+            return bytes
+        }
+        let table: Table
+        do {
+            table = try Self.table(blocksOffset: sections.blocksOffset, blocksLength: sections.blocksLength, fence: try checked(sections.fence),
+                                   filter: IndexFilter(bits: try checked(sections.filter), hashCount: sections.hashCount),
+                                   entries: sections.entries, maxName: sections.maxName)
+        } catch let error as EventLogError {
+            throw IndexBlockDamaged(reason: error.message)
+        }
+        loaded.withLock { if keys { $0.keys = table } else { $0.streams = table } }
+        return table
+    }
 
     var nextPosition: LogPosition { batches.last.map { $0.lastPosition + 1 } ?? firstPosition }
 
     /// Opens and checks an index: magic, version, header checksum, the file's size against
     /// the sections, the checksums of the batches, fences and filters, and every fence entry
     /// (blocks contiguous, names strictly increasing, counts adding up). Throws `.corrupted`.
-    init(source: Source) throws {
+    /// The batches must start at segment byte `startOffset` (0 for a sealed segment; a
+    /// checkpoint record describes a stretch of the active segment from there).
+    init(source: Source, startOffset: Int = 0) throws {
         self.source = source
         let size = try Self.size(of: source)
         guard size >= Self.headerSize else { throw EventLogError(.corrupted, "index file is too short") }
@@ -111,7 +154,7 @@ final class SealedSegmentIndex: @unchecked Sendable {
             return bytes
         }
         let batchBytes = try checkedSection(0, "batches")
-        let batches = try Self.decodeBatches(batchBytes, count: counts.batches, segmentSize: segmentSize, first: first)
+        let batches = try Self.decodeBatches(batchBytes, count: counts.batches, segmentSize: segmentSize, first: first, start: startOffset)
         self.firstPosition = first
         self.segmentSize = segmentSize
         self.previousHash = previous
@@ -119,54 +162,148 @@ final class SealedSegmentIndex: @unchecked Sendable {
         self.batches = batches
         self.streamCount = counts.streams
         self.keyCount = counts.keys
-        self.streams = try Self.table(
-            blocksOffset: offsets[1], blocksLength: sectionLengths[1], fence: try checkedSection(2, "stream fence"),
-            filter: IndexFilter(bits: try checkedSection(3, "stream filter"), hashCount: hashCount),
-            entries: counts.streams, maxName: EventLimits.maxStreamBytes
+        // The fences and filters are checked now (a chunk at a time, nothing kept) and read
+        // when first used.
+        for i in [2, 3, 5, 6] {
+            guard try Self.checksum(source, count: sectionLengths[i], at: offsets[i]) == sectionChecksums[i] else {
+                throw EventLogError(.corrupted, "index \(i < 5 ? "stream" : "key") \(i % 3 == 2 ? "fence" : "filter") checksum mismatch")
+            }
+        }
+        guard counts.streams == 0 || sectionLengths[3] > 0, counts.keys == 0 || sectionLengths[6] > 0 else {
+            throw EventLogError(.corrupted, "index filter is empty")
+        }
+        self.streamSections = TableSections(
+            blocksOffset: offsets[1], blocksLength: sectionLengths[1], fence: (offsets[2], sectionLengths[2], sectionChecksums[2]),
+            filter: (offsets[3], sectionLengths[3], sectionChecksums[3]), entries: counts.streams, maxName: EventLimits.maxStreamBytes,
+            hashCount: hashCount
         )
-        self.keys = try Self.table(
-            blocksOffset: offsets[4], blocksLength: sectionLengths[4], fence: try checkedSection(5, "key fence"),
-            filter: IndexFilter(bits: try checkedSection(6, "key filter"), hashCount: hashCount),
-            entries: counts.keys, maxName: EventLimits.maxIdempotencyKeyBytes
+        self.keySections = TableSections(
+            blocksOffset: offsets[4], blocksLength: sectionLengths[4], fence: (offsets[5], sectionLengths[5], sectionChecksums[5]),
+            filter: (offsets[6], sectionLengths[6], sectionChecksums[6]), entries: counts.keys, maxName: EventLimits.maxIdempotencyKeyBytes,
+            hashCount: hashCount
         )
+    }
+
+    /// CRC-32C of a stretch of the source, read 64 KiB at a time into one buffer.
+    private static func checksum(_ source: Source, count: Int, at offset: Int) throws -> UInt32 {
+        var crc: UInt32 = 0
+        var done = 0
+        while done < count {
+            let n = min(64 << 10, count - done)
+            let chunk = try read(source, count: n, at: offset + done)
+            crc = CRC32C.checksum(chunk[...], continuing: crc)
+            done += n
+        }
+        return crc
     }
 
     /// The stream's events in this segment, or nil when it has none.
     func stream(_ name: String) throws -> SegmentStream? {
+        guard streamCount > 0 else { return nil }
         let (first, next) = (firstPosition, nextPosition)
-        return try lookUp(name, in: streams, maxName: EventLimits.maxStreamBytes) { r in
-            let firstVersion = try r.readVarint("first version", max: UInt64.max >> 1)
-            let count = Int(try r.readVarint("stream event count", max: UInt64(r.remaining)))
-            guard count >= 1 else { throw EventLogError(.corrupted, "index stream entry without events") }
-            var positions: [LogPosition] = []
-            positions.reserveCapacity(count)
-            var previous: LogPosition = 0
-            for _ in 0..<count {
-                let delta = try r.readVarint("position delta")
-                guard delta >= 1, previous <= UInt64.max - delta else { throw EventLogError(.corrupted, "stream positions not increasing") }
-                previous += delta
-                guard previous >= first, previous < next else { throw EventLogError(.corrupted, "stream position \(previous) outside the segment") }
-                positions.append(previous)
-            }
-            return SegmentStream(firstVersion: firstVersion, positions: positions)
-        }
+        return try lookUp(name, in: try streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
     }
 
     /// The first append's result of an idempotency key first used in this segment, or nil.
     func key(_ key: String) throws -> AppendResult? {
+        guard keyCount > 0 else { return nil }
         let (first, next) = (firstPosition, nextPosition)
-        return try lookUp(key, in: keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in
-            let low = try r.readVarint("first position")
-            let high = try r.readVarint("last position")
-            guard low >= first, low <= high, high < next else { throw EventLogError(.corrupted, "idempotency positions outside the segment") }
-            let n = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
-            guard n >= 1 else { throw EventLogError(.corrupted, "idempotency entry without streams") }
-            var versions: [String: UInt64] = [:]
-            for _ in 0..<n {
-                let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
-                versions[stream] = try r.readVarint("version")
+        return try lookUp(key, in: try keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
+    }
+
+    /// A stream entry after its name; every position inside `first ..< next`.
+    static func decodeStream(_ r: inout ByteReader, first: LogPosition, next: LogPosition) throws -> SegmentStream {
+        let firstVersion = try r.readVarint("first version", max: UInt64.max >> 1)
+        let count = Int(try r.readVarint("stream event count", max: UInt64(r.remaining)))
+        guard count >= 1 else { throw EventLogError(.corrupted, "index stream entry without events") }
+        var positions: [LogPosition] = []
+        positions.reserveCapacity(count)
+        var previous: LogPosition = 0
+        for _ in 0..<count {
+            let delta = try r.readVarint("position delta")
+            guard delta >= 1, previous <= UInt64.max - delta else { throw EventLogError(.corrupted, "stream positions not increasing") }
+            previous += delta
+            guard previous >= first, previous < next else { throw EventLogError(.corrupted, "stream position \(previous) outside the segment") }
+            positions.append(previous)
+        }
+        guard firstVersion <= (UInt64.max >> 1) - UInt64(count) else { throw EventLogError(.corrupted, "stream versions out of range") }
+        return SegmentStream(firstVersion: firstVersion, positions: positions)
+    }
+
+    /// A key entry after its key; its positions inside `first ..< next`.
+    static func decodeKey(_ r: inout ByteReader, first: LogPosition, next: LogPosition) throws -> AppendResult {
+        let low = try r.readVarint("first position")
+        let high = try r.readVarint("last position")
+        guard low >= first, low <= high, high < next else { throw EventLogError(.corrupted, "idempotency positions outside the segment") }
+        let n = Int(try r.readVarint("stream count", max: UInt64(r.remaining)))
+        guard n >= 1 else { throw EventLogError(.corrupted, "idempotency entry without streams") }
+        var versions: [String: UInt64] = [:]
+        for _ in 0..<n {
+            let stream = try r.readString("stream", max: EventLimits.maxStreamBytes)
+            versions[stream] = try r.readVarint("version")
+        }
+        return AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
+    }
+
+    /// Every stream entry in name order (bytewise), a block at a time: for merging indexes.
+    func streamEntries() throws -> EntryCursor<SegmentStream> {
+        let (first, next) = (firstPosition, nextPosition)
+        return EntryCursor(index: self, table: try streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
+    }
+
+    /// Every key entry in key order (bytewise), a block at a time.
+    func keyEntries() throws -> EntryCursor<AppendResult> {
+        let (first, next) = (firstPosition, nextPosition)
+        return EntryCursor(index: self, table: try keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
+    }
+
+    /// Walks one table's entries in order, holding one block at a time; each block's CRC
+    /// is checked when it is read, and names must strictly increase across the whole table.
+    struct EntryCursor<Value> {
+        fileprivate let index: SealedSegmentIndex
+        fileprivate let table: Table
+        let maxName: Int
+        let decode: (inout ByteReader) throws -> Value
+        private var block: [UInt8] = []
+        private var blockNumber = -1
+        private var offsetInBlock = 0
+        private var leftInBlock = 0
+        private var previous: [UInt8]?
+
+        fileprivate init(index: SealedSegmentIndex, table: Table, maxName: Int, decode: @escaping (inout ByteReader) throws -> Value) {
+            self.index = index
+            self.table = table
+            self.maxName = maxName
+            self.decode = decode
+        }
+
+        /// The next entry, or nil after the last.
+        mutating func next() throws -> (name: [UInt8], value: Value)? {
+            while leftInBlock == 0 {
+                guard offsetInBlock == block.count else { throw IndexBlockDamaged(reason: "index block has bytes after its entries") }
+                blockNumber += 1
+                guard blockNumber < table.fences.count else { return nil }
+                let fence = table.fences[blockNumber]
+                block = try SealedSegmentIndex.read(index.source, count: fence.length, at: table.blocksOffset + fence.offset)
+                guard CRC32C.checksum(block) == fence.checksum else {
+                    throw IndexBlockDamaged(reason: "index block at byte \(table.blocksOffset + fence.offset) fails its checksum")
+                }
+                offsetInBlock = 0
+                leftInBlock = fence.count
             }
-            return AppendResult(positions: low...high, streamVersions: versions, deduplicated: true)
+            let (maxName, decode, start) = (self.maxName, self.decode, offsetInBlock)
+            let (entry, consumed): ((name: [UInt8], value: Value), Int) = try block.withUnsafeBytes { raw in
+                var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[start...]))
+                let name = Array(try r.readLengthPrefixed("index entry name", max: maxName))
+                guard !name.isEmpty else { throw EventLogError(.corrupted, "index entry with an empty name") }
+                let value = try decode(&r)
+                return ((name, value), r.offset)
+            }
+            if let previous, !previous.lexicographicallyPrecedes(entry.name) { throw EventLogError(.corrupted, "index entries not in name order") }
+            previous = entry.name
+            offsetInBlock += consumed
+            leftInBlock -= 1
+            return entry
         }
     }
 
@@ -244,14 +381,14 @@ final class SealedSegmentIndex: @unchecked Sendable {
         return Table(blocksOffset: blocksOffset, fenceBytes: fence, fences: fences, filter: filter)
     }
 
-    private static func decodeBatches(_ bytes: [UInt8], count: Int, segmentSize: Int, first: LogPosition) throws -> [BatchLocation] {
+    private static func decodeBatches(_ bytes: [UInt8], count: Int, segmentSize: Int, first: LogPosition, start: Int) throws -> [BatchLocation] {
         guard count >= 1, count <= bytes.count else { throw EventLogError(.corrupted, "index batch count \(count) out of range") }
         return try bytes.withUnsafeBytes { raw in
             var r = ByteReader(raw)
             var batches: [BatchLocation] = []
             batches.reserveCapacity(count)
             var next = first
-            var end = 0
+            var end = start
             for _ in 0..<count {
                 let offset = Int(try r.readVarint("batch offset", max: UInt64(segmentSize)))
                 let position = try r.readVarint("batch position")
@@ -272,12 +409,18 @@ final class SealedSegmentIndex: @unchecked Sendable {
         switch source {
         case .file(let file): return try file.size()
         case .memory(let bytes): return bytes.count
+        case .region(let file, _, let length):
+            guard length <= (try file.size()) else { throw EventLogError(.corrupted, "index region past the end of its file") }
+            return length
         }
     }
 
-    private static func read(_ source: Source, count: Int, at offset: Int) throws -> [UInt8] {
+    fileprivate static func read(_ source: Source, count: Int, at offset: Int) throws -> [UInt8] {
         switch source {
         case .file(let file): return try file.read(count: count, at: offset)
+        case .region(let file, let base, let length):
+            guard offset >= 0, count >= 0, offset <= length - count else { throw EventLogError(.corrupted, "index read past its end") }
+            return try file.read(count: count, at: base + offset)
         case .memory(let bytes):
             guard offset >= 0, count >= 0, offset <= bytes.count - count else { throw EventLogError(.corrupted, "index read past its end") }
             return Array(bytes[offset..<offset + count])

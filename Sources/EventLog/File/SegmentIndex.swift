@@ -31,42 +31,34 @@ struct SegmentIndex: Equatable {
     /// The index file's bytes: header, batches, stream blocks, fence and filter, key blocks,
     /// fence and filter.
     func encode() -> [UInt8] {
-        var batchBytes = ByteWriter(capacity: batches.count * 12)
-        for batch in batches {
-            batchBytes.writeVarint(UInt64(batch.offset))
-            batchBytes.writeVarint(batch.firstPosition)
-            batchBytes.writeVarint(UInt64(batch.eventCount))
-            batchBytes.writeVarint(UInt64(batch.dataLength))
-        }
+        let batchBytes = Self.encodeBatches(batches)
         let streamNames = streams.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        let streamSections = Self.blocks(streamNames) { name, w in
-            let stream = streams[name]!
-            w.writeVarint(stream.firstVersion)
-            w.writeVarint(UInt64(stream.positions.count))
-            var previous: LogPosition = 0
-            for position in stream.positions {
-                w.writeVarint(position - previous)
-                previous = position
-            }
-        }
+        let streamSections = Self.blocks(streamNames) { name, w in Self.writeStreamEntry(streams[name]!, into: &w) }
         let keyNames = idempotency.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        let keySections = Self.blocks(keyNames) { key, w in
-            let result = idempotency[key]!
-            w.writeVarint(result.positions.lowerBound)
-            w.writeVarint(result.positions.upperBound)
-            w.writeVarint(UInt64(result.streamVersions.count))
-            for (stream, version) in result.streamVersions.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-                w.writeLengthPrefixed(stream)
-                w.writeVarint(version)
-            }
-        }
+        let keySections = Self.blocks(keyNames) { key, w in Self.writeKeyEntry(idempotency[key]!, into: &w) }
         let streamFilter = IndexFilter(names: streamNames, count: streamNames.count)
         let keyFilter = IndexFilter(names: keyNames, count: keyNames.count)
-        let sections: [(bytes: [UInt8], checksummed: Bool)] = [
-            (batchBytes.bytes, true), (streamSections.blocks, false), (streamSections.fence, true), (streamFilter.bits, true),
-            (keySections.blocks, false), (keySections.fence, true), (keyFilter.bits, true),
+        let sections: [[UInt8]] = [
+            batchBytes, streamSections.blocks, streamSections.fence, streamFilter.bits, keySections.blocks, keySections.fence, keyFilter.bits,
         ]
-        var w = ByteWriter(capacity: SealedSegmentIndex.headerSize + sections.reduce(0) { $0 + $1.bytes.count })
+        var w = ByteWriter(capacity: SealedSegmentIndex.headerSize + sections.reduce(0) { $0 + $1.count })
+        w.bytes = Self.encodeHeader(
+            firstPosition: firstPosition, segmentSize: segmentSize, previousHash: previousHash, lastHash: lastHash,
+            counts: (batches.count, streams.count, idempotency.count),
+            sections: sections.enumerated().map { i, bytes in (bytes.count, Self.blockSections.contains(i) ? 0 : CRC32C.checksum(bytes)) }
+        )
+        for section in sections { w.bytes.append(contentsOf: section) }
+        return w.bytes
+    }
+
+    /// The sections whose CRC in the header is 0: each block has its own, in its fence.
+    static let blockSections: Set<Int> = [1, 4]
+
+    /// The index header (docs/log-format.md, "Index file"): `sections` are the seven
+    /// sections' lengths and CRCs in order.
+    static func encodeHeader(firstPosition: LogPosition, segmentSize: Int, previousHash: [UInt8], lastHash: [UInt8],
+                             counts: (batches: Int, streams: Int, keys: Int), sections: [(length: Int, checksum: UInt32)]) -> [UInt8] {
+        var w = ByteWriter(capacity: SealedSegmentIndex.headerSize)
         w.writeLE(Self.magic)
         w.writeLE(Self.version)
         w.writeLE(UInt16(0))
@@ -74,18 +66,51 @@ struct SegmentIndex: Equatable {
         w.writeLE(UInt64(segmentSize))
         w.bytes.append(contentsOf: previousHash)
         w.bytes.append(contentsOf: lastHash)
-        w.writeLE(UInt32(batches.count))
-        w.writeLE(UInt32(streams.count))
-        w.writeLE(UInt32(idempotency.count))
+        w.writeLE(UInt32(counts.batches))
+        w.writeLE(UInt32(counts.streams))
+        w.writeLE(UInt32(counts.keys))
         w.writeUInt8(UInt8(IndexFilter.defaultHashCount))
         w.bytes.append(contentsOf: [0, 0, 0])
         for section in sections {
-            w.writeLE(UInt32(section.bytes.count))
-            w.writeLE(section.checksummed ? CRC32C.checksum(section.bytes) : UInt32(0))
+            w.writeLE(UInt32(section.length))
+            w.writeLE(section.checksum)
         }
         w.writeLE(CRC32C.checksum(w.bytes))
-        for section in sections { w.bytes.append(contentsOf: section.bytes) }
         return w.bytes
+    }
+
+    /// The batches section: per batch its offset, first position, event count, data length.
+    static func encodeBatches<Batches: Sequence>(_ batches: Batches) -> [UInt8] where Batches.Element == BatchLocation {
+        var w = ByteWriter(capacity: batches.underestimatedCount * 12)
+        for batch in batches {
+            w.writeVarint(UInt64(batch.offset))
+            w.writeVarint(batch.firstPosition)
+            w.writeVarint(UInt64(batch.eventCount))
+            w.writeVarint(UInt64(batch.dataLength))
+        }
+        return w.bytes
+    }
+
+    /// A stream entry after its name: first version, count, absolute position deltas.
+    static func writeStreamEntry(_ stream: SegmentStream, into w: inout ByteWriter) {
+        w.writeVarint(stream.firstVersion)
+        w.writeVarint(UInt64(stream.positions.count))
+        var previous: LogPosition = 0
+        for position in stream.positions {
+            w.writeVarint(position - previous)
+            previous = position
+        }
+    }
+
+    /// A key entry after its key: first and last position, then its streams sorted by name.
+    static func writeKeyEntry(_ result: AppendResult, into w: inout ByteWriter) {
+        w.writeVarint(result.positions.lowerBound)
+        w.writeVarint(result.positions.upperBound)
+        w.writeVarint(UInt64(result.streamVersions.count))
+        for (stream, version) in result.streamVersions.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+            w.writeLengthPrefixed(stream)
+            w.writeVarint(version)
+        }
     }
 
     /// Entries of sorted `names` in blocks of about `blockTarget` bytes, and the fence: per

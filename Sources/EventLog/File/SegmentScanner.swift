@@ -34,15 +34,17 @@ struct SegmentScan {
 /// header CRC, position continuity, the previous chain hash, data CRC, the chain hash,
 /// the LZ4 frame and its content checksum, and every envelope.
 enum SegmentScanner {
-    /// Scans from byte `start` (a batch boundary: 0, or the end of a checkpointed prefix).
+    /// Scans from byte `start` (a batch boundary: 0, or the end of a checkpointed prefix) to
+    /// the file's end, or to byte `end` when given (one checkpoint record's stretch).
     static func scan(
         _ file: SystemFile,
         from start: Int = 0,
+        to end: Int? = nil,
         expectedFirstPosition: LogPosition,
         previousHash: [UInt8],
         visit: (BatchHeader, BatchLocation, [RecordedEvent]) throws -> Void
     ) throws -> SegmentScan {
-        let size = try file.size()
+        let size = min(try file.size(), end ?? Int.max)
         var scan = SegmentScan(validLength: start, nextPosition: expectedFirstPosition, lastHash: previousHash)
         let decompressor = LZ4FrameDecompressor()
         var headerBytes = [UInt8](repeating: 0, count: BatchHeader.framedSize)
