@@ -54,7 +54,7 @@ public struct Checkpoint<P: Projection>: Sendable {
 /// per checkpoint in `DIR/checkpoints/<projection>/`, named
 /// `<position, 20 digits>-<max recorded-at µs, or "none">.checkpoint`, so a directory listing
 /// is enough to choose one. Each file is the snapshot framing (chunked, CRC-32C, streamed,
-/// docs/snapshot-format.md) with the magic `TLYC`: a binding section (the mark) and then the
+/// docs/snapshot-format.md) with the magic `TLYA` (as-of; the log's own active-segment checkpoint is `TLYC`): a binding section (the mark) and then the
 /// projection's own snapshot sections, written by its one encoder.
 public struct CheckpointStore: Sendable {
     /// The snapshot directory the checkpoints live under.

@@ -5,7 +5,7 @@ public import EventLog
 /// are only known once the state has streamed out.
 enum SnapshotFormat {
     /// Which files share this framing: a snapshot (`TLYS`, format 2) or an as-of checkpoint
-    /// (`TLYC`, checkpoint format 1). Each reader accepts only its own kind, so a snapshot
+    /// (`TLYA`, checkpoint format 1). Each reader accepts only its own kind, so a snapshot
     /// copied among checkpoints (or the reverse) is refused, not misread.
     struct Kind: Sendable, Hashable {
         var magic: [UInt8]
@@ -15,7 +15,7 @@ enum SnapshotFormat {
 
         /// 1 was JSON of the whole state in one payload; 2 is the chunked binary state.
         static let snapshot = Kind(magic: Array("TLYS".utf8), version: 2, label: "snapshot")
-        static let checkpoint = Kind(magic: Array("TLYC".utf8), version: 1, label: "checkpoint")
+        static let checkpoint = Kind(magic: Array("TLYA".utf8), version: 1, label: "checkpoint")
     }
 
     static let magic: [UInt8] = Kind.snapshot.magic

@@ -61,6 +61,8 @@ struct SealedIndexes {
 
     /// Events of `stream` in the sealed segments (its next version after them).
     mutating func count(of stream: String) throws -> UInt64 {
+        // Nothing on disk yet (a young log): no lookup, and no cache entry to evict.
+        if records.isEmpty && segments.isEmpty { return 0 }
         if let cached = cache.count(of: stream) { return cached }
         var found: UInt64 = 0
         search: do {
