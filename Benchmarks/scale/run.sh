@@ -122,11 +122,11 @@ for n in "${sizes[@]}"; do
 
     log "== $n: readStream"
     streams_once() {
-        "$replay" bench streams --log "$L" --reads 2000 > "$work/streams.json"
+        "$replay" bench streams --log "$L" --reads 300 > "$work/streams.json"
         raw "$(cat "$work/streams.json")"
         echo "p50 $(field "$work/streams.json" read_p50_ms) / p99 $(field "$work/streams.json" read_p99_ms) ms"
     }
-    row "| $n | readStream (limit 100) | $(repeat streams_once) | \`replay bench streams --log L --reads 2000\` |"
+    row "| $n | readStream (limit 100) | $(repeat streams_once) | \`replay bench streams --log L --reads 300\` |"
 
     log "== $n: durable single-event appends onto the log"
     append_once() {
