@@ -40,18 +40,25 @@ struct InternTable: Sendable {
     /// (payload fields are bounded far below it).
     @inline(__always)
     mutating func intern(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let probe = probe(bytes)
+        if let id = probe.id { return id }
+        return insert(bytes, slot: probe.emptySlot, tag: probe.tag)
+    }
+
+    /// Open addressing: the id of exactly these bytes, or the empty slot where they would go.
+    @inline(__always)
+    private func probe(_ bytes: UnsafeRawBufferPointer) -> (id: UInt32?, emptySlot: Int, tag: UInt64) {
         let hash = Self.hash(bytes, seed)
         let tag = hash >> 32
         var index = Int(truncatingIfNeeded: hash) & slotMask
         while true {
             let slot = slots[index]
-            if slot == 0 { break }
+            if slot == 0 { return (nil, index, tag) }
             if slot >> 32 == tag, equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], bytes) {
-                return UInt32(truncatingIfNeeded: slot) &- 1
+                return (UInt32(truncatingIfNeeded: slot) &- 1, index, tag)
             }
             index = (index + 1) & slotMask
         }
-        return insert(bytes, slot: index, tag: tag)
     }
 
     mutating func intern(_ string: String) -> UInt32 {
@@ -61,17 +68,7 @@ struct InternTable: Sendable {
 
     /// The id of `bytes` if the table holds it.
     func lookup(_ bytes: UnsafeRawBufferPointer) -> UInt32? {
-        let hash = Self.hash(bytes, seed)
-        let tag = hash >> 32
-        var index = Int(truncatingIfNeeded: hash) & slotMask
-        while true {
-            let slot = slots[index]
-            if slot == 0 { break }
-            if slot >> 32 == tag, equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], bytes) {
-                return UInt32(truncatingIfNeeded: slot) &- 1
-            }
-            index = (index + 1) & slotMask
-        }
+        if let id = probe(bytes).id { return id }
         if nonASCII.isEmpty || Self.isASCII(bytes) { return nil }
         let string = String(decoding: bytes, as: UTF8.self)
         if let id = nonASCII[string] { return id }

@@ -19,6 +19,26 @@ struct CheckpointOptions: ParsableArguments {
     }
 }
 
+extension CheckpointOptions {
+    /// The view as of `point`, folded from the nearest usable checkpoint: progress on
+    /// stderr, every checkpoint passed over reported, a log that cannot be read exit 2.
+    func answer<P: Projection>(_ type: P.Type, from log: any EventStore, target: LogOption, at point: AsOfPoint,
+                               progress: Progress) async throws -> AsOfAnswer<P> {
+        let answer: AsOfAnswer<P>
+        do {
+            answer = try await Projections.AsOf.fold(P.self, from: log, checkpoints: store(for: target), at: point) {
+                progress.update($0)
+            }
+        } catch {
+            progress.finish()
+            throw target.unreadable("cannot read the log at \(target.name)", error)
+        }
+        progress.finish()
+        reportRefused(answer.refused)
+        return answer
+    }
+}
+
 /// `DIR/snapshots` for the log directory `DIR`.
 func defaultSnapshotDirectory(_ log: String) -> String {
     (log.hasSuffix("/") ? log : log + "/") + "snapshots"

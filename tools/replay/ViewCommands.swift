@@ -58,17 +58,7 @@ struct Stats: AsyncParsableCommand {
         let position: LogPosition
         var checkpoint: LogPosition?
         if let point = range.asOfPoint(selection) {
-            let answer: AsOfAnswer<SystemStatsProjection>
-            do {
-                answer = try await Projections.AsOf.fold(SystemStatsProjection.self, from: store, checkpoints: checkpoints.store(for: target), at: point) {
-                    progress.update($0)
-                }
-            } catch {
-                progress.finish()
-                throw target.unreadable("cannot read the log at \(target.name)", error)
-            }
-            progress.finish()
-            reportRefused(answer.refused)
+            let answer = try await checkpoints.answer(SystemStatsProjection.self, from: store, target: target, at: point, progress: progress)
             (projection, position, checkpoint) = (answer.projection, answer.position, answer.checkpoint?.position)
         } else {
             position = try await selection.fold(store, target: target, progress: progress) { projection.apply($0) }
@@ -175,17 +165,7 @@ struct Unlocked: AsyncParsableCommand {
         var projection = UnlockedProfilesProjection()
         let position: LogPosition
         if let point = range.asOfPoint(selection) {
-            let answer: AsOfAnswer<UnlockedProfilesProjection>
-            do {
-                answer = try await Projections.AsOf.fold(UnlockedProfilesProjection.self, from: store, checkpoints: checkpoints.store(for: target), at: point) {
-                    progress.update($0)
-                }
-            } catch {
-                progress.finish()
-                throw target.unreadable("cannot read the log at \(target.name)", error)
-            }
-            progress.finish()
-            reportRefused(answer.refused)
+            let answer = try await checkpoints.answer(UnlockedProfilesProjection.self, from: store, target: target, at: point, progress: progress)
             (projection, position) = (answer.projection, answer.position)
         } else {
             position = try await selection.fold(store, target: target, progress: progress) { projection.apply($0) }
