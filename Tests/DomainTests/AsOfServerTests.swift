@@ -21,23 +21,40 @@ import Testing
             configuration.checkpointEveryEvents = 40
         }) { fixture in
             let events = RandomEvents.make(count: 320, seed: 21)
-            try await Self.appendEach(events, to: fixture.log)
+            // Eight chunks of 40, each folded before the next is appended, so the runners see
+            // at least eight batches whatever the machine's speed. Where the checkpoints fall
+            // inside that depends on how the runners' reads cut the batches; the schedule
+            // guarantees one due by each of positions 40, 80, 120 and 160 (a quarter of the
+            // last one's position is at most 40 until then), and the one due while another
+            // was being written is handed over at the next batch.
+            for chunk in stride(from: 0, to: events.count, by: 40) {
+                try await Self.appendEach(Array(events[chunk..<chunk + 40]), to: fixture.log)
+                let end = LogPosition(chunk + 40)
+                #expect(await fixture.hub.stats.waitForPosition(end, timeout: .seconds(60)))
+                #expect(await fixture.hub.metrics.waitForPosition(end, timeout: .seconds(60)))
+            }
             let store = CheckpointStore(snapshotDirectory: try #require(fixture.configuration.snapshotDirectory))
-            try await waitUntil("the runners wrote checkpoints of stats and metrics up to position 280") {
-                store.entries(for: SystemStatsProjection.name).contains { $0.position >= 280 }
-                    && store.entries(for: MetricsProjection.name).contains { $0.position >= 280 }
+            try await waitUntil("the runners wrote at least four checkpoints of stats and of metrics") {
+                store.entries(for: SystemStatsProjection.name).count >= 4 && store.entries(for: MetricsProjection.name).count >= 4
             }
             #expect(store.entries(for: UnlockedProfilesProjection.name).isEmpty)
-            for until: LogPosition in [45, 130, 281, 320] {
+            let written = store.entries(for: SystemStatsProjection.name).map(\.position)
+            let first = try #require(written.min())
+            #expect(first <= 40, "\(written)")
+            // At each checkpoint, just after it, between two, and at the head.
+            let points = Set(written.flatMap { [$0, $0 + 1, $0 + 17] }.filter { $0 <= 320 } + [320])
+            for until in points.sorted() {
                 let answer = try await AsOf.fold(SystemStatsProjection.self, from: fixture.log, checkpoints: store, at: .position(until))
                 #expect(answer.checkpoint != nil && answer.refused.isEmpty, "\(until): \(answer.refused)")
                 let full = try await SystemStatsProjection.rebuild(from: fixture.log, until: until)
                 #expect(answer.projection.makeView() == full.projection.makeView(), "position \(until)")
                 let metrics = try await AsOf.fold(MetricsProjection.self, from: fixture.log, checkpoints: store, at: .position(until))
+                #expect(metrics.checkpoint != nil, "metrics at \(until)")
                 let fullMetrics = try await MetricsProjection.rebuild(from: fixture.log, until: until)
                 #expect(MetricsComparison(metrics.projection) == MetricsComparison(fullMetrics.projection), "position \(until)")
             }
-            let time = events.map(\.at).sorted()[200]
+            let earliest = try #require(store.entries(for: SystemStatsProjection.name).min { $0.position < $1.position })
+            let time = try #require(earliest.maxRecordedAt) + 1
             let timed = try await AsOf.fold(SystemStatsProjection.self, from: fixture.log, checkpoints: store, at: .before(time))
             let (expected, position) = try await AsOfCheckpointTests.reference(SystemStatsProjection.self, fixture.log, before: time)
             #expect(timed.checkpoint != nil)
