@@ -115,16 +115,15 @@ public struct UnlockedProfilesProjection: PayloadFieldsProjection {
         case .profileUnlocked(let user, let username, let spent):
             unlock(user: internUser(user), username: internUsername(username), spent: spent, at: stamp)
         case .profileRefreshed(let username, let followers, let following, let postsCount, let verified, let category):
-            let id = internUsername(username)
-            var summary = view.profiles[Int(id)] ?? ProfileSummary()
-            summary.followers = followers
-            summary.following = following
-            summary.postsCount = postsCount
-            summary.verified = verified
-            if !(summary.category?.utf8.elementsEqual(category) ?? false) {
-                summary.category = String(decoding: category, as: UTF8.self)
+            updateProfile(Int(internUsername(username))) { summary in
+                summary.followers = followers
+                summary.following = following
+                summary.postsCount = postsCount
+                summary.verified = verified
+                if !(summary.category?.utf8.elementsEqual(category) ?? false) {
+                    summary.category = String(decoding: category, as: UTF8.self)
+                }
             }
-            view.profiles[Int(id)] = summary
         case .postAnalysisCompleted(let username, let post, _):
             record(post: postIDs.intern(post), username: username, failed: false)
         case .postAnalysisFailed(let username, let post, _):
@@ -195,12 +194,22 @@ public struct UnlockedProfilesProjection: PayloadFieldsProjection {
         let after = (before & 1) | (failed ? 2 : 1)
         guard after != before || isNew else { return }
         postFlags[Int(post)] = after
-        let owner = Int(postOwners[Int(post)])
-        var summary = view.profiles[owner] ?? ProfileSummary()
-        if after & 1 != 0 && before & 1 == 0 { summary.postsAnalysed += 1 }
-        if before & 2 != 0 { summary.postsFailed -= 1 }
-        if after & 2 != 0 { summary.postsFailed += 1 }
-        view.profiles[owner] = summary
+        updateProfile(Int(postOwners[Int(post)])) { summary in
+            if after & 1 != 0 && before & 1 == 0 { summary.postsAnalysed += 1 }
+            if before & 2 != 0 { summary.postsFailed -= 1 }
+            if after & 2 != 0 { summary.postsFailed += 1 }
+        }
+    }
+
+    /// Changes username `id`'s summary in place (creating it when nil): no copy of the
+    /// summary and its category string in and out per event.
+    @inline(__always)
+    private mutating func updateProfile(_ id: Int, _ body: (inout ProfileSummary) -> Void) {
+        func update(_ slot: inout ProfileSummary?) {
+            if slot == nil { slot = ProfileSummary() }
+            body(&slot!)
+        }
+        update(&view.profiles[id])
     }
 
     public func makeView() -> UnlockedProfilesView { view }
