@@ -120,6 +120,42 @@ extension RecordedEvent {
     }
 }
 
+/// What a fold reads of an event besides its payload: two integers, so a fold over a batch
+/// copies no `RecordedEvent` (a copy retains the batch's shared storage, and lanes folding
+/// one batch on two cores would contend on its reference count).
+public struct EventStamp: Sendable, Hashable {
+    public var position: LogPosition
+    /// µs since 1970 UTC.
+    public var recordedAt: Int64
+
+    @inlinable
+    public init(position: LogPosition, recordedAt: Int64) {
+        self.position = position
+        self.recordedAt = recordedAt
+    }
+}
+
+extension RecordedEvent {
+    @inlinable
+    public var stamp: EventStamp { EventStamp(position: position, recordedAt: recordedAt) }
+}
+
+extension Array where Element == RecordedEvent {
+    /// Each event's fold fields and stamp in order (`RecordedEvent.withFields`), skipping
+    /// the events the views skip; the events are read in place, never copied.
+    @inlinable
+    public func forEachFields(_ body: (PayloadFields, EventStamp) throws -> Void) rethrows {
+        try withUnsafeBufferPointer { events in
+            for index in events.indices {
+                let stamp = EventStamp(position: events[index].position, recordedAt: events[index].recordedAt)
+                try events[index].withFields { fields in
+                    if let fields { try body(fields, stamp) }
+                }
+            }
+        }
+    }
+}
+
 extension ByteReader {
     /// A vocabulary case index below `count`, as `readCase` checks it, without building
     /// `allCases`.
@@ -170,9 +206,26 @@ extension EventType {
         case (21, UInt8(ascii: "C")): candidate = .circuitBreakerChanged
         default: return nil
         }
-        let same = Self.nameBytes[candidate.ordinal].withUnsafeBytes { $0.elementsEqual(bytes) }
-        guard same else { return nil }
+        guard Self.nameBytes[candidate.ordinal].withUnsafeBytes({ Self.sameBytes($0, bytes) }) else { return nil }
         self = candidate
+    }
+
+    /// Equal byte strings, compared 8 bytes at a time (names are 12...21 bytes; the generic
+    /// `elementsEqual` steps an iterator per byte).
+    @usableFromInline
+    static func sameBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        let n = a.count
+        guard b.count == n else { return false }
+        var i = 0
+        while i + 8 <= n {
+            guard a.loadUnaligned(fromByteOffset: i, as: UInt64.self) == b.loadUnaligned(fromByteOffset: i, as: UInt64.self) else { return false }
+            i += 8
+        }
+        while i < n {
+            guard a[i] == b[i] else { return false }
+            i += 1
+        }
+        return true
     }
 
     var ordinal: Int {

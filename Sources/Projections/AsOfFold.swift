@@ -56,29 +56,39 @@ public enum AsOf {
         var folded = 0
         var filter: EventFilter?
         if case .before(let time) = point { filter = EventFilter(until: time) }
-        let started = try await resume(P.self, from: store, checkpoints: checkpoints, candidates: candidates(entries, for: point),
-                                       filter: filter, onStart: { position = $0?.position ?? 0 }) { projection, batch in
-            var events = batch[...]
-            if case .position(let until) = point { events = events.prefix { $0.position <= until } }
-            guard let last = events.last else { return false }
-            projection.apply(batch: events.count == batch.count ? batch : Array(events))
-            position = last.position
-            folded += events.count
-            progress?(position)
-            if case .position(let until) = point, position >= until { return false }
-            return true
+        // Read (and pick the checkpoint) on this task, fold on a thread of its own (`FoldPipeline`).
+        let lane = LaneState(P())
+        var started: (projection: P, mark: CheckpointMark?, refused: [String])?
+        try await FoldPipeline(lanes: 1).run(lanes: [{ lane.value.apply(batch: $0) }]) { feed in
+            started = try await resume(P.self, from: store, checkpoints: checkpoints, candidates: candidates(entries, for: point),
+                                       filter: filter, onStart: { mark, start in
+                                           position = mark?.position ?? 0
+                                           // Before the first offer: the hand-off's lock orders it before the lane's fold.
+                                           lane.value = start
+                                       }) { _, batch in
+                var events = batch[...]
+                if case .position(let until) = point { events = events.prefix { $0.position <= until } }
+                guard let last = events.last else { return false }
+                try await feed.offer(events.count == batch.count ? batch : Array(events))
+                position = last.position
+                folded += events.count
+                progress?(position)
+                if case .position(let until) = point, position >= until { return false }
+                return true
+            }
         }
-        return AsOfAnswer(projection: started.projection, position: position, checkpoint: started.mark, refused: started.refused,
+        return AsOfAnswer(projection: lane.value, position: position, checkpoint: started?.mark, refused: started?.refused ?? [],
                           eventsFolded: folded)
     }
 
     /// Starts a fold of `P` from the first of `candidates` that loads and whose bound event
     /// the log still holds (else from position 1), reads on from there with `filter`, and
     /// hands `consume` each batch after the start until it returns false or the read ends.
-    /// `onStart` hears where the fold starts before the first batch is consumed.
+    /// `onStart` hears where the fold starts, and the state it starts from, before the first
+    /// batch is consumed.
     static func resume<P: Projection, Store: EventStore>(
         _: P.Type, from store: Store, checkpoints: CheckpointStore?, candidates: [CheckpointEntry], filter: EventFilter?,
-        onStart: (CheckpointMark?) -> Void, consume: (inout P, [RecordedEvent]) throws -> Bool
+        onStart: (CheckpointMark?, P) -> Void, consume: (inout P, [RecordedEvent]) async throws -> Bool
     ) async throws -> (projection: P, mark: CheckpointMark?, refused: [String]) {
         var refused: [String] = []
         for entry in candidates {
@@ -102,23 +112,23 @@ public enum AsOf {
                 refused.append("checkpoint \(entry.path): the event at position \(mark.position) is not the one it was folded to; it is from another log")
                 continue
             }
-            onStart(mark)
+            onStart(mark, projection)
             var more = true
-            if first.count > 1 { more = try consume(&projection, Array(first.dropFirst())) }
+            if first.count > 1 { more = try await consume(&projection, Array(first.dropFirst())) }
             while more, let batch = try await batches.next() {
                 try Task.checkCancellation()
                 if batch.isEmpty { continue }
-                more = try consume(&projection, batch)
+                more = try await consume(&projection, batch)
             }
             return (projection, mark, refused)
         }
         var projection = P()
-        onStart(nil)
+        onStart(nil, projection)
         var batches = store.read(from: 1, filter: filter).batches.makeAsyncIterator()
         while let batch = try await batches.next() {
             try Task.checkCancellation()
             if batch.isEmpty { continue }
-            guard try consume(&projection, batch) else { break }
+            guard try await consume(&projection, batch) else { break }
         }
         return (projection, nil, refused)
     }

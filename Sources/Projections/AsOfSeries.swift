@@ -44,7 +44,7 @@ public enum AsOfSeries {
         var dirty = Set<Int>()
         let started = try await AsOf.resume(
             P.self, from: store, checkpoints: checkpoints, candidates: AsOf.candidates(entries, for: .before(firstEnd)),
-            filter: EventFilter(until: lastEnd), onStart: { position = $0?.position ?? 0 }
+            filter: EventFilter(until: lastEnd), onStart: { mark, _ in position = mark?.position ?? 0 }
         ) { projection, batch in
             var from = 0
             for (index, event) in batch.enumerated() {

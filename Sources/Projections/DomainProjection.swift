@@ -30,3 +30,27 @@ extension DomainEvent {
         events.map(\.domainEvent)
     }
 }
+
+/// A view folded from the payload's bytes in place (`PayloadFields`): it implements only
+/// `fold(_:of:)`, and the one-event and batch paths are shared here, so the three views
+/// fold a batch the same way (events borrowed, fields read once per event).
+public protocol PayloadFieldsProjection: DomainProjection {
+    /// Folds one event's fields: a caller folding several views on one thread reads each
+    /// event once (`RecordedEvent.withFields`) and hands the fields to each.
+    mutating func fold(_ fields: PayloadFields, at stamp: EventStamp)
+}
+
+extension PayloadFieldsProjection {
+    /// The byte path: the event's fields are read in place, no `DomainEvent` is built.
+    @inlinable
+    public mutating func apply(_ event: RecordedEvent) {
+        event.withFields { fields in
+            if let fields { fold(fields, at: event.stamp) }
+        }
+    }
+
+    @inlinable
+    public mutating func apply(batch: [RecordedEvent]) {
+        batch.forEachFields { fields, stamp in fold(fields, at: stamp) }
+    }
+}

@@ -53,7 +53,7 @@ public struct BreakerTransition: Sendable, Hashable, Codable {
 /// The metrics view: per-minute buckets (last 24 h of event time), per-hour buckets (last
 /// 30 days), latency histograms (all time and per hour), health gauges, breaker transitions.
 /// "Now" is the newest event time in the log, never the wall clock.
-public struct MetricsProjection: DomainProjection {
+public struct MetricsProjection: PayloadFieldsProjection {
     public static let name = "metrics"
     public static let version = 1
     public typealias View = MetricsProjection
@@ -82,24 +82,9 @@ public struct MetricsProjection: DomainProjection {
         Histogram<UInt64>(highestTrackableValue: highestLatencyMs, numberOfSignificantValueDigits: .two)
     }
 
-    /// The byte path: the event's fields are read in place, no `DomainEvent` is built.
     @inline(__always)
-    public mutating func apply(_ event: RecordedEvent) {
-        event.withFields { fields in
-            guard let fields else { return }
-            fold(fields, of: event)
-        }
-    }
-
-    public mutating func apply(batch: [RecordedEvent]) {
-        for event in batch { apply(event) }
-    }
-
-    /// Folds one event's fields (`RecordedEvent.withFields`): a caller folding several
-    /// views on one thread reads each event once and hands the fields to each.
-    @inline(__always)
-    public mutating func fold(_ fields: PayloadFields, of event: RecordedEvent) {
-        let at = event.recordedAt
+    public mutating func fold(_ fields: PayloadFields, at stamp: EventStamp) {
+        let at = stamp.recordedAt
         switch fields {
         case .creditsGranted, .profileRefreshed:
             newestEventTime = max(newestEventTime ?? at, at)
@@ -136,12 +121,14 @@ public struct MetricsProjection: DomainProjection {
             count(at) { $0.countCdn(priority, .failed) }
             record(.cdn, durationMs, at)
         case .decoded(let domain):
-            apply(domain, of: event)
+            apply(domain, at: stamp)
         }
     }
 
-    public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) {
-        let at = event.recordedAt
+    public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) { apply(domain, at: event.stamp) }
+
+    mutating func apply(_ domain: DomainEvent, at stamp: EventStamp) {
+        let at = stamp.recordedAt
         newestEventTime = max(newestEventTime ?? at, at)
         switch domain {
         case .creatorSearched(let e):
@@ -177,7 +164,7 @@ public struct MetricsProjection: DomainProjection {
             )
         case .circuitBreakerChanged(let e):
             transitionCount += 1
-            transitions.append(BreakerTransition(component: e.component, state: e.state, reason: e.reason, at: at, position: event.position))
+            transitions.append(BreakerTransition(component: e.component, state: e.state, reason: e.reason, at: at, position: stamp.position))
             if transitions.count > Self.recentTransitionsKept { transitions.removeFirst(transitions.count - Self.recentTransitionsKept) }
         case .creditsGranted, .profileRefreshed:
             return

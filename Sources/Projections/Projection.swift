@@ -34,25 +34,8 @@ extension Projection {
     /// reaches it), from scratch: what `replay stats --until-position` and `replay rebuild`
     /// report, and what a live runner's view must equal.
     public static func rebuild<Store: EventStore>(from store: Store, until: LogPosition? = nil) async throws -> RebuiltProjection<Self> {
-        var projection = Self()
-        var position: LogPosition = 0
-        var recordedAt: Int64?
-        if until == 0 { return RebuiltProjection(projection: projection, position: 0, recordedAt: nil) }
-        for try await batch in store.read(from: 1).batches {
-            try Task.checkCancellation()
-            let fresh = batch.drop { $0.position <= position }
-            guard let first = fresh.first else { continue }
-            guard first.position == position + 1 else {
-                throw ProjectionError(.gap, "the log delivered position \(first.position) after \(position)")
-            }
-            let events = until.map { until in fresh.prefix { $0.position <= until } } ?? fresh
-            guard let last = events.last else { break }
-            projection.apply(batch: events.count == batch.count ? batch : Array(events))
-            position = last.position
-            recordedAt = last.recordedAt
-            if let until, position >= until { break }
-        }
-        return RebuiltProjection(projection: projection, position: position, recordedAt: recordedAt)
+        // Read and decode on this task, fold on a thread of its own (`FoldPipeline`).
+        try await foldPipelined(Self(), after: 0, from: store, until: until)
     }
 }
 

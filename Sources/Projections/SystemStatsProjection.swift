@@ -5,7 +5,7 @@ public import Events
 /// on dense ids (`InternTable`): usernames, unlocking users and post ids are hashed from the
 /// payload's bytes, sets are bit sets and id arrays; the published view is the small
 /// computed `SystemStats`, so publishing never copies them.
-public struct SystemStatsProjection: DomainProjection {
+public struct SystemStatsProjection: PayloadFieldsProjection {
     public static let name = "system-stats"
     /// 2: the state keys on interned ids (snapshot sections changed).
     public static let version = 2
@@ -49,23 +49,8 @@ public struct SystemStatsProjection: DomainProjection {
 
     public init() {}
 
-    /// The byte path: the event's fields are read in place, no `DomainEvent` is built.
     @inline(__always)
-    public mutating func apply(_ event: RecordedEvent) {
-        event.withFields { fields in
-            guard let fields else { return }
-            fold(fields, of: event)
-        }
-    }
-
-    public mutating func apply(batch: [RecordedEvent]) {
-        for event in batch { apply(event) }
-    }
-
-    /// Folds one event's fields (`RecordedEvent.withFields`): a caller folding several
-    /// views on one thread reads each event once and hands the fields to each.
-    @inline(__always)
-    public mutating func fold(_ fields: PayloadFields, of event: RecordedEvent) {
+    public mutating func fold(_ fields: PayloadFields, at stamp: EventStamp) {
         switch fields {
         case .creditsGranted(let amount):
             creditsGranted &+= amount
@@ -89,11 +74,13 @@ public struct SystemStatsProjection: DomainProjection {
         case .cdnJobFailed(let priority, _):
             cdn[priority.index].failed += 1
         case .decoded(let domain):
-            apply(domain, of: event)
+            apply(domain, at: stamp)
         }
     }
 
-    public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) {
+    public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) { apply(domain, at: event.stamp) }
+
+    mutating func apply(_ domain: DomainEvent, at stamp: EventStamp) {
         switch domain {
         case .creditsGranted(let e):
             creditsGranted &+= e.amount
@@ -119,7 +106,7 @@ public struct SystemStatsProjection: DomainProjection {
         case .healthSampled(let e):
             health[e.component] = SystemStats.ComponentHealth(
                 status: e.status, memoryPct: e.memoryPct, cpuPct: e.cpuPct, diskPct: e.diskPct, latencyMs: e.latencyMs,
-                sampledAt: event.recordedAt, breaker: breakers[e.component]
+                sampledAt: stamp.recordedAt, breaker: breakers[e.component]
             )
         case .circuitBreakerChanged(let e):
             breakers[e.component] = e.state

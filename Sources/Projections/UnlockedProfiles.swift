@@ -93,7 +93,7 @@ public struct UnlockedProfilesView: Sendable, Equatable {
 }
 
 /// Folds the log into `UnlockedProfilesView`, from the payloads' bytes.
-public struct UnlockedProfilesProjection: DomainProjection {
+public struct UnlockedProfilesProjection: PayloadFieldsProjection {
     public static let name = "unlocked-profiles"
     /// 2: the state keys on interned ids (snapshot sections changed).
     public static let version = 2
@@ -109,37 +109,21 @@ public struct UnlockedProfilesProjection: DomainProjection {
 
     public init() {}
 
-    /// The byte path: the event's fields are read in place, no `DomainEvent` is built.
     @inline(__always)
-    public mutating func apply(_ event: RecordedEvent) {
-        event.withFields { fields in
-            guard let fields else { return }
-            fold(fields, of: event)
-        }
-    }
-
-    public mutating func apply(batch: [RecordedEvent]) {
-        for event in batch { apply(event) }
-    }
-
-    /// Folds one event's fields (`RecordedEvent.withFields`): a caller folding several
-    /// views on one thread reads each event once and hands the fields to each.
-    @inline(__always)
-    public mutating func fold(_ fields: PayloadFields, of event: RecordedEvent) {
+    public mutating func fold(_ fields: PayloadFields, at stamp: EventStamp) {
         switch fields {
         case .profileUnlocked(let user, let username, let spent):
-            unlock(user: internUser(user), username: internUsername(username), spent: spent, of: event)
+            unlock(user: internUser(user), username: internUsername(username), spent: spent, at: stamp)
         case .profileRefreshed(let username, let followers, let following, let postsCount, let verified, let category):
-            let id = internUsername(username)
-            var summary = view.profiles[Int(id)] ?? ProfileSummary()
-            summary.followers = followers
-            summary.following = following
-            summary.postsCount = postsCount
-            summary.verified = verified
-            if !(summary.category?.utf8.elementsEqual(category) ?? false) {
-                summary.category = String(decoding: category, as: UTF8.self)
+            updateProfile(Int(internUsername(username))) { summary in
+                summary.followers = followers
+                summary.following = following
+                summary.postsCount = postsCount
+                summary.verified = verified
+                if !(summary.category?.utf8.elementsEqual(category) ?? false) {
+                    summary.category = String(decoding: category, as: UTF8.self)
+                }
             }
-            view.profiles[Int(id)] = summary
         case .postAnalysisCompleted(let username, let post, _):
             record(post: postIDs.intern(post), username: username, failed: false)
         case .postAnalysisFailed(let username, let post, _):
@@ -150,6 +134,7 @@ public struct UnlockedProfilesProjection: DomainProjection {
     }
 
     public mutating func apply(_ domain: DomainEvent, of event: RecordedEvent) {
+        let stamp = event.stamp
         func bytes<R>(_ string: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
             var string = string
             return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
@@ -157,20 +142,20 @@ public struct UnlockedProfilesProjection: DomainProjection {
         switch domain {
         case .profileUnlocked(let e):
             bytes(e.user) { user in bytes(e.username) { username in
-                fold(.profileUnlocked(user: user, username: username, creditsSpent: e.creditsSpent), of: event)
+                fold(.profileUnlocked(user: user, username: username, creditsSpent: e.creditsSpent), at: stamp)
             } }
         case .profileRefreshed(let e):
             bytes(e.username) { username in bytes(e.category) { category in
                 fold(.profileRefreshed(username: username, followers: e.followers, following: e.following, postsCount: e.postsCount,
-                                       verified: e.verified, category: category), of: event)
+                                       verified: e.verified, category: category), at: stamp)
             } }
         case .postAnalysisCompleted(let e):
             bytes(e.username) { username in bytes(e.postID) { post in
-                fold(.postAnalysisCompleted(username: username, postID: post, durationMs: e.durationMs), of: event)
+                fold(.postAnalysisCompleted(username: username, postID: post, durationMs: e.durationMs), at: stamp)
             } }
         case .postAnalysisFailed(let e):
             bytes(e.username) { username in bytes(e.postID) { post in
-                fold(.postAnalysisFailed(username: username, postID: post, durationMs: e.durationMs), of: event)
+                fold(.postAnalysisFailed(username: username, postID: post, durationMs: e.durationMs), at: stamp)
             } }
         default:
             return
@@ -192,10 +177,10 @@ public struct UnlockedProfilesProjection: DomainProjection {
     }
 
     @inline(__always)
-    private mutating func unlock(user: UInt32, username: UInt32, spent: Int64, of event: RecordedEvent) {
+    private mutating func unlock(user: UInt32, username: UInt32, spent: Int64, at stamp: EventStamp) {
         // The first unlock of a pair counts; a repeat (possible in imported logs) does not.
         guard unlockedPairs.insert(user, username) else { return }
-        view.unlocks[Int(user)].append(.init(username: username, unlockedAt: event.recordedAt, creditsSpent: spent, position: event.position))
+        view.unlocks[Int(user)].append(.init(username: username, unlockedAt: stamp.recordedAt, creditsSpent: spent, position: stamp.position))
     }
 
     @inline(__always)
@@ -209,12 +194,22 @@ public struct UnlockedProfilesProjection: DomainProjection {
         let after = (before & 1) | (failed ? 2 : 1)
         guard after != before || isNew else { return }
         postFlags[Int(post)] = after
-        let owner = Int(postOwners[Int(post)])
-        var summary = view.profiles[owner] ?? ProfileSummary()
-        if after & 1 != 0 && before & 1 == 0 { summary.postsAnalysed += 1 }
-        if before & 2 != 0 { summary.postsFailed -= 1 }
-        if after & 2 != 0 { summary.postsFailed += 1 }
-        view.profiles[owner] = summary
+        updateProfile(Int(postOwners[Int(post)])) { summary in
+            if after & 1 != 0 && before & 1 == 0 { summary.postsAnalysed += 1 }
+            if before & 2 != 0 { summary.postsFailed -= 1 }
+            if after & 2 != 0 { summary.postsFailed += 1 }
+        }
+    }
+
+    /// Changes username `id`'s summary in place (creating it when nil): no copy of the
+    /// summary and its category string in and out per event.
+    @inline(__always)
+    private mutating func updateProfile(_ id: Int, _ body: (inout ProfileSummary) -> Void) {
+        func update(_ slot: inout ProfileSummary?) {
+            if slot == nil { slot = ProfileSummary() }
+            body(&slot!)
+        }
+        update(&view.profiles[id])
     }
 
     public func makeView() -> UnlockedProfilesView { view }

@@ -14,14 +14,10 @@ enum ViewName: String, ExpressibleByArgument, CaseIterable {
     case metrics
 }
 
-/// A fold handed to another task: the box is the only holder of the value, so the task
-/// mutates it in place; the caller touches it again only after awaiting that task.
-private final class FoldBox<Value>: @unchecked Sendable {
-    var value: Value
-    init(_ value: Value) { self.value = value }
-}
-
-/// The three views folded in one pass over the log.
+/// The three views folded in one pass over the log, on both cores (`FoldPipeline`): this
+/// task reads and decodes; one lane thread folds unlocked profiles (the heaviest view), the
+/// other folds system stats and metrics, reading each event's fields once for both. Each
+/// lane folds every batch in log order, so the views equal a sequential fold.
 struct ViewSet {
     var stats: SystemStatsProjection?
     var unlocked: UnlockedProfilesProjection?
@@ -32,6 +28,7 @@ struct ViewSet {
     /// them places its checkpoints by time too.
     private(set) var maxRecordedAt: Int64?
     private(set) var events = 0
+    private(set) var checkpointsWritten = 0
 
     init(_ names: Set<ViewName>) {
         if names.contains(.systemStats) { stats = SystemStatsProjection() }
@@ -39,99 +36,146 @@ struct ViewSet {
         if names.contains(.metrics) { metrics = MetricsProjection() }
     }
 
-    /// Folds the whole log; `progress` hears the position after each batch. The views read
-    /// each batch's payload bytes in place (no `DomainEvent` per event); the unlocked-profiles
-    /// fold (the heaviest) runs on another core while this task folds the other two. With
-    /// `checkpoints`, writes as-of checkpoints of the views as their schedules fall due (at
-    /// batch ends) and at the head.
-    mutating func fold(_ store: any EventStore, checkpoints: Checkpointing? = nil, progress: (LogPosition) -> Void) async throws {
-        let other = unlocked.map(FoldBox.init)
-        unlocked = nil
-        var checkpoints = checkpoints
-        var last: RecordedEvent?
-        for try await batch in store.read(from: 1).batches {
-            let pending = other.map { box in Task { box.value.apply(batch: batch) } }
+    /// Folds the whole log; `progress` hears the position read after each batch. With
+    /// `checkpoints`, each lane writes its views' as-of checkpoints as their schedules fall
+    /// due (at batch ends), and at the head. On an error or a cancellation the views are
+    /// left as they were (nothing partial is kept).
+    mutating func fold(_ store: any EventStore, checkpoints: Checkpointing? = nil, pipeline: FoldPipeline? = nil,
+                       progress: (LogPosition) -> Void) async throws {
+        let views = stats != nil || metrics != nil
+            ? LaneState(ViewsLane(stats: stats, metrics: metrics, checkpoints: checkpoints?.views)) : nil
+        let profiles = unlocked.map { LaneState(UnlockedLane(projection: $0, checkpoints: checkpoints?.unlocked)) }
+        var lanes: [FoldPipeline.Lane] = []
+        if let views { lanes.append { batch in try views.value.fold(batch) } }
+        if let profiles { lanes.append { batch in try profiles.value.fold(batch) } }
+        guard !lanes.isEmpty else { return }
+        var read = (events: 0, position: LogPosition(0), recordedAt: Int64?.none, maxRecordedAt: Int64?.none, last: RecordedEvent?.none)
+        let pipeline = pipeline ?? FoldPipeline(lanes: lanes.count)
+        try await pipeline.run(lanes: lanes) { feed in
+            for try await batch in store.read(from: 1).batches {
+                guard let last = batch.last else { continue }
+                try await feed.offer(batch)
+                read.events += batch.count
+                read.position = last.position
+                read.recordedAt = last.recordedAt
+                read.last = last
+                read.maxRecordedAt = batch.withUnsafeBufferPointer { events in
+                    var newest = read.maxRecordedAt ?? events[0].recordedAt
+                    for index in events.indices { newest = max(newest, events[index].recordedAt) }
+                    return newest
+                }
+                progress(read.position)
+            }
+        }
+        if let last = read.last {
+            try views?.value.atHead(last)
+            try profiles?.value.atHead(last)
+        }
+        (events, position, recordedAt, maxRecordedAt) = (read.events, read.position, read.recordedAt, read.maxRecordedAt)
+        stats = views?.value.stats
+        metrics = views?.value.metrics
+        unlocked = profiles?.value.projection
+        checkpointsWritten = (views?.value.checkpoints?.written ?? 0) + (profiles?.value.checkpoints?.written ?? 0)
+    }
+
+    /// System stats and metrics, folded on one lane thread from one read of each event's fields.
+    struct ViewsLane {
+        var stats: SystemStatsProjection?
+        var metrics: MetricsProjection?
+        var checkpoints: CheckpointLane?
+
+        mutating func fold(_ batch: [RecordedEvent]) throws {
             if stats != nil, metrics != nil {
-                // Each event's fields read once for both folds on this core.
-                for event in batch {
-                    event.withFields { fields in
-                        guard let fields else { return }
-                        stats!.fold(fields, of: event)
-                        metrics!.fold(fields, of: event)
-                    }
+                batch.forEachFields { fields, stamp in
+                    stats!.fold(fields, at: stamp)
+                    metrics!.fold(fields, at: stamp)
                 }
             } else {
                 stats?.apply(batch: batch)
                 metrics?.apply(batch: batch)
             }
-            await pending?.value
-            events += batch.count
-            last = batch[batch.count - 1]
-            for event in batch { maxRecordedAt = max(maxRecordedAt ?? event.recordedAt, event.recordedAt) }
-            position = batch[batch.count - 1].position
-            recordedAt = batch[batch.count - 1].recordedAt
-            try checkpoints?.afterBatch(batch, stats: stats, metrics: metrics, unlocked: other?.value)
-            progress(position)
+            guard var schedule = checkpoints else { return }
+            try schedule.afterBatch(batch, save: save)
+            checkpoints = schedule
         }
-        if let last { try checkpoints?.atHead(last, stats: stats, metrics: metrics, unlocked: other?.value) }
-        checkpointsWritten = checkpoints?.written ?? 0
-        unlocked = other?.value
+
+        mutating func atHead(_ last: RecordedEvent) throws {
+            guard var schedule = checkpoints else { return }
+            try schedule.atHead(last, save: save)
+            checkpoints = schedule
+        }
+
+        private func save(_ store: CheckpointStore, _ mark: CheckpointMark) throws -> Int {
+            if let stats { _ = try store.save(stats, at: mark) }
+            if let metrics { _ = try store.save(metrics, at: mark) }
+            return (stats == nil ? 0 : 1) + (metrics == nil ? 0 : 1)
+        }
     }
 
-    private(set) var checkpointsWritten = 0
+    struct UnlockedLane {
+        var projection: UnlockedProfilesProjection
+        var checkpoints: CheckpointLane?
+
+        mutating func fold(_ batch: [RecordedEvent]) throws {
+            projection.apply(batch: batch)
+            guard var schedule = checkpoints else { return }
+            try schedule.afterBatch(batch, save: save)
+            checkpoints = schedule
+        }
+
+        mutating func atHead(_ last: RecordedEvent) throws {
+            guard var schedule = checkpoints else { return }
+            try schedule.atHead(last, save: save)
+            checkpoints = schedule
+        }
+
+        private func save(_ store: CheckpointStore, _ mark: CheckpointMark) throws -> Int {
+            _ = try store.save(projection, at: mark)
+            return 1
+        }
+    }
 
     /// Checkpoints written during a rebuild: stats and metrics on one schedule, unlocked
     /// profiles (a far larger state) on its own, off unless asked for.
     struct Checkpointing {
-        let store: CheckpointStore
-        var views: CheckpointSchedule?
-        var unlocked: CheckpointSchedule?
-        private(set) var written = 0
+        var views: CheckpointLane?
+        var unlocked: CheckpointLane?
 
         init(store: CheckpointStore, everyEvents: UInt64?, unlockedEveryEvents: UInt64?) {
+            views = everyEvents.map { CheckpointLane(store: store, schedule: CheckpointSchedule(everyEvents: $0)) }
+            unlocked = unlockedEveryEvents.map { CheckpointLane(store: store, schedule: CheckpointSchedule(everyEvents: $0)) }
+        }
+    }
+
+    /// One lane's checkpoint schedule: writes when it falls due after a batch, and at the
+    /// head where none was written.
+    struct CheckpointLane {
+        let store: CheckpointStore
+        var schedule: CheckpointSchedule
+        private(set) var writtenAt: LogPosition = 0
+        private(set) var written = 0
+
+        init(store: CheckpointStore, schedule: CheckpointSchedule) {
             self.store = store
-            views = everyEvents.map { CheckpointSchedule(everyEvents: $0) }
-            unlocked = unlockedEveryEvents.map { CheckpointSchedule(everyEvents: $0) }
+            self.schedule = schedule
         }
 
-        /// Writes the checkpoints that fall due with `batch`.
-        mutating func afterBatch(_ batch: [RecordedEvent], stats: SystemStatsProjection?, metrics: MetricsProjection?,
-                                 unlocked profiles: UnlockedProfilesProjection?) throws {
-            let last = batch[batch.count - 1]
-            if views?.folded(batch) == true { try writeViews(after: last, stats: stats, metrics: metrics) }
-            if unlocked?.folded(batch) == true, let profiles { try writeUnlocked(after: last, profiles) }
+        mutating func afterBatch(_ batch: [RecordedEvent], save: (CheckpointStore, CheckpointMark) throws -> Int) throws {
+            guard schedule.folded(batch), let last = batch.last else { return }
+            try write(after: last, save)
         }
 
-        /// At the head: a checkpoint of each view where none was written, so an answer at
-        /// the head folds nothing.
-        mutating func atHead(_ last: RecordedEvent, stats: SystemStatsProjection?, metrics: MetricsProjection?,
-                             unlocked profiles: UnlockedProfilesProjection?) throws {
-            if views != nil, viewsAt != last.position { try writeViews(after: last, stats: stats, metrics: metrics) }
-            if unlocked != nil, unlockedAt != last.position, let profiles { try writeUnlocked(after: last, profiles) }
+        mutating func atHead(_ last: RecordedEvent, save: (CheckpointStore, CheckpointMark) throws -> Int) throws {
+            guard writtenAt != last.position else { return }
+            try write(after: last, save)
         }
 
-        private mutating func writeViews(after last: RecordedEvent, stats: SystemStatsProjection?, metrics: MetricsProjection?) throws {
-            guard var schedule = views else { return }
+        private mutating func write(after last: RecordedEvent, _ save: (CheckpointStore, CheckpointMark) throws -> Int) throws {
             let mark = schedule.mark(after: last)
-            if let stats { try store.save(stats, at: mark); written += 1 }
-            if let metrics { try store.save(metrics, at: mark); written += 1 }
+            written += try save(store, mark)
             schedule.written(at: mark.position)
-            views = schedule
-            viewsAt = mark.position
+            writtenAt = mark.position
         }
-
-        private mutating func writeUnlocked(after last: RecordedEvent, _ profiles: UnlockedProfilesProjection) throws {
-            guard var schedule = unlocked else { return }
-            let mark = schedule.mark(after: last)
-            try store.save(profiles, at: mark)
-            written += 1
-            schedule.written(at: mark.position)
-            unlocked = schedule
-            unlockedAt = mark.position
-        }
-
-        private var viewsAt: LogPosition = 0
-        private var unlockedAt: LogPosition = 0
     }
 
     func save(to snapshots: SnapshotStore) throws -> [String] {
