@@ -62,6 +62,7 @@ struct CommitDecider {
         // Streams are distinct within an append: one count each decides the expected version
         // and numbers the events.
         var versions: [String: UInt64] = [:]
+        versions.reserveCapacity(pending.appends.count)
         for (append, prior) in zip(pending.appends, streamPriors) {
             let staged = staged[append.stream]
             let before = staged ?? prior.value

@@ -170,8 +170,9 @@ struct FileLogState: ~Copyable {
         while let record = pendingRecords.first, head + 1 >= record.nextPosition {
             pendingRecords.removeFirst()
             sealed.appendRecord(record, streams: streams)
-            streams = [:]
-            idempotency = [:]
+            // The next interval holds about as many: keep the tables instead of regrowing them.
+            streams.removeAll(keepingCapacity: true)
+            idempotency.removeAll(keepingCapacity: true)
         }
     }
 

@@ -236,6 +236,7 @@ final class FileLogWriter: @unchecked Sendable {
         let now = wallClockMicroseconds()
         raw.bytes.removeAll(keepingCapacity: true)
         var touched: [String: SegmentStream] = [:]
+        touched.reserveCapacity(accepted.reduce(0) { $0 + $1.pending.appends.count })
         var keys: [String: AppendResult] = [:]
         var position = head + 1
         let first = position

@@ -31,13 +31,21 @@ struct SealedIndexes {
     }
 
     /// Adds the next sealed segment. `activeStreams` are the streams it holds as the
-    /// in-memory map knew them, whose cached counts grow by their events.
+    /// in-memory map knew them (each with its whole count), which the cache takes.
     mutating func append(_ segment: SealedSegment, activeStreams: [String: SegmentStream]) {
-        for (name, stream) in activeStreams { cache.add(UInt64(stream.positions.count), to: name) }
+        warm(with: activeStreams)
         segments.append(segment)
     }
 
     mutating func removeLast() -> SealedSegment? { segments.popLast() }
+
+    /// Caches the counts of streams that leave memory for disk: `nextVersion` of the
+    /// in-memory map is the stream's whole count, so the next append to one of them (most
+    /// streams of a bulk write come back soon) costs a dictionary lookup instead of a filter
+    /// probe and a block read per record. The cache stays within its capacity (CLOCK).
+    private mutating func warm(with streams: [String: SegmentStream]) {
+        for (name, stream) in streams { cache.set(name, count: stream.nextVersion) }
+    }
 
     /// The checkpoint records of the active segment at `path`, as opening found them.
     mutating func setRecords(_ loaded: [SealedSegmentIndex], segmentPath: String) {
@@ -46,9 +54,9 @@ struct SealedIndexes {
     }
 
     /// Adds the active segment's next record. `streams` are the streams it holds as the
-    /// in-memory map knew them, whose cached counts grow by their events.
+    /// in-memory map knew them (each with its whole count), which the cache takes.
     mutating func appendRecord(_ record: SealedSegmentIndex, streams: [String: SegmentStream]) {
-        for (name, stream) in streams { cache.add(UInt64(stream.positions.count), to: name) }
+        warm(with: streams)
         records.append(record)
     }
 

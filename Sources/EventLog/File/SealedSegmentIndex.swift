@@ -201,14 +201,14 @@ final class SealedSegmentIndex: @unchecked Sendable {
     func stream(_ name: String) throws -> SegmentStream? {
         guard streamCount > 0 else { return nil }
         let (first, next) = (firstPosition, nextPosition)
-        return try lookUp(name, in: try streams, maxName: EventLimits.maxStreamBytes) { r in try Self.decodeStream(&r, first: first, next: next) }
+        return try lookUp(name, in: try streams, maxName: EventLimits.maxStreamBytes, skip: Self.skipStream) { r in try Self.decodeStream(&r, first: first, next: next) }
     }
 
     /// The first append's result of an idempotency key first used in this segment, or nil.
     func key(_ key: String) throws -> AppendResult? {
         guard keyCount > 0 else { return nil }
         let (first, next) = (firstPosition, nextPosition)
-        return try lookUp(key, in: try keys, maxName: EventLimits.maxIdempotencyKeyBytes) { r in try Self.decodeKey(&r, first: first, next: next) }
+        return try lookUp(key, in: try keys, maxName: EventLimits.maxIdempotencyKeyBytes, skip: Self.skipKey) { r in try Self.decodeKey(&r, first: first, next: next) }
     }
 
     /// A stream entry after its name; every position inside `first ..< next`.
@@ -228,6 +228,28 @@ final class SealedSegmentIndex: @unchecked Sendable {
         }
         guard firstVersion <= (UInt64.max >> 1) - UInt64(count) else { throw EventLogError(.corrupted, "stream versions out of range") }
         return SegmentStream(firstVersion: firstVersion, positions: positions)
+    }
+
+    /// Reads past a stream entry after its name without building it: a lookup passes over
+    /// the entries before the one it wants, and decoding each one's positions into an array
+    /// was most of a lookup's cost. Lengths and counts are still checked.
+    static func skipStream(_ r: inout ByteReader) throws {
+        _ = try r.readVarint("first version", max: UInt64.max >> 1)
+        let count = try r.readVarint("stream event count", max: UInt64(r.remaining))
+        guard count >= 1 else { throw EventLogError(.corrupted, "index stream entry without events") }
+        for _ in 0..<count { _ = try r.readVarint("position delta") }
+    }
+
+    /// Reads past a key entry after its key without building it (see `skipStream`).
+    static func skipKey(_ r: inout ByteReader) throws {
+        _ = try r.readVarint("first position")
+        _ = try r.readVarint("last position")
+        let n = try r.readVarint("stream count", max: UInt64(r.remaining))
+        guard n >= 1 else { throw EventLogError(.corrupted, "idempotency entry without streams") }
+        for _ in 0..<n {
+            _ = try r.readLengthPrefixed("stream", max: EventLimits.maxStreamBytes)
+            _ = try r.readVarint("version")
+        }
     }
 
     /// A key entry after its key; its positions inside `first ..< next`.
@@ -308,7 +330,8 @@ final class SealedSegmentIndex: @unchecked Sendable {
     }
 
     /// Filter, fence, one block: the entry named `name`, decoded by `decode`.
-    private func lookUp<T>(_ name: String, in table: Table, maxName: Int, decode: (inout ByteReader) throws -> T) throws -> T? {
+    private func lookUp<T>(_ name: String, in table: Table, maxName: Int, skip: (inout ByteReader) throws -> Void,
+                           decode: (inout ByteReader) throws -> T) throws -> T? {
         guard !table.fences.isEmpty, table.filter.mayContain(name) else { return nil }
         var name = name
         return try name.withUTF8 { wanted -> T? in
@@ -337,8 +360,8 @@ final class SealedSegmentIndex: @unchecked Sendable {
                     let entryName = try r.readLengthPrefixed("index entry name", max: maxName)
                     let c = Self.compare(entryName, target)
                     if c > 0 { return nil }
-                    let value = try decode(&r)
-                    if c == 0 { return value }
+                    if c == 0 { return try decode(&r) }
+                    try skip(&r)
                 }
                 return nil
             }

@@ -32,9 +32,9 @@ struct SegmentIndex: Equatable {
     /// fence and filter.
     func encode() -> [UInt8] {
         let batchBytes = Self.encodeBatches(batches)
-        let streamNames = streams.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let streamNames = streams.keys.sorted(by: utf8Precedes)
         let streamSections = Self.blocks(streamNames) { name, w in Self.writeStreamEntry(streams[name]!, into: &w) }
-        let keyNames = idempotency.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let keyNames = idempotency.keys.sorted(by: utf8Precedes)
         let keySections = Self.blocks(keyNames) { key, w in Self.writeKeyEntry(idempotency[key]!, into: &w) }
         let streamFilter = IndexFilter(names: streamNames, count: streamNames.count)
         let keyFilter = IndexFilter(names: keyNames, count: keyNames.count)
@@ -107,7 +107,7 @@ struct SegmentIndex: Equatable {
         w.writeVarint(result.positions.lowerBound)
         w.writeVarint(result.positions.upperBound)
         w.writeVarint(UInt64(result.streamVersions.count))
-        for (stream, version) in result.streamVersions.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+        for (stream, version) in result.streamVersions.sorted(by: { utf8Precedes($0.key, $1.key) }) {
             w.writeLengthPrefixed(stream)
             w.writeVarint(version)
         }

@@ -49,9 +49,4 @@ struct StreamVersionCache {
         slots[stream] = hand
         hand = (hand + 1) % capacity
     }
-
-    /// A segment holding `added` more of the stream's events was sealed.
-    mutating func add(_ added: UInt64, to stream: String) {
-        if let slot = slots[stream] { counts[slot] += added }
-    }
 }
