@@ -150,6 +150,8 @@ import Testing
             #expect(log.currentHead().position == LogPosition(events.count))
             // The reader that reaches the damaged batch throws; it never returns a wrong event.
             let (read, error) = await readUntilError(log)
+            // Checked first: a layout past the events fails the test instead of trapping.
+            try #require(victim.header.firstPosition >= 1 && victim.header.lastPosition <= UInt64(events.count))
             #expect(read == Array(events[0..<Int(victim.header.firstPosition - 1)]))
             let failure = try #require(error as? EventLogError, "expected a read error, got \(String(describing: error))")
             #expect(failure.code == .corrupted)
