@@ -127,7 +127,7 @@ import Glibc
         // Every acknowledged append is there, whole, where the writer was told it went.
         var missing = 0
         for ack in acks {
-            guard ack.last == ack.first + 3, ack.last <= head else {
+            guard ack.last == ack.first + 3, ack.last <= head, ack.last <= UInt64(all.count) else {
                 missing += 1
                 continue
             }

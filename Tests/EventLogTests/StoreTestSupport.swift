@@ -106,6 +106,7 @@ extension EventStore {
     func readAll(from position: LogPosition = 1, filter: EventFilter? = nil) async throws -> [RecordedEvent] {
         var events: [RecordedEvent] = []
         for try await event in read(from: position, filter: filter) { events.append(event) }
+        try Task.checkCancellation()  // a read cut short by cancellation is not the whole log
         return events
     }
 
