@@ -88,6 +88,12 @@ public struct SnapshotStore: Sendable {
         }
     }
 
+    /// The file `load` would read first: the newest snapshot of `name`, else the one before;
+    /// nil when there is neither.
+    public func existingFile(for name: String) -> String? {
+        [path(for: name), previousPath(for: name)].first { access($0, F_OK) == 0 }
+    }
+
     /// `P`'s state from a snapshot's bytes: every section read, nothing left over.
     public static func decodeState<P: Projection>(_: P.Type, from snapshot: Snapshot) throws -> P {
         var reader = SnapshotReader(snapshot.payload, sections: snapshot.sections)
