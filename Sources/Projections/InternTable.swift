@@ -314,6 +314,7 @@ extension InternTable {
         let count = try r.section(tag, minimumBytes: 1)
         guard count < Int(UInt32.max) else { throw r.corrupted("\(count) \(what)s do not fit 32-bit ids") }
         reserveSlots(count)
+        var scratch = [UInt8](repeating: 0, count: Self.maximumLength)
         for _ in 0..<count {
             let header = try r.unsigned(what + " header", max: UInt64(Self.maximumLength) << 1 | 1)
             let length = Int(header >> 1)
@@ -333,11 +334,15 @@ extension InternTable {
                 }
                 try r.withRawBytes(what, max: Self.maximumLength, exactly: prefix) { arena[chunk].append(contentsOf: $0) }
                 try r.withRawBytes(what, max: Self.maximumLength, exactly: (length - prefix) / 2) { packed in
-                    Self.hexDigits.withUnsafeBufferPointer { digits in
-                        for byte in packed {
-                            arena[chunk].append(digits[Int(byte >> 4)])
-                            arena[chunk].append(digits[Int(byte & 15)])
+                    // Unpacked into the scratch buffer, then appended at once.
+                    scratch.withUnsafeMutableBufferPointer { out in
+                        Self.hexDigits.withUnsafeBufferPointer { digits in
+                            for (i, byte) in packed.enumerated() {
+                                out[2 * i] = digits[Int(byte >> 4)]
+                                out[2 * i + 1] = digits[Int(byte & 15)]
+                            }
                         }
+                        arena[chunk].append(contentsOf: UnsafeBufferPointer(rebasing: out[0..<2 * packed.count]))
                     }
                 }
             }
@@ -364,12 +369,13 @@ extension InternTable {
     }
 
     /// Places every id's slot into an empty slot array sized for them, in the order of their
-    /// home slots: ids are counted and then grouped by a run of 8192 home slots (64 KiB), so
-    /// the probes walk the array once instead of missing the cache at random. Returns an id
-    /// whose bytes an earlier id already holds, if any (nothing is placed after it).
+    /// home slots: ids are counted and then grouped by a run of 65536 home slots (512 KiB, a
+    /// core's L2 cache), so the probes walk the array once instead of missing the cache at
+    /// random, and the grouping writes few enough streams to stay in L1. Returns an id whose
+    /// bytes another id already holds, if any (nothing is placed after it).
     private mutating func placeAllSlots() -> UInt32? {
         let count = self.count
-        let shift = max(0, (slotMask + 1).trailingZeroBitCount - 13)
+        let shift = max(0, (slotMask + 1).trailingZeroBitCount - 16)
         let groups = (slotMask + 1) >> shift
         guard groups > 1, slotMask <= Int(UInt32.max) else {
             for id in 0..<UInt32(count) { if let twice = placeSlot(unless: id) { return twice } }
@@ -382,16 +388,21 @@ extension InternTable {
         }
         for group in 0..<groups { starts[group + 1] += starts[group] }
         // Per position in home order: the hash's low 32 bits (all of the home slot) and the id.
-        var order = [UInt64](repeating: 0, count: count)
-        var tags = [UInt32](repeating: 0, count: count)
         var next = starts
-        for id in 0..<UInt32(count) {
-            let hash = withBytes(id) { Self.hash($0, seed) }
-            let group = (Int(truncatingIfNeeded: hash) & slotMask) >> shift
-            let at = next[group]
-            next[group] = at + 1
-            order[at] = UInt64(UInt32(truncatingIfNeeded: hash)) << 32 | UInt64(id)
-            tags[at] = UInt32(truncatingIfNeeded: hash >> 32)
+        var tags = [UInt32]()
+        let order = [UInt64](unsafeUninitializedCapacity: count) { order, written in
+            tags = [UInt32](unsafeUninitializedCapacity: count) { tags, tagged in
+                for id in 0..<UInt32(count) {
+                    let hash = withBytes(id) { Self.hash($0, seed) }
+                    let group = (Int(truncatingIfNeeded: hash) & slotMask) >> shift
+                    let at = next[group]
+                    next[group] = at + 1
+                    order.initializeElement(at: at, to: UInt64(UInt32(truncatingIfNeeded: hash)) << 32 | UInt64(id))
+                    tags.initializeElement(at: at, to: UInt32(truncatingIfNeeded: hash >> 32))
+                }
+                tagged = count
+            }
+            written = count
         }
         for at in 0..<count {
             let id = UInt32(truncatingIfNeeded: order[at])

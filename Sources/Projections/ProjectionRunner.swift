@@ -247,7 +247,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         guard let snapshots else { return (Fold(projection: P(), position: 0, recordedAt: nil, options: options), nil, false) }
         let load = await DedicatedThread.run { [onEvent] in
             if let onEvent, let file = snapshots.existingFile(for: P.name) { onEvent(.snapshotLoading(file: file)) }
-            return snapshots.load(P.self)
+            return SnapshotStore.withLoadPermit { snapshots.load(P.self) }
         }
         for reason in load.ignored { onEvent?(.snapshotIgnored(reason: reason)) }
         if let file = load.file {

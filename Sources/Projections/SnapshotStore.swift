@@ -1,4 +1,5 @@
 public import EventLog
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -67,6 +68,20 @@ public struct SnapshotLoad<P: Projection>: Sendable {
 /// format 1 (JSON) or of another projection version are passed over with a reason.
 public struct SnapshotStore: Sendable {
     public let directory: String
+
+    /// Runners load at most two snapshots at a time (two cores' worth), waiting on their
+    /// loading threads, never on the cooperative pool: each load holds its file's bytes and
+    /// some scratch until it is decoded, so three at once would raise the peak memory of a
+    /// cold start by a whole file for little gain in time.
+    private static let loadPermits = DispatchSemaphore(value: 2)
+
+    /// `body` once one of the `loadPermits` is free (blocks the calling thread until then:
+    /// call it on a thread of its own).
+    static func withLoadPermit<T>(_ body: () -> T) -> T {
+        loadPermits.wait()
+        defer { loadPermits.signal() }
+        return body()
+    }
 
     /// The directory is created on the first write.
     public init(directory: String) {
