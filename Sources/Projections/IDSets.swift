@@ -57,14 +57,14 @@ struct IDPairSet: Sendable {
     }
 
     /// The set of `keys` (each `a << 32 | b`), for loading a snapshot: the keys are grouped
-    /// by a run of 8192 home slots (64 KiB) and inserted in that order, so the inserts walk
+    /// by a run of 65536 home slots (512 KiB) and inserted in that order, so the inserts walk
     /// the slots once instead of missing the cache at random. `duplicate` is a key that
     /// appears twice, if one does (the set then holds the keys before it).
     static func loading(_ keys: [UInt64]) -> (set: IDPairSet, duplicate: UInt64?) {
         var set = IDPairSet(minimumCapacity: keys.count)
         let mask = set.slots.count - 1
-        let shift = max(0, set.slots.count.trailingZeroBitCount - 13)
-        let groups = set.slots.count >> shift
+        let shift = 16
+        let groups = max(1, set.slots.count >> shift)
         var starts = [Int](repeating: 0, count: groups + 1)
         for key in keys { starts[(index(key, mask) >> shift) + 1] += 1 }
         for group in 0..<groups { starts[group + 1] += starts[group] }

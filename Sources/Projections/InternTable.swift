@@ -375,7 +375,7 @@ extension InternTable {
     /// bytes another id already holds, if any (nothing is placed after it).
     private mutating func placeAllSlots() -> UInt32? {
         let count = self.count
-        let shift = max(0, (slotMask + 1).trailingZeroBitCount - 16)
+        let shift = 16
         let groups = (slotMask + 1) >> shift
         guard groups > 1, slotMask <= Int(UInt32.max) else {
             for id in 0..<UInt32(count) { if let twice = placeSlot(unless: id) { return twice } }
