@@ -56,6 +56,30 @@ struct IDPairSet: Sendable {
         slots = [UInt64](repeating: Self.empty, count: capacity)
     }
 
+    /// The set of `keys` (each `a << 32 | b`), for loading a snapshot: the keys are grouped
+    /// by a run of 65536 home slots (512 KiB) and inserted in that order, so the inserts walk
+    /// the slots once instead of missing the cache at random. `duplicate` is a key that
+    /// appears twice, if one does (the set then holds the keys before it).
+    static func loading(_ keys: [UInt64]) -> (set: IDPairSet, duplicate: UInt64?) {
+        var set = IDPairSet(minimumCapacity: keys.count)
+        let mask = set.slots.count - 1
+        let shift = 16
+        let groups = max(1, set.slots.count >> shift)
+        var starts = [Int](repeating: 0, count: groups + 1)
+        for key in keys { starts[(index(key, mask) >> shift) + 1] += 1 }
+        for group in 0..<groups { starts[group + 1] += starts[group] }
+        var ordered = [UInt64](repeating: 0, count: keys.count)
+        for key in keys {
+            let group = index(key, mask) >> shift
+            ordered[starts[group]] = key
+            starts[group] += 1
+        }
+        for key in ordered where !set.insert(UInt32(truncatingIfNeeded: key >> 32), UInt32(truncatingIfNeeded: key)) {
+            return (set, key)
+        }
+        return (set, nil)
+    }
+
     /// True when the pair was not in the set.
     @inline(__always) @discardableResult
     mutating func insert(_ a: UInt32, _ b: UInt32) -> Bool {

@@ -326,43 +326,134 @@ extension InternTable {
 
     /// The inverse of `write`: refuses a string twice, a string too long, a packed string
     /// whose parts do not add up, and stored text that is not the UTF-8 `String` would store.
+    /// The strings are decoded straight into the arena, then the hash slots are filled in
+    /// one pass in slot order (`placeAllSlots`), so loading costs no cache miss per string.
     init(snapshot r: inout SnapshotReader, section tag: UInt8, what: String) throws {
         self.init()
         let count = try r.section(tag, minimumBytes: 1)
         guard count < Int(UInt32.max) else { throw r.corrupted("\(count) \(what)s do not fit 32-bit ids") }
-        reserve(count)
-        var scratch: [UInt8] = []
-        scratch.reserveCapacity(Self.maximumLength)
+        reserveSlots(count)
+        var scratch = [UInt8](repeating: 0, count: Self.maximumLength)
         for _ in 0..<count {
-            let header = try r.unsigned("\(what) header", max: UInt64(Self.maximumLength) << 1 | 1)
+            let header = try r.unsigned(what + " header", max: UInt64(Self.maximumLength) << 1 | 1)
             let length = Int(header >> 1)
-            scratch.removeAll(keepingCapacity: true)
+            if arena.isEmpty || arena[arena.count - 1].count + length >= Self.arenaChunk {
+                var chunk = ContiguousArray<UInt8>()
+                chunk.reserveCapacity(Self.arenaChunk)
+                arena.append(chunk)
+            }
+            let chunk = arena.count - 1
+            let offset = arena[chunk].count
             if header & 1 == 0 {
-                scratch.append(contentsOf: try r.rawBytes(what, max: Self.maximumLength, exactly: length))
+                try r.withRawBytes(what, max: Self.maximumLength, exactly: length) { arena[chunk].append(contentsOf: $0) }
             } else {
-                let prefix = Int(try r.unsigned("\(what) prefix length", max: UInt64(length)))
+                let prefix = Int(try r.unsigned(what + " prefix length", max: UInt64(length)))
                 guard (length - prefix) % 2 == 0, length - prefix >= 8 else {
                     throw r.corrupted("a packed \(what) of \(length) bytes has a prefix of \(prefix)")
                 }
-                scratch.append(contentsOf: try r.rawBytes(what, max: Self.maximumLength, exactly: prefix))
-                for byte in try r.rawBytes(what, max: Self.maximumLength, exactly: (length - prefix) / 2) {
-                    scratch.append(Self.hexDigits[Int(byte >> 4)])
-                    scratch.append(Self.hexDigits[Int(byte & 15)])
+                try r.withRawBytes(what, max: Self.maximumLength, exactly: prefix) { arena[chunk].append(contentsOf: $0) }
+                try r.withRawBytes(what, max: Self.maximumLength, exactly: (length - prefix) / 2) { packed in
+                    // Unpacked into the scratch buffer, then appended at once.
+                    scratch.withUnsafeMutableBufferPointer { out in
+                        Self.hexDigits.withUnsafeBufferPointer { digits in
+                            for (i, byte) in packed.enumerated() {
+                                out[2 * i] = digits[Int(byte >> 4)]
+                                out[2 * i + 1] = digits[Int(byte & 15)]
+                            }
+                        }
+                        arena[chunk].append(contentsOf: UnsafeBufferPointer(rebasing: out[0..<2 * packed.count]))
+                    }
                 }
             }
-            let problem: String? = scratch.withUnsafeBytes { bytes in
-                guard lookup(bytes) == nil else { return "\(what) appears twice" }
-                if !Self.isASCII(bytes) {
-                    let string = String(decoding: bytes, as: UTF8.self)
-                    guard string.utf8.elementsEqual(bytes) else { return "\(what) is not UTF-8" }
-                    guard Self.asciiEquivalent(of: string) == nil else { return "\(what) is stored in a non-ASCII spelling of ASCII text" }
-                    nonASCII[string] = UInt32(self.count)
-                }
-                let id = append(bytes)
-                placeSlot(for: id)
-                return nil
+            let id = UInt32(spans.count)
+            spans.append(UInt64(chunk) << 32 | UInt64(offset) << 16 | UInt64(length))
+            let ascii = arena[chunk].withUnsafeBytes { Self.isASCII(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + length])) }
+            if !ascii {
+                let text = self.string(id)
+                guard withBytes(id, { text.utf8.elementsEqual($0) }) else { throw r.corrupted("\(what) is not UTF-8") }
+                guard Self.asciiEquivalent(of: text) == nil else { throw r.corrupted("\(what) is stored in a non-ASCII spelling of ASCII text") }
+                guard nonASCII.updateValue(id, forKey: text) == nil else { throw r.corrupted("\(what) appears twice") }
             }
-            if let problem { throw r.corrupted(problem) }
         }
+        if let twice = placeAllSlots() { throw r.corrupted("\(what) appears twice (id \(twice))") }
+    }
+
+    /// Slots for `count` strings, none placed yet (the table is empty).
+    private mutating func reserveSlots(_ count: Int) {
+        var capacity = slotMask + 1
+        while count * 2 > capacity { capacity *= 2 }
+        guard capacity > slotMask + 1 else { return }
+        slotMask = capacity - 1
+        slots = ChunkedColumn(repeating: 0, count: capacity)
+    }
+
+    /// Places every id's slot into an empty slot array sized for them, in the order of their
+    /// home slots: ids are counted and then grouped by a run of 65536 home slots (512 KiB, a
+    /// core's L2 cache), so the probes walk the array once instead of missing the cache at
+    /// random, and the grouping writes few enough streams to stay in L1. Returns an id whose
+    /// bytes another id already holds, if any (nothing is placed after it).
+    private mutating func placeAllSlots() -> UInt32? {
+        let count = self.count
+        let shift = 16
+        let groups = (slotMask + 1) >> shift
+        guard groups > 1, slotMask <= Int(UInt32.max) else {
+            for id in 0..<UInt32(count) { if let twice = placeSlot(unless: id) { return twice } }
+            return nil
+        }
+        var starts = [Int](repeating: 0, count: groups + 1)
+        for id in 0..<UInt32(count) {
+            let home = Int(truncatingIfNeeded: withBytes(id) { Self.hash($0, seed) }) & slotMask
+            starts[(home >> shift) + 1] += 1
+        }
+        for group in 0..<groups { starts[group + 1] += starts[group] }
+        // Per position in home order: the hash's low 32 bits (all of the home slot) and the id.
+        var next = starts
+        var tags = [UInt32]()
+        let order = [UInt64](unsafeUninitializedCapacity: count) { order, written in
+            tags = [UInt32](unsafeUninitializedCapacity: count) { tags, tagged in
+                for id in 0..<UInt32(count) {
+                    let hash = withBytes(id) { Self.hash($0, seed) }
+                    let group = (Int(truncatingIfNeeded: hash) & slotMask) >> shift
+                    let at = next[group]
+                    next[group] = at + 1
+                    order.initializeElement(at: at, to: UInt64(UInt32(truncatingIfNeeded: hash)) << 32 | UInt64(id))
+                    tags.initializeElement(at: at, to: UInt32(truncatingIfNeeded: hash >> 32))
+                }
+                tagged = count
+            }
+            written = count
+        }
+        for at in 0..<count {
+            let id = UInt32(truncatingIfNeeded: order[at])
+            let tag = UInt64(tags[at])
+            var index = Int(truncatingIfNeeded: order[at] >> 32) & slotMask
+            while true {
+                let slot = slots[index]
+                if slot == 0 { break }
+                if slot >> 32 == tag, withBytes(id, { equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], $0) }) {
+                    return max(id, UInt32(truncatingIfNeeded: slot) &- 1)
+                }
+                index = (index + 1) & slotMask
+            }
+            slots[index] = tag << 32 | UInt64(id + 1)
+        }
+        return nil
+    }
+
+    /// Places `id`'s slot, unless an id with the same bytes holds one: then returns that id.
+    private mutating func placeSlot(unless id: UInt32) -> UInt32? {
+        let hash = withBytes(id) { Self.hash($0, seed) }
+        let tag = hash >> 32
+        var index = Int(truncatingIfNeeded: hash) & slotMask
+        while true {
+            let slot = slots[index]
+            if slot == 0 { break }
+            if slot >> 32 == tag, withBytes(id, { equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], $0) }) {
+                return max(id, UInt32(truncatingIfNeeded: slot) &- 1)
+            }
+            index = (index + 1) & slotMask
+        }
+        slots[index] = tag << 32 | UInt64(id + 1)
+        return nil
     }
 }

@@ -102,6 +102,9 @@ public struct ProjectionRunnerOptions: Sendable {
 
 /// What a runner reports as it goes, for logs and tests; it never changes what the view holds.
 public enum ProjectionRunnerEvent: Sendable, Hashable, CustomStringConvertible {
+    /// About to read and decode `file`, on the loading thread (a listener that blocks here
+    /// holds the load, never a thread of the cooperative pool).
+    case snapshotLoading(file: String)
     case snapshotLoaded(file: String, position: LogPosition)
     /// A snapshot that was not used: corrupt, another projection, another version, another log.
     case snapshotIgnored(reason: String)
@@ -117,6 +120,7 @@ public enum ProjectionRunnerEvent: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .snapshotLoading(let file): "loading snapshot \(file)"
         case .snapshotLoaded(let file, let position): "loaded snapshot \(file) at position \(position)"
         case .snapshotIgnored(let reason): "ignored snapshot: \(reason)"
         case .snapshotWritten(let position): "wrote snapshot at position \(position)"

@@ -129,7 +129,9 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             s.started = true
         }
         defer { waiters.close() }
-        var (fold, previous, rebuilding) = loadSnapshot()
+        // Decoded off the cooperative pool; until it is done the view published is the empty
+        // one at position 0 (`catchingUp`), which the API answers as a view not yet built.
+        var (fold, previous, rebuilding) = await loadSnapshot()
         var machine = RunnerStateMachine(position: fold.position, rebuilding: rebuilding, servingPrevious: previous != nil,
                                          options: options, now: .now)
         perform(machine.started, &fold, previous: previous)
@@ -144,7 +146,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
                         fold.dueCheckpoint = nil
                         let projection = fold.projection
                         checkpointTask = Task.detached { [self] in
-                            writeCheckpoint(projection, at: mark, to: checkpoints)
+                            await DedicatedThread.run { [self] in writeCheckpoint(projection, at: mark, to: checkpoints) }
                             shared.withLock { $0.writingCheckpoint = false }
                         }
                     }
@@ -155,7 +157,9 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
                     let (projection, position, recordedAt) = (fold.projection, fold.position, fold.recordedAt)
                     let maxRecordedAt = fold.schedule.maxRecordedAt
                     snapshotTask = Task.detached { [self] in
-                        writeSnapshot(projection, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt, to: snapshots)
+                        await DedicatedThread.run { [self] in
+                            writeSnapshot(projection, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt, to: snapshots)
+                        }
                         shared.withLock { $0.writingSnapshot = false }
                     }
                 }
@@ -168,15 +172,20 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
                 do { try await Task.sleep(for: delay) } catch { break }
             }
         }
+        // In this order, each awaited: the periodic writes first, so the final snapshot is
+        // the newest file and no write outlives `run()`.
         await snapshotTask?.value
         await checkpointTask?.value
-        if let checkpoints, let mark = fold.dueCheckpoint {
+        let stopped = fold
+        if let checkpoints, let mark = stopped.dueCheckpoint {
             // Fell due while another was being written, and no batch came after.
-            writeCheckpoint(fold.projection, at: mark, to: checkpoints)
+            await DedicatedThread.run { [self] in writeCheckpoint(stopped.projection, at: mark, to: checkpoints) }
         }
-        if let snapshots, fold.position > 0, shared.withLock({ $0.snapshotPosition }) != fold.position {
-            writeSnapshot(fold.projection, position: fold.position, recordedAt: fold.recordedAt, maxRecordedAt: fold.schedule.maxRecordedAt,
-                          to: snapshots)
+        if let snapshots, stopped.position > 0, shared.withLock({ $0.snapshotPosition }) != stopped.position {
+            await DedicatedThread.run { [self] in
+                writeSnapshot(stopped.projection, position: stopped.position, recordedAt: stopped.recordedAt,
+                              maxRecordedAt: stopped.schedule.maxRecordedAt, to: snapshots)
+            }
         }
     }
 
@@ -231,10 +240,15 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     }
 
     /// The fold to continue, an older version's state to serve meanwhile, if any, and
-    /// whether the fold starts over because no snapshot of this version could be used.
-    private func loadSnapshot() -> (Fold, RebuiltProjection<P>?, rebuilding: Bool) {
+    /// whether the fold starts over because no snapshot of this version could be used. The
+    /// files are read and decoded on a thread of their own (`DedicatedThread`), never on the
+    /// cooperative pool; `snapshotLoading` is reported from that thread first.
+    private func loadSnapshot() async -> (Fold, RebuiltProjection<P>?, rebuilding: Bool) {
         guard let snapshots else { return (Fold(projection: P(), position: 0, recordedAt: nil, options: options), nil, false) }
-        let load = snapshots.load(P.self)
+        let load = await DedicatedThread.run { [onEvent] in
+            if let onEvent, let file = snapshots.existingFile(for: P.name) { onEvent(.snapshotLoading(file: file)) }
+            return SnapshotStore.withLoadPermit { snapshots.load(P.self) }
+        }
         for reason in load.ignored { onEvent?(.snapshotIgnored(reason: reason)) }
         if let file = load.file {
             shared.withLock { $0.snapshotPosition = load.position }

@@ -26,34 +26,45 @@ public struct SnapshotReader {
     }
 
     /// A count of elements of at least `minimumBytes` each.
-    public mutating func count(_ what: String, minimumBytes: Int) throws -> Int {
-        let value = try unsigned(what)
+    public mutating func count(_ what: @autoclosure () -> String, minimumBytes: Int) throws -> Int {
+        let value = try unsigned(what())
         guard value <= UInt64(remaining / max(1, minimumBytes)) else {
-            throw corrupted("\(what) is \(value), more than the \(remaining) remaining bytes can hold")
+            throw corrupted("\(what()) is \(value), more than the \(remaining) remaining bytes can hold")
         }
         return Int(value)
     }
 
-    public mutating func byte(_ what: String) throws -> UInt8 {
-        guard offset < bytes.count else { throw truncated(what) }
+    @inline(__always)
+    public mutating func byte(_ what: @autoclosure () -> String) throws -> UInt8 {
+        guard offset < bytes.count else { throw truncated(what()) }
         defer { offset += 1 }
         return bytes[offset]
     }
 
-    public mutating func bool(_ what: String) throws -> Bool {
-        switch try byte(what) {
+    public mutating func bool(_ what: @autoclosure () -> String) throws -> Bool {
+        switch try byte(what()) {
         case 0: return false
         case 1: return true
-        case let other: throw corrupted("\(what) is \(other), not 0 or 1")
+        case let other: throw corrupted("\(what()) is \(other), not 0 or 1")
         }
     }
 
-    public mutating func unsigned(_ what: String) throws -> UInt64 {
+    /// Unsigned LEB128. `what` (for messages) is built only when the value is bad.
+    @inline(__always)
+    public mutating func unsigned(_ what: @autoclosure () -> String) throws -> UInt64 {
+        if offset < bytes.count, bytes[offset] < 0x80 {
+            defer { offset += 1 }
+            return UInt64(bytes[offset])
+        }
+        return try unsignedSlowly(what)
+    }
+
+    private mutating func unsignedSlowly(_ what: () -> String) throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            let byte = try byte(what)
-            if shift == 63 && byte > 1 { throw corrupted("varint for \(what) overflows 64 bits") }
+            let byte = try byte(what())
+            if shift == 63 && byte > 1 { throw corrupted("varint for \(what()) overflows 64 bits") }
             result |= UInt64(byte & 0x7F) << shift
             if byte < 0x80 { return result }
             shift += 7
@@ -61,26 +72,28 @@ public struct SnapshotReader {
     }
 
     /// An unsigned value at most `max`.
-    public mutating func unsigned(_ what: String, max: UInt64) throws -> UInt64 {
-        let value = try unsigned(what)
-        guard value <= max else { throw corrupted("\(what) is \(value), above the bound \(max)") }
+    @inline(__always)
+    public mutating func unsigned(_ what: @autoclosure () -> String, max: UInt64) throws -> UInt64 {
+        let value = try unsigned(what())
+        guard value <= max else { throw corrupted("\(what()) is \(value), above the bound \(max)") }
         return value
     }
 
-    public mutating func signed(_ what: String) throws -> Int64 {
-        let raw = try unsigned(what)
+    @inline(__always)
+    public mutating func signed(_ what: @autoclosure () -> String) throws -> Int64 {
+        let raw = try unsigned(what())
         return Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
     }
 
     /// A signed value that must fit an `Int`.
-    public mutating func int(_ what: String) throws -> Int {
-        let value = try signed(what)
-        guard let int = Int(exactly: value) else { throw corrupted("\(what) \(value) does not fit an Int") }
+    public mutating func int(_ what: @autoclosure () -> String) throws -> Int {
+        let value = try signed(what())
+        guard let int = Int(exactly: value) else { throw corrupted("\(what()) \(value) does not fit an Int") }
         return int
     }
 
-    public mutating func double(_ what: String) throws -> Double {
-        guard remaining >= 8 else { throw truncated(what) }
+    public mutating func double(_ what: @autoclosure () -> String) throws -> Double {
+        guard remaining >= 8 else { throw truncated(what()) }
         var bits: UInt64 = 0
         for i in (0..<8).reversed() { bits = bits << 8 | UInt64(bytes[offset + i]) }
         offset += 8
@@ -88,12 +101,12 @@ public struct SnapshotReader {
     }
 
     /// A length-prefixed UTF-8 string; invalid UTF-8 is refused, never repaired.
-    public mutating func string(_ what: String) throws -> String {
-        let length = try unsigned(what)
-        guard length <= UInt64(remaining) else { throw truncated(what) }
+    public mutating func string(_ what: @autoclosure () -> String) throws -> String {
+        let length = try unsigned(what())
+        guard length <= UInt64(remaining) else { throw truncated(what()) }
         let end = offset + Int(length)
         guard let string = String(validating: bytes[offset..<end], as: UTF8.self) else {
-            throw corrupted("\(what) is not UTF-8")
+            throw corrupted("\(what()) is not UTF-8")
         }
         offset = end
         return string
@@ -101,29 +114,45 @@ public struct SnapshotReader {
 
     /// A length-prefixed byte run of at most `max` bytes, unchecked as text (the interning
     /// tables check what they need), as a slice sharing the state's buffer.
-    mutating func rawBytes(_ what: String, max: Int) throws -> ArraySlice<UInt8> {
-        let length = try unsigned(what)
-        guard length <= UInt64(max) else { throw corrupted("\(what) is \(length) bytes, above the bound \(max)") }
-        guard length <= UInt64(remaining) else { throw truncated(what) }
+    mutating func rawBytes(_ what: @autoclosure () -> String, max: Int) throws -> ArraySlice<UInt8> {
+        let length = try unsigned(what())
+        guard length <= UInt64(max) else { throw corrupted("\(what()) is \(length) bytes, above the bound \(max)") }
+        guard length <= UInt64(remaining) else { throw truncated(what()) }
         let end = offset + Int(length)
         defer { offset = end }
         return bytes[offset..<end]
     }
 
     /// `count` bytes as they are (no length prefix).
-    mutating func rawBytes(_ what: String, max: Int, exactly count: Int) throws -> ArraySlice<UInt8> {
-        guard count >= 0, count <= max else { throw corrupted("\(what) is \(count) bytes, above the bound \(max)") }
-        guard count <= remaining else { throw truncated(what) }
+    mutating func rawBytes(_ what: @autoclosure () -> String, max: Int, exactly count: Int) throws -> ArraySlice<UInt8> {
+        try checkRun(count, max: max, what)
         let end = offset + count
         defer { offset = end }
         return bytes[offset..<end]
     }
 
+    /// `count` bytes as they are (no length prefix), lent to `body` in place: no slice, no
+    /// copy. Checked against `max` and the bytes that remain first.
+    @inline(__always)
+    mutating func withRawBytes<R>(_ what: @autoclosure () -> String, max: Int, exactly count: Int,
+                                  _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try checkRun(count, max: max, what)
+        let start = offset
+        offset += count
+        return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<start + count])) }
+    }
+
+    @inline(__always)
+    private func checkRun(_ count: Int, max: Int, _ what: () -> String) throws {
+        guard count >= 0, count <= max else { throw corrupted("\(what()) is \(count) bytes, above the bound \(max)") }
+        guard count <= remaining else { throw truncated(what()) }
+    }
+
     /// A value of a `CaseIterable` enum, stored as its index in `allCases`.
-    public mutating func choice<E: CaseIterable>(_: E.Type, _ what: String) throws -> E {
+    public mutating func choice<E: CaseIterable>(_: E.Type, _ what: @autoclosure () -> String) throws -> E {
         let cases = Array(E.allCases)
-        let index = Int(try byte(what))
-        guard index < cases.count else { throw corrupted("\(what) is \(index), there are \(cases.count) cases") }
+        let index = Int(try byte(what()))
+        guard index < cases.count else { throw corrupted("\(what()) is \(index), there are \(cases.count) cases") }
         return cases[index]
     }
 

@@ -1,4 +1,5 @@
 public import EventLog
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -68,6 +69,20 @@ public struct SnapshotLoad<P: Projection>: Sendable {
 public struct SnapshotStore: Sendable {
     public let directory: String
 
+    /// Runners load at most two snapshots at a time (two cores' worth), waiting on their
+    /// loading threads, never on the cooperative pool: each load holds its file's bytes and
+    /// some scratch until it is decoded, so three at once would raise the peak memory of a
+    /// cold start by a whole file for little gain in time.
+    private static let loadPermits = DispatchSemaphore(value: 2)
+
+    /// `body` once one of the `loadPermits` is free (blocks the calling thread until then:
+    /// call it on a thread of its own).
+    static func withLoadPermit<T>(_ body: () -> T) -> T {
+        loadPermits.wait()
+        defer { loadPermits.signal() }
+        return body()
+    }
+
     /// The directory is created on the first write.
     public init(directory: String) {
         self.directory = directory
@@ -86,6 +101,12 @@ public struct SnapshotStore: Sendable {
             projection.writeSnapshot(to: &writer)
             _ = try writer.finish()
         }
+    }
+
+    /// The file `load` would read first: the newest snapshot of `name`, else the one before;
+    /// nil when there is neither.
+    public func existingFile(for name: String) -> String? {
+        [path(for: name), previousPath(for: name)].first { access($0, F_OK) == 0 }
     }
 
     /// `P`'s state from a snapshot's bytes: every section read, nothing left over.

@@ -84,13 +84,17 @@ extension SystemStatsProjection {
         guard postOutcomes.allSatisfy({ $0 & ~3 == 0 }) else { throw r.corrupted("a post outcome has unknown bits") }
         users = try InternTable(snapshot: &r, section: Section.users.rawValue, what: "unlock user")
         let pairCount = try r.section(Section.unlockPairs.rawValue, minimumBytes: 2)
-        unlockPairs = IDPairSet(minimumCapacity: pairCount)
+        var pairs: [UInt64] = []
+        pairs.reserveCapacity(pairCount)
         for _ in 0..<pairCount {
             let user = try r.unsigned("unlock user id", max: UInt64(max(0, users.count - 1)))
             let username = try r.unsigned("unlock username id", max: UInt64(max(0, usernames.count - 1)))
             guard user < users.count, username < usernames.count else { throw r.corrupted("an unlock pair names an unknown id") }
-            guard unlockPairs.insert(UInt32(user), UInt32(username)) else { throw r.corrupted("an unlock pair appears twice") }
+            pairs.append(user << 32 | username)
         }
+        let (set, twice) = IDPairSet.loading(pairs)
+        guard twice == nil else { throw r.corrupted("an unlock pair appears twice") }
+        unlockPairs = set
         let healthCount = try r.section(Section.health.rawValue, minimumBytes: 36)
         for _ in 0..<healthCount {
             let component = try r.string("health component")

@@ -47,6 +47,8 @@ extension UnlockedProfilesProjection {
         let usernameLimit = UInt64(max(0, view.usernames.count - 1))
         let userCount = try r.section(Section.unlocks.rawValue, minimumBytes: 1)
         guard userCount == view.users.count else { throw r.corrupted("unlocks of \(userCount) users, the table holds \(view.users.count)") }
+        // The pairs are collected and their set built at once, in slot order (`IDPairSet.loading`).
+        var pairs: [UInt64] = []
         for user in 0..<userCount {
             let count = try r.count("unlocks of a user", minimumBytes: 4)
             var unlocks: [UnlockedProfilesView.Unlock] = []
@@ -57,13 +59,14 @@ extension UnlockedProfilesProjection {
                 let unlock = UnlockedProfilesView.Unlock(username: UInt32(username), unlockedAt: try r.signed("unlocked at"),
                                                          creditsSpent: try r.signed("credits spent"), position: try r.unsigned("unlock position"))
                 if let last = unlocks.last, last.position >= unlock.position { throw r.corrupted("unlocks of user \(user) are not in log order") }
-                guard unlockedPairs.insert(UInt32(user), unlock.username) else {
-                    throw r.corrupted("user \(user) unlocked username \(username) twice")
-                }
                 unlocks.append(unlock)
+                pairs.append(UInt64(user) << 32 | username)
             }
             view.unlocks.append(unlocks)
         }
+        let (set, twice) = IDPairSet.loading(pairs)
+        if let twice { throw r.corrupted("user \(twice >> 32) unlocked username \(UInt32(truncatingIfNeeded: twice)) twice") }
+        unlockedPairs = set
         let profileCount = try r.section(Section.profiles.rawValue, minimumBytes: 1)
         guard profileCount == view.usernames.count else {
             throw r.corrupted("\(profileCount) profiles, the username table holds \(view.usernames.count)")

@@ -2,7 +2,7 @@ public import Commands
 public import EventLog
 public import Hummingbird
 public import Logging
-import Projections
+public import Projections
 public import Prometheus
 public import ServiceLifecycle
 
@@ -19,8 +19,10 @@ public struct TallyComponents<Store: EventStore>: Sendable {
 
     /// Wires views, commands, breaker, metrics and routes over `store`. `/metrics` renders
     /// `metricsRegistry`: the one the process bootstrapped swift-metrics with, if any.
+    /// `onRunnerEvent` hears each view's runner events after they are logged (tests).
     public init(store: Store, configuration: TallyConfiguration, authority: TokenAuthority, logger: Logger,
-                metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+                metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                onRunnerEvent: (@Sendable (String, ProjectionRunnerEvent) -> Void)? = nil) {
         self.configuration = configuration
         self.store = store
         self.logger = logger
@@ -28,6 +30,7 @@ public struct TallyComponents<Store: EventStore>: Sendable {
                       consistencyWait: configuration.consistencyWait,
                       runnerOptions: ProjectionRunnerOptions(checkpointEveryEvents: configuration.checkpointEveryEvents)) { [logger] name, event in
             logger.info("\(event)", metadata: ["projection": "\(name)"])
+            onRunnerEvent?(name, event)
         }
         commands = CommandService(store: store, unlockCost: configuration.unlockCost)
         api = TallyAPI(hub: hub, commands: commands, authority: authority, corsOrigins: configuration.corsOrigins,
