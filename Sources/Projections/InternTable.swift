@@ -12,27 +12,19 @@
 /// Storage is chunked (`ChunkedColumn`, 64 KiB byte chunks), so a copy shares everything
 /// and an insert after a copy duplicates one chunk.
 struct InternTable: Sendable {
-    /// 0: empty; else the hash's high 32 bits << 32 | (entry + 1), where entry = chunk << 16
-    /// | offset is where the string's arena entry starts. Open addressing, linear probing.
-    /// A probe reads the slot, then the entry (id, length and bytes side by side): two
-    /// cache misses for a hit, not three through `spans`. (A slot holding the span too
-    /// would cost 8 bytes a slot: 70 MB more on the 10 M-event log, over the memory budget;
-    /// the entry header costs 6 bytes a string.)
+    /// 0: empty; else the hash's high 32 bits << 32 | (id + 1). Open addressing, linear
+    /// probing. (A slot holding the span too saves a cache miss per probe but costs 8 bytes
+    /// a slot: 70 MB more on the 10 M-event log, over the memory budget.)
     private var slots = ChunkedColumn<UInt64>(repeating: 0, count: 64)
     private var slotMask = 63
-    /// Entries: the id (UInt32, little-endian), the length (UInt16, little-endian), the bytes.
     private var arena: [ContiguousArray<UInt8>] = []
-    /// Per id: chunk << 32 | offset << 16 | length of its bytes (after the entry header).
+    /// Per id: chunk << 32 | offset << 16 | length.
     private var spans = ChunkedColumn<UInt64>()
     /// Spellings with a byte ≥ 0x80, by their `String` (canonical equality).
     private var nonASCII: [String: UInt32] = [:]
     private let seed: UInt64
 
     static let arenaChunk = 1 << 16
-    /// Bytes before each string in its arena entry: id and length.
-    static let entryHeader = 6
-    /// Entry references are 16-bit chunk numbers.
-    static let maximumChunks = 1 << 16 - 1
     /// Longer strings are not interned (the catalogue's fields are at most 1 KiB).
     static let maximumLength = 4_096
 
@@ -62,8 +54,8 @@ struct InternTable: Sendable {
         while true {
             let slot = slots[index]
             if slot == 0 { return (nil, index, tag) }
-            if slot >> 32 == tag, let id = entryID(UInt32(truncatingIfNeeded: slot) &- 1, equalTo: bytes) {
-                return (id, index, tag)
+            if slot >> 32 == tag, equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], bytes) {
+                return (UInt32(truncatingIfNeeded: slot) &- 1, index, tag)
             }
             index = (index + 1) & slotMask
         }
@@ -143,39 +135,30 @@ struct InternTable: Sendable {
                 return id
             }
         }
-        slots[slot] = tag << 32 | UInt64(entry(of: id) + 1)
+        slots[slot] = tag << 32 | UInt64(id + 1)
         growIfNeeded()
         return id
     }
 
     private mutating func append(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        if arena.isEmpty || arena[arena.count - 1].count + Self.entryHeader + bytes.count > Self.arenaChunk {
-            precondition(arena.count < Self.maximumChunks, "an intern table holds at most \(Self.maximumChunks) arena chunks")
+        if arena.isEmpty || arena[arena.count - 1].count + bytes.count >= Self.arenaChunk {
             var chunk = ContiguousArray<UInt8>()
             chunk.reserveCapacity(Self.arenaChunk)
             arena.append(chunk)
         }
         let chunk = arena.count - 1
-        let id = UInt32(spans.count)
-        let offset = arena[chunk].count + Self.entryHeader
-        withUnsafeBytes(of: id.littleEndian) { arena[chunk].append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt16(bytes.count).littleEndian) { arena[chunk].append(contentsOf: $0) }
+        let offset = arena[chunk].count
         arena[chunk].append(contentsOf: bytes)
+        let id = UInt32(spans.count)
         spans.append(UInt64(chunk) << 32 | UInt64(offset) << 16 | UInt64(bytes.count))
         return id
-    }
-
-    /// The arena entry of `id`, as a slot names it.
-    private func entry(of id: UInt32) -> UInt32 {
-        let span = spans[Int(id)]
-        return (UInt32(span >> 32) << 16) | (UInt32((span >> 16) & 0xFFFF) - UInt32(Self.entryHeader))
     }
 
     private mutating func placeSlot(for id: UInt32) {
         let hash = withBytes(id) { Self.hash($0, seed) }
         var index = Int(truncatingIfNeeded: hash) & slotMask
         while slots[index] != 0 { index = (index + 1) & slotMask }
-        slots[index] = (hash >> 32) << 32 | UInt64(entry(of: id) + 1)
+        slots[index] = (hash >> 32) << 32 | UInt64(id + 1)
     }
 
     private mutating func growIfNeeded() {
@@ -195,26 +178,24 @@ struct InternTable: Sendable {
         for id in 0..<UInt32(count) { placeSlot(for: id) }
     }
 
-    /// The id in arena entry `entry` when its string is exactly `bytes`.
     @inline(__always)
-    private func entryID(_ entry: UInt32, equalTo bytes: UnsafeRawBufferPointer) -> UInt32? {
+    private func equals(_ span: UInt64, _ bytes: UnsafeRawBufferPointer) -> Bool {
         let n = bytes.count
-        let chunk = Int(entry >> 16), start = Int(entry & 0xFFFF)
-        return arena[chunk].withUnsafeBytes { stored -> UInt32? in
-            guard Int(UInt16(littleEndian: stored.loadUnaligned(fromByteOffset: start + 4, as: UInt16.self))) == n else { return nil }
-            let offset = start + Self.entryHeader
+        guard Int(span & 0xFFFF) == n else { return false }
+        let chunk = Int(span >> 32), offset = Int((span >> 16) & 0xFFFF)
+        return arena[chunk].withUnsafeBytes { stored in
             // Word by word: the strings are short, a call to memcmp costs more.
             var i = 0
             while i + 8 <= n {
                 guard stored.loadUnaligned(fromByteOffset: offset + i, as: UInt64.self)
-                    == bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) else { return nil }
+                    == bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) else { return false }
                 i += 8
             }
             while i < n {
-                guard stored[offset + i] == bytes[i] else { return nil }
+                guard stored[offset + i] == bytes[i] else { return false }
                 i += 1
             }
-            return UInt32(littleEndian: stored.loadUnaligned(fromByteOffset: start, as: UInt32.self))
+            return true
         }
     }
 
