@@ -233,15 +233,21 @@ struct RequestMetricsMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             // Only reached if a middleware outside the problem mapping throws.
-            metrics.series(route: context.endpointPath ?? "NotFound", method: request.method, status: 500).requests.increment()
+            metrics.series(route: Self.route(context), method: request.method, status: 500).requests.increment()
             inFlight.decrement()
             throw error
         }
         // Bodies are buffered, so the response is complete here; writing it is not timed.
-        let series = metrics.series(route: context.endpointPath ?? "NotFound", method: request.method, status: Int(response.status.code))
+        let series = metrics.series(route: Self.route(context), method: request.method, status: Int(response.status.code))
         series.requests.increment()
         series.duration.record(start.duration(to: .now))
         inFlight.decrement()
         return response
+    }
+
+    /// The route template; the router names requests no route took `NotFound`, and only
+    /// preflights (answered by the CORS layer before routing) have none.
+    static func route(_ context: Context) -> String {
+        context.endpointPath ?? "CORSPreflight"
     }
 }

@@ -154,6 +154,9 @@ struct BrowserContractTests {
                     #expect(response.headers[.accessControlAllowOrigin] == nil && response.headers[.accessControlAllowMethods] == nil)
                 }
             }
+            // Preflights are counted under their own route label.
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: [:], body: nil)
+            #expect(String(buffer: metrics.body).contains(#"tally_http_requests_total{method="OPTIONS",route="CORSPreflight",status="204"} 4"#))
         }
     }
 
