@@ -10,7 +10,7 @@ import Testing
 /// CORS: the policy as a pure function, then every error status the API produces through
 /// the real router, with an allowed Origin, a foreign one and none: the status and problem
 /// code never change, and the CORS headers are there exactly when the origin is allowed.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(5)))
 struct BrowserContractTests {
     static let allowed = "https://app.example"
     static let foreign = "https://evil.example"

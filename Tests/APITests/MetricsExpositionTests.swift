@@ -12,7 +12,7 @@ import Testing
 /// and the exposition as `promtool check metrics` and the official Python parser read it.
 /// promtool and the Python parser are found as `make test` provides them; a run without
 /// them fails (as the PostgreSQL tests do without their server), it never skips.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(5)))
 struct MetricsExpositionTests {
     // MARK: - Statuses and conventions, in Swift
 

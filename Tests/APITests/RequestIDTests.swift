@@ -10,7 +10,7 @@ import Testing
 /// Request ids: a client's `X-Request-Id` is the request id when usable and is echoed as
 /// `Request-Id`; `X-Correlation-Id` and `X-Causation-Id` end up on the events a command
 /// writes, and a bad one is refused before anything is written.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(5)))
 struct RequestIDTests {
     @Test func usableIDsAreBoundedVisibleASCII() {
         #expect(RequestIDs.usable("req-42_a.b:c/d") == "req-42_a.b:c/d")
