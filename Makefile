@@ -8,17 +8,21 @@ SHELL := /bin/bash
 SWIFT          ?= swift
 CONFIG         ?= debug
 DATA_DIR       ?= $(CURDIR)/.tally-dev/data
-APT_PACKAGES   := liblz4-dev lz4 libpq-dev pkgconf postgresql
+# prometheus: its promtool checks /metrics in the tests (the server itself is never started).
+APT_PACKAGES   := liblz4-dev lz4 libpq-dev pkgconf postgresql prometheus
 # Each package is probed by a file it installs, so `deps` is a no-op when all are present.
 APT_PROBES     := /usr/include/lz4frame.h /usr/bin/lz4 /usr/include/postgresql/libpq-fe.h \
-                  /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb
+                  /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb /usr/bin/promtool
+# The tests' Python tools, in a virtual environment under .build (never the system's packages).
+VENV           := $(CURDIR)/.build/venv
+PIP_PACKAGES   := prometheus-client
 SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The PostgreSQL 15 server that `make test` starts for the tests (loopback only, trust auth).
 PG_TEST_PORT   ?= 55432
 PG_TEST_DIR    ?= $(CURDIR)/.build/postgres-test
 PG_TEST_SCRIPT := $(CURDIR)/scripts/postgres-test-server.sh
 
-.PHONY: help deps build run test pg-test-start pg-test-stop bench bench-api bench-scale bench-micro clean
+.PHONY: help deps venv build run test pg-test-start pg-test-stop bench bench-api bench-scale bench-micro clean
 
 help:
 	@echo "make run    install what is missing, build, start tally-server on the embedded log"
@@ -39,6 +43,16 @@ deps:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	fi
 
+## venv: the tests' Python packages (PIP_PACKAGES) in VENV; python3-venv from apt when missing.
+venv:
+	@[ -x "$(VENV)/bin/python" ] || python3 -m venv "$(VENV)" 2>/dev/null || { \
+	  echo "==> installing apt package python3-venv"; rm -rf "$(VENV)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv; \
+	  python3 -m venv "$(VENV)"; }
+	@[ "$$(cat "$(VENV)/.packages" 2>/dev/null)" = "$(PIP_PACKAGES)" ] || { \
+	  echo "==> pip install into $(VENV): $(PIP_PACKAGES)"; \
+	  "$(VENV)/bin/pip" install -q $(PIP_PACKAGES) && echo "$(PIP_PACKAGES)" > "$(VENV)/.packages"; }
+
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
@@ -46,13 +60,17 @@ build: deps
 HOST           ?= 127.0.0.1
 PORT           ?= 8080
 DEV_SECRET     := $(CURDIR)/.tally-dev/jwt-secret
+# Browser frontends on the usual local dev-server ports may call the development server
+# (unless TALLY_CORS_ORIGINS is set); production has no CORS unless configured.
+DEV_CORS_ORIGINS ?= http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173
 run: deps
 	$(SWIFT) build -c $(CONFIG) --product tally-server
 	@mkdir -p "$(DATA_DIR)"
 	@[ -s "$(DEV_SECRET)" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$(DEV_SECRET)"
 	@bin=$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/tally-server; \
 	export TALLY_JWT_SECRET=$$(cat "$(DEV_SECRET)"); \
-	echo "tally-server on http://$(HOST):$(PORT) (embedded log in $(DATA_DIR)); tokens valid 24 h:"; \
+	export TALLY_CORS_ORIGINS="$${TALLY_CORS_ORIGINS:-$(DEV_CORS_ORIGINS)}"; \
+	echo "tally-server on http://$(HOST):$(PORT) (embedded log in $(DATA_DIR)); CORS for $$TALLY_CORS_ORIGINS; tokens valid 24 h:"; \
 	for pair in user:alice service:ai-worker admin:admin auditor:auditor; do \
 	  echo "  $${pair%%:*} ($${pair#*:}): $$("$$bin" token --role $${pair%%:*} --subject $${pair#*:})"; \
 	done; \
@@ -66,13 +84,16 @@ run: deps
 # The tests get a PostgreSQL 15 server in PG_TEST_DIR on 127.0.0.1:PG_TEST_PORT
 # (TALLY_TEST_POSTGRES_URL), stopped when the run ends, whether it passes, fails or is interrupted;
 # TALLY_TEST_POSTGRES_SCRIPT starts private instances (start DIR PORT / stop DIR / destroy DIR).
-test: deps
+# The /metrics tests run promtool (TALLY_TEST_PROMTOOL) and the venv's Python with
+# prometheus-client (TALLY_TEST_PYTHON); without them those tests fail, they never skip.
+test: deps venv
 	$(SWIFT) build --build-tests
 	@mkdir -p .build
 	@trap '"$(PG_TEST_SCRIPT)" stop "$(PG_TEST_DIR)"' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	url=$$("$(PG_TEST_SCRIPT)" start "$(PG_TEST_DIR)" $(PG_TEST_PORT)); \
 	echo "==> PostgreSQL for the tests: $$url"; \
 	export TALLY_TEST_POSTGRES_URL="$$url" TALLY_TEST_POSTGRES_SCRIPT="$(PG_TEST_SCRIPT)"; \
+	export TALLY_TEST_PROMTOOL="$$(command -v promtool || true)" TALLY_TEST_PYTHON="$(VENV)/bin/python"; \
 	echo "$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log"; \
 	$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log
 	@grep -Eq 'Test run with [1-9][0-9]* tests? .*passed' .build/test-output.log \

@@ -10,8 +10,15 @@ extension HTTPField.Name {
     public static let tallyLagEvents = Self("Tally-Lag-Events")!
     /// Request: makes a command safe to retry.
     public static let idempotencyKey = Self("Idempotency-Key")!
-    /// Request: recorded on the events a command writes (at most 64 characters kept).
+    /// Request: recorded as `correlation_id` on the events a command writes (1…64 visible
+    /// ASCII characters; default: the request id). Response: echoed when sent.
     public static let correlationID = Self("X-Correlation-Id")!
+    /// Request: recorded as `causation_id` on the events a command writes (1…64 visible
+    /// ASCII characters): the message or event that caused the request.
+    public static let causationID = Self("X-Causation-Id")!
+    /// Request: the client's id for the request, used as the request id when it is 1…64
+    /// visible ASCII characters (otherwise the server makes one).
+    public static let clientRequestID = Self("X-Request-Id")!
     /// Response: the id of the request in the server's logs.
     public static let requestID = Self("Request-Id")!
 }

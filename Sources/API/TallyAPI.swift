@@ -34,17 +34,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
 
     public func makeRouter() -> Router<TallyRequestContext> {
         let router = Router(context: TallyRequestContext.self)
-        router.add(middleware: LogRequestsMiddleware(.debug))
-        router.add(middleware: ProblemMiddleware())
-        if !corsOrigins.isEmpty {
-            router.add(middleware: CORSMiddleware(
-                allowOrigin: corsOrigins == ["*"] ? .all : .custom(corsOrigins.joined(separator: ",")),
-                allowHeaders: [.authorization, .contentType, .idempotencyKey, .tallyAfter],
-                allowMethods: [.get, .post, .options]
-            ))
-        }
-        router.add(middleware: MetricsMiddleware())
-        router.add(middleware: AuthMiddleware(authority: authority))
+        addMiddleware(to: router)
         router.get("/api/health") { _, _ in try JSONResponse.make(["status": "ok"]) }
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json())))
@@ -53,8 +43,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
             if let token = metrics.token, request.headers[.authorization] != "Bearer " + token {
                 throw AuthError(.unauthenticated, "/metrics needs Authorization: Bearer <TALLY_METRICS_TOKEN>")
             }
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                            body: .init(byteBuffer: ByteBuffer(string: metrics.render(hub))))
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: await metrics.render(hub, breaker: breaker.current))))
         }
         let v1 = router.group("/api/v1")
         v1.post("creator/search/{username}", use: search)
@@ -297,8 +287,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     }
 
     static func commandContext(_ request: Request, _ context: TallyRequestContext, _ identity: Identity) -> CommandContext {
-        let correlation = request.headers[.correlationID].map { String($0.prefix(64)) } ?? context.id
-        return CommandContext(actor: identity.actor, correlationID: correlation)
+        // ProblemMiddleware checked both ids; the request id stands in for a missing correlation id.
+        CommandContext(actor: identity.actor, correlationID: context.correlationID ?? context.id, causationID: context.causationID ?? "")
     }
 
     static func intQuery(_ request: Request, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {

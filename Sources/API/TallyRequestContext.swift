@@ -1,3 +1,4 @@
+import HTTPTypes
 public import Hummingbird
 import Logging
 
@@ -6,6 +7,10 @@ public struct TallyRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Set by `AuthMiddleware`; nil on public routes.
     public var identity: Identity?
+    /// `X-Correlation-Id` and `X-Causation-Id` as sent (checked by `ProblemMiddleware`);
+    /// nil when absent. Commands record them on the events they write.
+    public var correlationID: String?
+    public var causationID: String?
     /// Bodies are bounded: larger ones get 413 before any parsing.
     public var maxUploadSize: Int { Self.maxBodyBytes }
     public static let maxBodyBytes = 1 << 20
@@ -44,22 +49,32 @@ struct AuthMiddleware: RouterMiddleware {
     }
 }
 
-/// Turns every error into a problem response, and stamps each response with the request id.
+/// Turns every error into a problem response, and counts each command's outcome. It checks
+/// the correlation and causation ids first, so a bad one is a 400 like any bad input.
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = TallyRequestContext
+    let metrics: TallyMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var problem: Problem?
         var response: Response
         do {
+            var context = context
+            context.correlationID = try RequestIDs.recorded(request, .correlationID)
+            context.causationID = try RequestIDs.recorded(request, .causationID)
             response = try await next(request, context)
         } catch {
-            let problem = Problem(error)
-            if problem.code == .internal {
+            let mapped = Problem(error)
+            if mapped.code == .internal {
                 context.logger.error("request failed", metadata: ["error": "\(error)"])
             }
-            response = try problem.response()
+            problem = mapped
+            response = try mapped.response()
         }
-        response.headers[.requestID] = context.id
+        // Commands are the POST routes; a request no route took is no command.
+        if request.method == .post, let route = context.endpointPath, route != "NotFound" {
+            metrics.recordCommand(route: route, outcome: problem?.code.rawValue ?? "ok")
+        }
         return response
     }
 }

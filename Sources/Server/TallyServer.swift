@@ -3,7 +3,6 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
-import Metrics
 import Prometheus
 
 /// `tally-server`: the HTTP API over the event log. `serve` (the default) runs it; `token`
@@ -85,8 +84,9 @@ struct Serve: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "tally")
         logger.logLevel = configuration.logLevel
+        // `/metrics` renders this registry; Tally records into it directly (nothing here
+        // records through swift-metrics, so no MetricsSystem is bootstrapped).
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let application: any ApplicationProtocol
         do {
             application = try await buildApplication(configuration: configuration, logger: logger, metricsRegistry: registry)

@@ -182,8 +182,8 @@ import Glibc
         // The writer's reconnection shows in /metrics.
         let metrics = try await client.execute(HTTPClientRequest(url: api + "/metrics"), timeout: .seconds(10))
         let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
-        let reconnects = text.split(separator: "\n").first { $0.hasPrefix("tally_log_reconnects ") }
-        #expect(reconnects.flatMap { Double($0.split(separator: " ").last!) }.map { $0 >= 1 } == true, "\(reconnects ?? "no tally_log_reconnects")")
+        let reconnects = text.split(separator: "\n").first { $0.hasPrefix("tally_log_reconnects_total ") }
+        #expect(reconnects.flatMap { Double($0.split(separator: " ").last!) }.map { $0 >= 1 } == true, "\(reconnects ?? "no tally_log_reconnects_total")")
         #expect(try await server.terminate() == 0)
     }
 

@@ -7,7 +7,8 @@ import Synchronization
 /// to land instead of sleeping.
 public final class FaultInjectingStore<Base: EventStore>: EventStore {
     public typealias Events = Base.Events
-    public enum Mode: Sendable { case normal, failing, slow(Duration) }
+    /// `conflicting`: every append is refused as if its stream had moved on (reads pass).
+    public enum Mode: Sendable { case normal, failing, slow(Duration), conflicting }
 
     public let base: Base
     private let state = Mutex((mode: Mode.normal, inFlight: 0))
@@ -29,7 +30,7 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
         }
         defer { state.withLock { $0.inFlight -= 1 } }
         switch mode {
-        case .normal: break
+        case .normal, .conflicting: break
         case .failing: throw EventLogError(.io, "injected: the disk is gone")
         case .slow(let delay): try? await Task.sleep(for: delay)
         }
@@ -37,7 +38,8 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
     }
 
     public func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult {
-        try await faulted { try await base.append(appends, idempotencyKey: idempotencyKey) }
+        if case .conflicting = mode { throw EventLogError(.wrongExpectedVersion, "injected: the stream moved on") }
+        return try await faulted { try await base.append(appends, idempotencyKey: idempotencyKey) }
     }
 
     public func head() async throws -> LogHead {

@@ -90,7 +90,7 @@ public func buildApplication(
         let options = FileLog.Options(fsync: configuration.fsync, repair: configuration.repair,
                                      streamCacheCapacity: configuration.streamCacheCapacity) { [logger] failure in
             // The writer goes on in the full segment and tries again at the next batch;
-            // `tally_log_seal_failures` counts these.
+            // `tally_log_seal_failures_total` counts these.
             logger.error("could not seal the active segment; will retry at the next batch", metadata: ["error": "\(failure)"])
         }
         let log = try FileLog(directory: configuration.dataDirectory, options: options)
