@@ -25,11 +25,24 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
     process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    let exited = AsyncStream<Void> { continuation in
-        process.terminationHandler = { _ in continuation.finish() }
+    let (exited, exit) = AsyncStream<Void>.makeStream()
+    process.terminationHandler = { _ in exit.finish() }
+    // Waited for outside the test's task: a stream's iteration ends at once when its task is
+    // cancelled (a suite's time limit), and reading the status of a child still running traps
+    // the whole test process. On cancellation the child is terminated, then waited for.
+    let waiter = Task.detached { for await _ in exited {} }
+    do {
+        try process.run()
+    } catch {
+        exit.finish()
+        throw error
     }
-    try process.run()
-    for await _ in exited {}
+    await withTaskCancellationHandler {
+        await waiter.value
+    } onCancel: {
+        process.terminate()
+    }
+    try Task.checkCancellation()
     let out = FileManager.default.contents(atPath: outPath) ?? Data()
     let err = FileManager.default.contents(atPath: errPath) ?? Data()
     return ProcessOutput(status: process.terminationStatus, stdoutBytes: [UInt8](out), stderr: String(decoding: err, as: UTF8.self))
