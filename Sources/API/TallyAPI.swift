@@ -83,7 +83,9 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         let identity = try context.require(.user)
         let username = try FieldRules.username(try context.parameters.require("username"))
         let body = try await Self.optionalBody(request, context, as: SearchRequest.self, keys: ["served_from", "duration_ms", "found"])
-        // Answering needs the view: refuse before writing when it was never built.
+        // Answering needs the view: refuse before writing when it was never built, or when
+        // the wait asked for cannot be parsed.
+        _ = try Self.tallyAfter(request)
         try await requireBuilt(hub.unlocked)
         let event = CreatorSearched(user: identity.subject, username: username, servedFrom: body?.servedFrom ?? .fresh,
                                     durationMs: body?.durationMs ?? 0, found: body?.found ?? true)
@@ -244,14 +246,19 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     @_specialize(where Store == FileLog, P == SystemStatsProjection)
     func view<P: Projection>(_ runner: ProjectionRunner<P, Store>, _ request: Request, after written: LogPosition? = nil) async throws -> ViewRead<P.View> {
         var after = written
-        if let raw = request.headers[.tallyAfter] {
-            guard let position = LogPosition(raw) else {
-                throw APIError.invalid("Tally-After", "must be a log position (a whole number)")
-            }
-            after = max(after ?? 0, position)
-        }
+        if let position = try Self.tallyAfter(request) { after = max(after ?? 0, position) }
         try await requireBuilt(runner)
         return await hub.read(runner, after: after)
+    }
+
+    /// The `Tally-After` position, if sent. Commands that answer from a view check it before
+    /// they append: a refused request writes nothing.
+    static func tallyAfter(_ request: Request) throws -> LogPosition? {
+        guard let raw = request.headers[.tallyAfter] else { return nil }
+        guard let position = LogPosition(raw) else {
+            throw APIError.invalid("Tally-After", "must be a log position (a whole number)")
+        }
+        return position
     }
 
     /// A view never built yet (cold start, still catching up from position 0) is a 503 with

@@ -118,6 +118,10 @@ struct ErrorVocabularyTests {
             let after = try await send(client, .get, "/api/v1/system/stats", token: fixture.aliceToken, [.tallyAfter: "soon"])
             let body = try expectProblem(after, .badRequest, code: "invalid_input")
             #expect(body["field"] as? String == "Tally-After")
+            // A search refused for its Tally-After writes no CreatorSearched event (checked by
+            // the head at the end).
+            let searchAfter = try await send(client, .post, "/api/v1/creator/search/natgeo", token: fixture.aliceToken, [.tallyAfter: "soon"])
+            #expect(try expectProblem(searchAfter, .badRequest, code: "invalid_input")["field"] as? String == "Tally-After")
             // A bad username is the same fault in a path as in a command.
             let search = try await send(client, .post, "/api/v1/creator/search/bad-name", token: fixture.aliceToken)
             #expect(try expectProblem(search, .badRequest, code: "invalid_input")["field"] as? String == "username")
