@@ -75,7 +75,9 @@ public final class ViewHub<Store: EventStore>: Sendable {
         }
         let freshness = Freshness(position: published.position, positionRecordedAt: published.recordedAt, head: head,
                                   headRecordedAt: headRecordedAt, state: runner.state)
-        return ViewRead(view: published.view, freshness: freshness, stale: stale)
+        // A view that cannot reach the store cannot tell how far behind it is: stale too
+        // (DESIGN.md, "store down or slow").
+        return ViewRead(view: published.view, freshness: freshness, stale: stale || freshness.state == .storeUnavailable)
     }
 }
 
@@ -83,7 +85,8 @@ public final class ViewHub<Store: EventStore>: Sendable {
 struct ViewRead<View: Sendable>: Sendable {
     var view: View
     var freshness: Freshness
-    /// A `Tally-After` position was not reached within the consistency wait.
+    /// A `Tally-After` position was not reached within the consistency wait, or the view's
+    /// runner cannot reach the store.
     var stale: Bool
 }
 

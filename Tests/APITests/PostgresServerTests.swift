@@ -154,7 +154,9 @@ import Glibc
         let sawUnavailable = try await eventually(timeout: .seconds(240), poll: .milliseconds(100)) {
             let (status, stats) = try await ServerLifecycleTests.call(client, .GET, api + "/api/v1/system/stats", token: admin)
             #expect(status == 200)
-            return (stats["freshness"] as? [String: Any])?["state"] as? String == "storeUnavailable"
+            guard (stats["freshness"] as? [String: Any])?["state"] as? String == "storeUnavailable" else { return false }
+            #expect(stats["stale"] as? Bool == true, "a view that cannot reach the store answers stale: \(stats)")
+            return true
         }
         #expect(sawUnavailable, "the views never reported storeUnavailable while PostgreSQL was down")
         let before = refused.load(ordering: .relaxed)
