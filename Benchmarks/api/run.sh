@@ -26,7 +26,7 @@ done
 admin=$("$bin" token --role admin --subject bench)
 "$bin" token --role user --subject user --count "$users" > "$dir/tokens"
 for i in $(seq 0 $((users - 1))); do
-  curl -s -o /dev/null -X POST -H "Authorization: Bearer $admin" -d "{\"user\":\"user-$i\",\"amount\":1000000000,\"reason\":\"bench\"}" "$url/api/v1/credits/grant"
+  curl -s -o /dev/null -X POST -H "Authorization: Bearer $admin" -H "Content-Type: application/json" -d "{\"user\":\"user-$i\",\"amount\":1000000000,\"reason\":\"bench\"}" "$url/api/v1/credits/grant"
 done
 export TOKEN=$(head -1 "$dir/tokens") TOKENS_FILE="$dir/tokens"
 echo "== log head: $(curl -fs "$url/metrics" | grep '^tally_log_head_position' || true)"

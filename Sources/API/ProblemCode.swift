@@ -10,6 +10,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         case unknownType = "unknown_type"
         case batchTooLarge = "batch_too_large"
         case bodyTooLarge = "body_too_large"
+        case unsupportedMediaType = "unsupported_media_type"
         case unauthenticated
         case forbidden
         case notFound = "not_found"
@@ -38,6 +39,8 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
     public static let batchTooLarge = Self(.batchTooLarge)
     /// A body past the upload limit. Split it. (413)
     public static let bodyTooLarge = Self(.bodyTooLarge)
+    /// A body sent with a `Content-Type` other than JSON. Send `application/json`. (415)
+    public static let unsupportedMediaType = Self(.unsupportedMediaType)
     /// No, or a malformed, forged or expired token. (401)
     public static let unauthenticated = Self(.unauthenticated)
     /// The token's role may not do this. (403)
@@ -74,6 +77,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         switch base {
         case .malformedBody, .invalidInput, .unknownType, .batchTooLarge, .badRequest: .badRequest
         case .bodyTooLarge: .contentTooLarge
+        case .unsupportedMediaType: .unsupportedMediaType
         case .unauthenticated: .unauthorized
         case .forbidden: .forbidden
         case .notFound: .notFound
@@ -93,6 +97,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         case .unknownType: "Unknown event type"
         case .batchTooLarge: "Batch too large"
         case .bodyTooLarge: "Body too large"
+        case .unsupportedMediaType: "Unsupported media type"
         case .unauthenticated: "Unauthorized"
         case .forbidden: "Forbidden"
         case .notFound: "Not found"

@@ -160,6 +160,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     func report(_ request: Request, _ context: TallyRequestContext, accepting types: Set<EventType>) async throws -> Response {
         let identity = try context.require(.service)
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        try Self.requireJSON(request)
         let document = try JSONParser.parse(Array(buffer.readableBytesView), maxBytes: context.maxUploadSize)
         guard let object = document.objectValue, let items = object["events"]?.arrayValue, object.keys == ["events"] else {
             throw APIError.malformedBody("send {\"events\": [{\"type\": …, \"data\": {…}}, …]}")
@@ -278,6 +279,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     static func optionalBody<T: Decodable>(_ request: Request, _ context: TallyRequestContext, as: T.Type, keys: Set<String>) async throws -> T? {
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else { return nil }
+        try requireJSON(request)
         let bytes = Array(buffer.readableBytesView)
         guard let object = try JSONParser.parse(bytes, maxBytes: context.maxUploadSize).objectValue else {
             throw APIError.malformedBody("the body must be a JSON object")
@@ -287,6 +289,23 @@ public struct TallyAPI<Store: EventStore>: Sendable {
             throw APIError.malformedBody("unknown field(s) \(unknown.sorted().joined(separator: ", ")); this endpoint takes \(keys.sorted().joined(separator: ", "))")
         }
         return try JSONDecoder().decode(T.self, from: Data(bytes))
+    }
+
+    /// A body's declared type must be JSON: `application/json`, with parameters (a charset
+    /// other than UTF-8 is refused too). A body without `Content-Type` is read as JSON, as
+    /// most HTTP clients' JSON helpers send it; anything else is a 415 before it is parsed.
+    static func requireJSON(_ request: Request) throws {
+        guard let declared = request.headers[.contentType] else { return }
+        let parts = declared.split(separator: ";", omittingEmptySubsequences: false)
+        let media = parts[0].trimmingCharacters(in: .whitespaces).lowercased()
+        let charsetOK = parts.dropFirst().allSatisfy { parameter in
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard pair.first == "charset" else { return true }
+            return pair.count == 2 && ["utf-8", "\"utf-8\"", "utf8"].contains(pair[1])
+        }
+        guard media == "application/json", charsetOK else {
+            throw APIError(.unsupportedMediaType, "the body is declared as \(declared.prefix(100)); send it as JSON with Content-Type: application/json")
+        }
     }
 
     static func idempotencyKey(_ request: Request) -> String? {

@@ -2,6 +2,7 @@ import Commands
 import EventLog
 import Events
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import TallyTestSupport
@@ -15,7 +16,7 @@ struct ErrorVocabularyTests {
     /// The contract clients key on: a code is never renamed and never changes status.
     static let statuses: [String: Int] = [
         "malformed_body": 400, "invalid_input": 400, "unknown_type": 400, "batch_too_large": 400, "bad_request": 400,
-        "body_too_large": 413, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
+        "body_too_large": 413, "unsupported_media_type": 415, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
         "insufficient_credits": 402, "conflict": 409, "store_unavailable": 503, "unreadable_history": 503,
         "view_not_ready": 503, "internal": 500,
     ]
@@ -122,6 +123,15 @@ struct ErrorVocabularyTests {
             // the head at the end).
             let searchAfter = try await send(client, .post, "/api/v1/creator/search/natgeo", token: fixture.aliceToken, [.tallyAfter: "soon"])
             #expect(try expectProblem(searchAfter, .badRequest, code: "invalid_input")["field"] as? String == "Tally-After")
+            // A body declared as something other than JSON is refused before it is parsed.
+            for declared in ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1"] {
+                let grant = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken,
+                                           body: #"{"user":"alice","amount":5,"reason":"r"}"#, [.contentType: declared])
+                try expectProblem(grant, .unsupportedMediaType, code: "unsupported_media_type")
+                let search = try await send(client, .post, "/api/v1/creator/search/natgeo", token: fixture.aliceToken,
+                                            body: #"{"found":true}"#, [.contentType: declared])
+                try expectProblem(search, .unsupportedMediaType, code: "unsupported_media_type")
+            }
             // A bad username is the same fault in a path as in a command.
             let search = try await send(client, .post, "/api/v1/creator/search/bad-name", token: fixture.aliceToken)
             #expect(try expectProblem(search, .badRequest, code: "invalid_input")["field"] as? String == "username")
@@ -129,6 +139,20 @@ struct ErrorVocabularyTests {
             #expect(try expectProblem(unlock, .badRequest, code: "invalid_input")["field"] as? String == "username")
             try expectProblem(try await send(client, .get, "/api/v1/no/such/route", token: fixture.aliceToken), .notFound, code: "not_found")
             #expect(fixture.head == 0)
+        }
+    }
+
+    /// JSON declared in any spelling of `application/json`, with a UTF-8 charset or none, or
+    /// not declared at all, is read.
+    @Test func jsonBodiesAreReadHoweverTheTypeIsSpelled() async throws {
+        try await withAPI { fixture, client in
+            for (i, declared) in ["application/json", "Application/JSON; charset=UTF-8", "application/json;charset=\"utf-8\"", nil].enumerated() {
+                let extra: [HTTPField.Name: String] = declared.map { [.contentType: $0] } ?? [:]
+                let grant = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken,
+                                           body: #"{"user":"carol","amount":5,"reason":"r"}"#, extra)
+                #expect(grant.status == .ok, "\(declared ?? "no Content-Type"): \(String(buffer: grant.body))")
+                #expect(fixture.head == LogPosition(i + 1))
+            }
         }
     }
 }
