@@ -143,7 +143,13 @@ extension TallyAPI {
         let from = LogPosition(try Self.intQuery(request, "from_position", default: 1, in: 1...Int.max))
         let since = try query.get("since").map { try EventTime.parseISO8601($0, field: "since") }
         let until = try query.get("until").map { try EventTime.parseISO8601($0, field: "until") }
-        let types = query.get("type").map { Set([$0]) }
+        let types = try query.get("type").map { type in
+            // A filter by a type no event can have would answer "none" for a typo.
+            guard EventType(rawValue: type) != nil else {
+                throw APIError.invalid("type", "must be an event type: \(EventType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return Set([type])
+        }
         if let stream = query.get("stream") {
             return try await streamPage(stream, fromVersion: 0, limit: limit, keep: { event in
                 event.position >= from && since.map { event.recordedAt >= $0 } ?? true && until.map { event.recordedAt < $0 } ?? true

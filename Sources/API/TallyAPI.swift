@@ -114,6 +114,11 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         let identity = try context.require(.user)
         let limit = try Self.intQuery(request, "limit", default: 20, in: 1...100)
         let cursor = request.uri.queryParameters.get("cursor")
+        // A cursor is a previous page's `next_cursor`, a log position; anything else would
+        // silently restart at the first page.
+        if let cursor, (LogPosition(cursor) ?? 0) == 0 {
+            throw APIError.invalid("cursor", "must be a previous page's next_cursor (a log position)")
+        }
         let read = try await view(hub.unlocked, request)
         let page = read.view.unlocked(user: identity.subject, limit: limit, cursor: cursor)
         return JSONResponse.view(encoded: UnlockedPageBody.json(page), freshness: read.freshness, stale: read.stale)

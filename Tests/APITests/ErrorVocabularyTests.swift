@@ -113,9 +113,18 @@ struct ErrorVocabularyTests {
             for (uri, token) in [("/api/v1/creator/unlocked?limit=0", fixture.aliceToken),
                                  ("/api/v1/system/monitoring/performance?hours=0", fixture.adminToken),
                                  ("/api/v1/audit/events?limit=abc", fixture.auditorToken),
-                                 ("/api/v1/audit/events?since=yesterday", fixture.auditorToken)] {
-                try expectProblem(try await send(client, .get, uri, token: token), .badRequest, code: "invalid_input")
+                                 ("/api/v1/audit/events?since=yesterday", fixture.auditorToken),
+                                 ("/api/v1/creator/unlocked?cursor=page-two", fixture.aliceToken),
+                                 ("/api/v1/creator/unlocked?cursor=0", fixture.aliceToken),
+                                 ("/api/v1/audit/events?type=NoSuchType", fixture.auditorToken),
+                                 ("/api/v1/audit/events?stream=user-alice&type=creditsgranted", fixture.auditorToken)] {
+                let field = String(uri.split(separator: "?")[1].split(separator: "&").last!.split(separator: "=")[0])
+                let body = try expectProblem(try await send(client, .get, uri, token: token), .badRequest, code: "invalid_input")
+                #expect(body["field"] as? String == field, "\(uri): \(body)")
             }
+            // A known type and a real cursor are taken.
+            #expect(try await send(client, .get, "/api/v1/audit/events?type=CreditsGranted", token: fixture.auditorToken).status == .ok)
+            #expect(try await send(client, .get, "/api/v1/creator/unlocked?cursor=17", token: fixture.aliceToken).status == .ok)
             let after = try await send(client, .get, "/api/v1/system/stats", token: fixture.aliceToken, [.tallyAfter: "soon"])
             let body = try expectProblem(after, .badRequest, code: "invalid_input")
             #expect(body["field"] as? String == "Tally-After")
