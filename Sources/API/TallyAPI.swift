@@ -82,7 +82,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     @Sendable func search(_ request: Request, context: TallyRequestContext) async throws -> Response {
         let identity = try context.require(.user)
         let username = try FieldRules.username(try context.parameters.require("username"))
-        let body = try await Self.optionalBody(request, context, as: SearchRequest.self, keys: ["served_from", "duration_ms", "found"])
+        let body = try await Self.optionalBody(request, context, as: SearchRequest.self, keys: ["served_from", "duration_ms", "found"],
+                                               wholeNumbers: ["duration_ms"])
         // Answering needs the view: refuse before writing when it was never built, or when
         // the wait asked for cannot be parsed.
         _ = try Self.tallyAfter(request)
@@ -139,7 +140,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
 
     @Sendable func grant(_ request: Request, context: TallyRequestContext) async throws -> Response {
         let identity = try context.require(.admin)
-        guard let body = try await Self.optionalBody(request, context, as: GrantRequest.self, keys: ["user", "amount", "reason"]) else {
+        guard let body = try await Self.optionalBody(request, context, as: GrantRequest.self, keys: ["user", "amount", "reason"],
+                                                     wholeNumbers: ["amount"]) else {
             throw APIError.malformedBody("the body is empty; send {\"user\": …, \"amount\": …, \"reason\": …}")
         }
         let result = try await command {
@@ -280,8 +282,10 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     }
 
     /// A JSON object body decoded strictly: well-formed (bounded parser), only `keys`, every
-    /// field of the right type; nil when the body is empty.
-    static func optionalBody<T: Decodable>(_ request: Request, _ context: TallyRequestContext, as: T.Type, keys: Set<String>) async throws -> T? {
+    /// field of the right type, `wholeNumbers` written as integers (`1e2` or `100.0` is not
+    /// one, though a decoder would round it); nil when the body is empty.
+    static func optionalBody<T: Decodable>(_ request: Request, _ context: TallyRequestContext, as: T.Type, keys: Set<String>,
+                                           wholeNumbers: Set<String> = []) async throws -> T? {
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else { return nil }
         try requireJSON(request)
@@ -292,6 +296,11 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         let unknown = object.keys.filter { !keys.contains($0) }
         guard unknown.isEmpty else {
             throw APIError.malformedBody("unknown field(s) \(unknown.sorted().joined(separator: ", ")); this endpoint takes \(keys.sorted().joined(separator: ", "))")
+        }
+        for key in wholeNumbers.sorted() {
+            guard let value = object[key] else { continue }
+            if case .integer = value { continue }
+            throw APIError.invalid(key, "must be a whole number written without fraction or exponent")
         }
         return try JSONDecoder().decode(T.self, from: Data(bytes))
     }

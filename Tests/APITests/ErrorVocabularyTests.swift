@@ -132,6 +132,14 @@ struct ErrorVocabularyTests {
             // the head at the end).
             let searchAfter = try await send(client, .post, "/api/v1/creator/search/natgeo", token: fixture.aliceToken, [.tallyAfter: "soon"])
             #expect(try expectProblem(searchAfter, .badRequest, code: "invalid_input")["field"] as? String == "Tally-After")
+            // Whole numbers are written as such: a decoder would round 1e2 or 5.0 to an integer.
+            for amount in ["1e2", "5.0", "1E1"] {
+                let grant = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken,
+                                           body: #"{"user":"alice","amount":\#(amount),"reason":"r"}"#)
+                #expect(try expectProblem(grant, .badRequest, code: "invalid_input")["field"] as? String == "amount", "\(amount)")
+            }
+            let duration = try await send(client, .post, "/api/v1/creator/search/natgeo", token: fixture.aliceToken, body: #"{"duration_ms":2.5e1}"#)
+            #expect(try expectProblem(duration, .badRequest, code: "invalid_input")["field"] as? String == "duration_ms")
             // A body declared as something other than JSON is refused before it is parsed.
             for declared in ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1"] {
                 let grant = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken,
