@@ -91,7 +91,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         let event = CreatorSearched(user: identity.subject, username: username, servedFrom: body?.servedFrom ?? .fresh,
                                     durationMs: body?.durationMs ?? 0, found: body?.found ?? true)
         let written = try await command {
-            try await commands.recordSearch(event, context: Self.commandContext(request, context, identity), idempotencyKey: Self.idempotencyKey(request))
+            try await commands.recordSearch(event, context: Self.commandContext(request, context, identity), idempotencyKey: try Self.idempotencyKey(request))
         }
         let read = try await view(hub.unlocked, request, after: written.positions.upperBound)
         let content = SearchBody(username: username, position: written.positions.upperBound,
@@ -105,7 +105,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         let username = try context.parameters.require("username")
         let result = try await command {
             try await commands.unlock(user: identity.subject, username: username, context: Self.commandContext(request, context, identity),
-                                      idempotencyKey: Self.idempotencyKey(request))
+                                      idempotencyKey: try Self.idempotencyKey(request))
         }
         return try JSONResponse.make(UnlockBody(result))
     }
@@ -146,7 +146,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         }
         let result = try await command {
             try await commands.grantCredits(user: body.user, amount: body.amount, reason: body.reason,
-                                            context: Self.commandContext(request, context, identity), idempotencyKey: Self.idempotencyKey(request))
+                                            context: Self.commandContext(request, context, identity), idempotencyKey: try Self.idempotencyKey(request))
         }
         return try JSONResponse.make(["position": Int64(result.position), "balance": result.balance])
     }
@@ -193,7 +193,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
             }
         }
         let commandContext = Self.commandContext(request, context, identity)
-        let key = Self.idempotencyKey(request)
+        let key = try Self.idempotencyKey(request)
         let parsed = events
         let result = try await command { try await record(parsed, types: types, context: commandContext, key: key) }
         let body = PositionsBody(position: result.positions.upperBound, positions: Array(result.positions), events: events.count, replayed: result.replayed)
@@ -322,8 +322,15 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         }
     }
 
-    static func idempotencyKey(_ request: Request) -> String? {
-        request.headers[.idempotencyKey]
+    /// The `Idempotency-Key`, 1–128 visible ASCII characters. Anything else is refused rather
+    /// than stored: a header in invalid UTF-8 reaches us with U+FFFD in place of its bytes, so
+    /// two different keys would collide.
+    static func idempotencyKey(_ request: Request) throws -> String? {
+        guard let key = request.headers[.idempotencyKey] else { return nil }
+        guard (1...EventLimits.maxIdempotencyKeyBytes).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw APIError.invalid("Idempotency-Key", "must be 1–\(EventLimits.maxIdempotencyKeyBytes) visible ASCII characters (letters, digits, punctuation)")
+        }
+        return key
     }
 
     static func commandContext(_ request: Request, _ context: TallyRequestContext, _ identity: Identity) -> CommandContext {

@@ -140,6 +140,12 @@ struct ErrorVocabularyTests {
             }
             let duration = try await send(client, .post, "/api/v1/creator/search/natgeo", token: fixture.aliceToken, body: #"{"duration_ms":2.5e1}"#)
             #expect(try expectProblem(duration, .badRequest, code: "invalid_input")["field"] as? String == "duration_ms")
+            // An Idempotency-Key that is not visible ASCII is refused, not folded (invalid
+            // UTF-8 would arrive as U+FFFD, and two keys would collide).
+            for key in ["café-1", "has space", String(repeating: "k", count: 129)] {
+                let unlock = try await send(client, .post, "/api/v1/creator/unlock/natgeo", token: fixture.aliceToken, [.idempotencyKey: key])
+                #expect(try expectProblem(unlock, .badRequest, code: "invalid_input")["field"] as? String == "Idempotency-Key", "\(key)")
+            }
             // A body declared as something other than JSON is refused before it is parsed.
             for declared in ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1"] {
                 let grant = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken,
