@@ -47,6 +47,22 @@ enum OpenAPIDocument {
         Operation(method: "GET", path: "/api/v1/audit/digest", roles: [.auditor], summary: "The head position and its chain hash."),
     ]
 
+    /// The methods of the routes whose template matches `path` (a `{name}` segment matches
+    /// any one non-empty segment), in the table's order.
+    static func methods(atPath path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        var methods: [String] = []
+        for op in operations where !methods.contains(op.method) {
+            let template = op.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard template.count == segments.count else { continue }
+            let matches = zip(template, segments).allSatisfy { pattern, segment in
+                pattern.hasPrefix("{") ? !segment.isEmpty : pattern == segment
+            }
+            if matches { methods.append(op.method) }
+        }
+        return methods
+    }
+
     static let reportBody = "{events: [{type: string, data: object}] (1...1000)}"
 
     static func json() -> String {

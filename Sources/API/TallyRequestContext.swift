@@ -64,12 +64,21 @@ struct ProblemMiddleware: RouterMiddleware {
             context.causationID = try RequestIDs.recorded(request, .causationID)
             response = try await next(request, context)
         } catch {
-            let mapped = Problem(error)
+            var mapped = Problem(error)
             if mapped.code == .internal {
                 context.logger.error("request failed", metadata: ["error": "\(error)"])
             }
+            // No route took it: a path that exists for other methods is a 405 with `Allow`.
+            var allow: [String] = []
+            if mapped.code == .notFound, let refusal = error as? HTTPError, refusal.status == .notFound {
+                allow = OpenAPIDocument.methods(atPath: request.uri.path)
+                if !allow.isEmpty {
+                    mapped = Problem(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed on \(request.uri.path.prefix(200)); it takes \(allow.joined(separator: ", "))")
+                }
+            }
             problem = mapped
             response = try mapped.response()
+            if !allow.isEmpty { response.headers[.allow] = allow.joined(separator: ", ") }
         }
         // Commands are the POST routes; a request no route took is no command.
         if request.method == .post, let route = context.endpointPath, route != "NotFound" {

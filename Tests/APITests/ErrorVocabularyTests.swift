@@ -161,6 +161,15 @@ struct ErrorVocabularyTests {
             let unlock = try await send(client, .post, "/api/v1/creator/unlock/bad-name", token: fixture.aliceToken)
             #expect(try expectProblem(unlock, .badRequest, code: "invalid_input")["field"] as? String == "username")
             try expectProblem(try await send(client, .get, "/api/v1/no/such/route", token: fixture.aliceToken), .notFound, code: "not_found")
+            // A path that exists for other methods is a 405 naming them, not a 404.
+            for (method, uri, allow) in [(HTTPRequest.Method.post, "/api/v1/system/stats", "GET"),
+                                         (.delete, "/api/v1/creator/unlock/natgeo", "POST"),
+                                         (.put, "/api/v1/audit/streams/user-alice", "GET")] {
+                let refused = try await send(client, method, uri, token: fixture.adminToken)
+                try expectProblem(refused, .methodNotAllowed, code: "method_not_allowed")
+                #expect(refused.headers[.allow] == allow, "\(method) \(uri)")
+            }
+            try expectProblem(try await send(client, .post, "/api/v1/creator/unlock/a/b", token: fixture.aliceToken), .notFound, code: "not_found")
             #expect(fixture.head == 0)
         }
     }
