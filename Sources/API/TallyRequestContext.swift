@@ -59,6 +59,11 @@ struct ProblemMiddleware: RouterMiddleware {
         var problem: Problem?
         var response: Response
         do {
+            // A body declared past the limit is refused before a byte of it is read, rather
+            // than after waiting for (and counting) the body a client may never send.
+            if let declared = request.headers[.contentLength], let length = UInt64(declared), length > UInt64(TallyRequestContext.maxBodyBytes) {
+                throw APIError(.bodyTooLarge, "the body is declared as \(length) bytes, over the \(TallyRequestContext.maxBodyBytes)-byte limit; split it")
+            }
             var context = context
             context.correlationID = try RequestIDs.recorded(request, .correlationID)
             context.causationID = try RequestIDs.recorded(request, .causationID)

@@ -32,4 +32,19 @@ struct LiveTests {
             #expect(int(body, "total") == 1)
         }
     }
+
+    /// A body declared as 10 GiB is refused from its Content-Length, at once: the server does
+    /// not wait for a body the client never sends (the exchange would time out, 20 s, with
+    /// nothing answered) and writes nothing.
+    @Test func aBodyDeclaredPastTheLimitIsRefusedBeforeItIsRead() async throws {
+        try await withAPI(.live) { fixture, client in
+            let port = try #require(client.port)
+            let answer = try await rawHTTPExchange(port: port, "POST /api/v1/credits/grant HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + "Authorization: Bearer \(fixture.adminToken)\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 10737418240\r\n\r\n{\"user\":")
+            #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer.prefix(300))")
+            #expect(answer.contains("body_too_large"), "\(answer.prefix(600))")
+            #expect(fixture.head == 0)
+        }
+    }
 }
