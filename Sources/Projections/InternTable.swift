@@ -406,26 +406,22 @@ extension InternTable {
         }
         for at in 0..<count {
             let id = UInt32(truncatingIfNeeded: order[at])
-            let tag = UInt64(tags[at])
-            var index = Int(truncatingIfNeeded: order[at] >> 32) & slotMask
-            while true {
-                let slot = slots[index]
-                if slot == 0 { break }
-                if slot >> 32 == tag, withBytes(id, { equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], $0) }) {
-                    return max(id, UInt32(truncatingIfNeeded: slot) &- 1)
-                }
-                index = (index + 1) & slotMask
-            }
-            slots[index] = tag << 32 | UInt64(id + 1)
+            if let twice = placeSlot(unless: id, tag: UInt64(tags[at]), home: Int(truncatingIfNeeded: order[at] >> 32)) { return twice }
         }
         return nil
     }
 
-    /// Places `id`'s slot, unless an id with the same bytes holds one: then returns that id.
+    /// Places `id`'s slot, unless an id with the same bytes holds one: then returns the larger
+    /// of the two ids (the repeat).
     private mutating func placeSlot(unless id: UInt32) -> UInt32? {
         let hash = withBytes(id) { Self.hash($0, seed) }
-        let tag = hash >> 32
-        var index = Int(truncatingIfNeeded: hash) & slotMask
+        return placeSlot(unless: id, tag: hash >> 32, home: Int(truncatingIfNeeded: hash))
+    }
+
+    /// The probe both placements share: from `home`, the first empty slot, or the slot of an
+    /// id with the same bytes.
+    private mutating func placeSlot(unless id: UInt32, tag: UInt64, home: Int) -> UInt32? {
+        var index = home & slotMask
         while true {
             let slot = slots[index]
             if slot == 0 { break }
