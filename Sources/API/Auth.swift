@@ -35,6 +35,8 @@ public final class TokenAuthority: Sendable {
     /// Tokens expired less than this long ago are still accepted: clocks drift.
     public let clockSkew: TimeInterval
     private let keys: JWTKeyCollection
+    /// The one `alg` a token's header may name: the configured key's.
+    private let algorithm: String
     private let canSign: Bool
     /// Tokens already verified, with their expiry: a client sends the same token on every
     /// request, and parsing plus checking it costs more than answering from a view. The key
@@ -42,8 +44,9 @@ public final class TokenAuthority: Sendable {
     private let verified = Mutex<[String: (identity: Identity, expires: Date)]>([:])
     static let verifiedCapacity = 10_000
 
-    private init(keys: JWTKeyCollection, canSign: Bool, clockSkew: TimeInterval) {
+    private init(keys: JWTKeyCollection, algorithm: String, canSign: Bool, clockSkew: TimeInterval) {
         self.keys = keys
+        self.algorithm = algorithm
         self.canSign = canSign
         self.clockSkew = clockSkew
     }
@@ -54,7 +57,7 @@ public final class TokenAuthority: Sendable {
             throw AuthError(.misconfigured, "the JWT secret must be at least 32 bytes; generate one with `openssl rand -hex 32`")
         }
         let keys = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
-        return TokenAuthority(keys: keys, canSign: true, clockSkew: clockSkew)
+        return TokenAuthority(keys: keys, algorithm: "HS256", canSign: true, clockSkew: clockSkew)
     }
 
     /// RS256, verifying only, with a PEM public key or certificate.
@@ -66,7 +69,7 @@ public final class TokenAuthority: Sendable {
             throw AuthError(.misconfigured, "the RS256 public key does not parse as PEM: \(error)")
         }
         let keys = await JWTKeyCollection().add(rsa: key, digestAlgorithm: .sha256)
-        return TokenAuthority(keys: keys, canSign: false, clockSkew: clockSkew)
+        return TokenAuthority(keys: keys, algorithm: "RS256", canSign: false, clockSkew: clockSkew)
     }
 
     /// The identity in `token`; throws `AuthError(.unauthenticated)` when it is forged,
@@ -87,6 +90,12 @@ public final class TokenAuthority: Sendable {
     }
 
     private func verifyUncached(_ token: String, now: Date) async throws -> (identity: Identity, expires: Date) {
+        // The key decides the algorithm, never the token: a header naming another one (HS512
+        // over an HS256 secret, `none`) is refused before any signature check.
+        let named = Self.headerAlgorithm(token)
+        guard named == algorithm else {
+            throw AuthError(.unauthenticated, "the bearer token names algorithm \(named.map { "\($0.prefix(20))" } ?? "none readable"); this server takes \(algorithm)")
+        }
         let claims: TallyClaims
         do {
             claims = try await keys.verify(token, as: TallyClaims.self)
@@ -104,6 +113,16 @@ public final class TokenAuthority: Sendable {
             throw AuthError(.unauthenticated, "the token's subject must be 1...128 printable ASCII characters without spaces")
         }
         return (Identity(subject: subject, role: role), claims.exp.value)
+    }
+
+    /// The `alg` of a compact JWS's header, when the header is base64url JSON (at most 4 KiB).
+    static func headerAlgorithm(_ token: String) -> String? {
+        guard let dot = token.firstIndex(of: "."), token.distance(from: token.startIndex, to: dot) <= 4_096 else { return nil }
+        var base64 = token[..<dot].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.utf8.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64),
+              let header = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return header["alg"] as? String
     }
 
     /// A signed token for `subject` in `role`, valid for `lifetime` seconds.

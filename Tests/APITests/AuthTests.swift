@@ -1,4 +1,5 @@
 import API
+import Crypto
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -151,6 +152,32 @@ struct AuthTests {
                 try expectProblem(response, .unauthorized, code: "unauthenticated")
             }
             #expect(fixture.head == 0)
+        }
+    }
+
+    @Test("a token whose header names another algorithm than the key's is 401, even signed with the key")
+    func otherAlgorithmInTheHeader() async throws {
+        try await withAPI { fixture, client in
+            func base64URL(_ bytes: some Sequence<UInt8>) -> String {
+                Data(bytes).base64EncodedString()
+                    .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            }
+            let payload = #"{"sub":"ops","role":"admin","exp":\#(Int(Date().timeIntervalSince1970) + 3600)}"#
+            for alg in ["HS512", "HS384", "RS256", "hs256"] {
+                // Signed with the server's own secret by HMAC-SHA256, only the label differs.
+                let input = base64URL(Array(#"{"alg":"\#(alg)","typ":"JWT"}"#.utf8)) + "." + base64URL(Array(payload.utf8))
+                let signature = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(APIFixture.secret.utf8)))
+                let token = input + "." + base64URL(Array(signature))
+                let response = try await send(client, .post, "/api/v1/credits/grant", token: token,
+                                              body: ["user": "alice", "amount": 5, "reason": "x"])
+                try expectProblem(response, .unauthorized, code: "unauthenticated")
+            }
+            // The same construction labelled HS256 is the server's own kind of token.
+            let input = base64URL(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "." + base64URL(Array(payload.utf8))
+            let signature = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(APIFixture.secret.utf8)))
+            let response = try await send(client, .post, "/api/v1/credits/grant", token: input + "." + base64URL(Array(signature)),
+                                          body: ["user": "alice", "amount": 5, "reason": "x"])
+            #expect(response.status == .ok, "\(String(buffer: response.body))")
         }
     }
 
