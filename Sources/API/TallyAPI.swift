@@ -166,8 +166,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     /// endpoint owns, written all together or not at all.
     func report(_ request: Request, _ context: TallyRequestContext, accepting types: Set<EventType>) async throws -> Response {
         let identity = try context.require(.service)
-        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         try Self.requireJSON(request)
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         let document = try JSONParser.parse(Array(buffer.readableBytesView), maxBytes: context.maxUploadSize)
         guard let object = document.objectValue, let items = object["events"]?.arrayValue, object.keys == ["events"] else {
             throw APIError.malformedBody("send {\"events\": [{\"type\": …, \"data\": {…}}, …]}")

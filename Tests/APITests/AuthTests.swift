@@ -108,9 +108,7 @@ struct AuthTests {
             let parts = fixture.aliceToken.split(separator: ".").map(String.init)
             try #require(parts.count == 3)
             let payload = #"{"sub":"alice","role":"admin","exp":\#(Int(Date().timeIntervalSince1970) + 3600)}"#
-            let encoded = Data(payload.utf8).base64EncodedString()
-                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-            let tampered = [parts[0], encoded, parts[2]].joined(separator: ".")
+            let tampered = [parts[0], base64URL(payload.utf8), parts[2]].joined(separator: ".")
             try await client.execute(uri: "/api/v1/credits/grant", method: .post, headers: headers(tampered),
                                      body: ByteBuffer(string: #"{"user":"alice","amount":5,"reason":"x"}"#)) { response in
                 try expectProblem(response, .unauthorized, code: "unauthenticated")
@@ -140,13 +138,9 @@ struct AuthTests {
     @Test("an unsigned token (alg none) is 401")
     func unsignedToken() async throws {
         try await withAPI { fixture, client in
-            func base64URL(_ text: String) -> String {
-                Data(text.utf8).base64EncodedString()
-                    .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-            }
             let payload = #"{"sub":"ops","role":"admin","exp":\#(Int(Date().timeIntervalSince1970) + 3600)}"#
             for header in [#"{"alg":"none","typ":"JWT"}"#, #"{"alg":"HS256","typ":"JWT"}"#] {
-                let token = base64URL(header) + "." + base64URL(payload) + "."
+                let token = base64URL(header.utf8) + "." + base64URL(payload.utf8) + "."
                 let response = try await send(client, .post, "/api/v1/credits/grant", token: token,
                                               body: ["user": "alice", "amount": 5, "reason": "x"])
                 try expectProblem(response, .unauthorized, code: "unauthenticated")
@@ -155,27 +149,28 @@ struct AuthTests {
         }
     }
 
+    /// A compact JWS of `header` and `payload` with an HMAC-SHA256 signature by the tests'
+    /// secret, whatever `alg` the header names.
+    static func signedWithTheSecret(header: String, payload: String) -> String {
+        let input = base64URL(header.utf8) + "." + base64URL(payload.utf8)
+        let signature = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(APIFixture.secret.utf8)))
+        return input + "." + base64URL(signature)
+    }
+
     @Test("a token whose header names another algorithm than the key's is 401, even signed with the key")
     func otherAlgorithmInTheHeader() async throws {
         try await withAPI { fixture, client in
-            func base64URL(_ bytes: some Sequence<UInt8>) -> String {
-                Data(bytes).base64EncodedString()
-                    .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-            }
             let payload = #"{"sub":"ops","role":"admin","exp":\#(Int(Date().timeIntervalSince1970) + 3600)}"#
             for alg in ["HS512", "HS384", "RS256", "hs256"] {
                 // Signed with the server's own secret by HMAC-SHA256, only the label differs.
-                let input = base64URL(Array(#"{"alg":"\#(alg)","typ":"JWT"}"#.utf8)) + "." + base64URL(Array(payload.utf8))
-                let signature = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(APIFixture.secret.utf8)))
-                let token = input + "." + base64URL(Array(signature))
+                let token = Self.signedWithTheSecret(header: #"{"alg":"\#(alg)","typ":"JWT"}"#, payload: payload)
                 let response = try await send(client, .post, "/api/v1/credits/grant", token: token,
                                               body: ["user": "alice", "amount": 5, "reason": "x"])
                 try expectProblem(response, .unauthorized, code: "unauthenticated")
             }
             // The same construction labelled HS256 is the server's own kind of token.
-            let input = base64URL(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "." + base64URL(Array(payload.utf8))
-            let signature = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(APIFixture.secret.utf8)))
-            let response = try await send(client, .post, "/api/v1/credits/grant", token: input + "." + base64URL(Array(signature)),
+            let response = try await send(client, .post, "/api/v1/credits/grant",
+                                          token: Self.signedWithTheSecret(header: #"{"alg":"HS256","typ":"JWT"}"#, payload: payload),
                                           body: ["user": "alice", "amount": 5, "reason": "x"])
             #expect(response.status == .ok, "\(String(buffer: response.body))")
         }
@@ -238,4 +233,10 @@ struct AuthTests {
             }
         }
     }
+}
+
+/// Base64url without padding, as JWTs encode their parts.
+private func base64URL(_ bytes: some Sequence<UInt8>) -> String {
+    Data(bytes).base64EncodedString()
+        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
 }
