@@ -128,9 +128,12 @@ public struct TallyAPI<Store: EventStore>: Sendable {
 
     // MARK: - Credits
 
+    /// From the unlocked-profiles view, like every read: it answers (marked stale) while the
+    /// store is down; `Tally-After` with a grant's or an unlock's position waits for it.
     @Sendable func balance(_ request: Request, context: TallyRequestContext) async throws -> Response {
         let identity = try context.require(.user)
-        return try JSONResponse.make(BalanceBody(try await command { try await commands.wallet(user: identity.subject) }))
+        let read = try await view(hub.unlocked, request)
+        return try JSONResponse.view(BalanceBody(user: identity.subject, read.view.wallet(user: identity.subject)), read)
     }
 
     struct GrantRequest: Decodable {
