@@ -8,7 +8,10 @@ import Events
 /// Open: commands are rejected until `openDuration` has passed, then it half-opens.
 /// Half-open: one trial command at a time; its success closes the breaker, its failure
 /// opens it again. Every transition is kept and handed out, once closed, to be written as
-/// `CircuitBreakerChanged` events (component `store`): the store takes them only then.
+/// `CircuitBreakerChanged` events (component `store`): the store takes them only then. They
+/// stay queued until an append of them succeeds (`beginRecording` / `endRecording`), one
+/// batch at a time, retried unchanged after a failure so that its idempotency key makes a
+/// retry of an append that did land write nothing twice.
 struct BreakerStateMachine<C: Clock>: Sendable where C.Duration == Duration {
     /// What to do with a command.
     enum Admission: Equatable, Sendable {
@@ -29,8 +32,28 @@ struct BreakerStateMachine<C: Clock>: Sendable where C.Duration == Duration {
     private(set) var failures = 0
     private var openedAt: C.Instant?
     private var trialInFlight = false
-    /// Transitions not yet written to the log.
+    /// Queued transitions past this many (not counting a batch being appended) drop the
+    /// oldest: a store down for days must not grow memory with every half-open trial.
+    static var unrecordedCapacity: Int { 100 }
+
+    /// A batch of transitions for one append: `firstSequence` numbers its first transition
+    /// (this process's count of transitions so far), so the batch names itself.
+    struct RecordingBatch: Equatable, Sendable {
+        var firstSequence: UInt64
+        var transitions: [CircuitBreakerChanged]
+    }
+
+    /// Transitions not yet written to the log, oldest first; the first `attempted` of them
+    /// are the batch last handed out (it stays the same until it is appended).
     private var unrecorded: [CircuitBreakerChanged] = []
+    private var firstUnrecordedSequence: UInt64 = 0
+    private var attempted = 0
+    private var recording = false
+    /// Transitions dropped because the queue was full, since the start.
+    private(set) var droppedTransitions = 0
+
+    /// Transitions waiting for an append.
+    var pendingTransitions: Int { unrecorded.count }
 
     init(failureThreshold: Int, openDuration: Duration, clock: C) {
         self.failureThreshold = max(1, failureThreshold)
@@ -92,15 +115,35 @@ struct BreakerStateMachine<C: Clock>: Sendable where C.Duration == Duration {
         transition(to: .halfOpen, reason: reason)
     }
 
-    /// The transitions to append, handed out once (only when closed: the store takes writes).
-    mutating func takeUnrecorded() -> [CircuitBreakerChanged] {
-        guard state == .closed else { return [] }
-        defer { unrecorded = [] }
-        return unrecorded
+    /// The batch to append now, oldest first: nil unless closed (the store takes writes),
+    /// something is queued and no other append of a batch is running. After a failed append
+    /// the same batch comes again (later transitions wait for the next one).
+    mutating func beginRecording() -> RecordingBatch? {
+        guard state == .closed, !recording, !unrecorded.isEmpty else { return nil }
+        if attempted == 0 { attempted = unrecorded.count }
+        recording = true
+        return RecordingBatch(firstSequence: firstUnrecordedSequence, transitions: Array(unrecorded.prefix(attempted)))
+    }
+
+    /// The append of the batch from `beginRecording` ended: `appended` drops it from the
+    /// queue (it is durable); otherwise it is kept, and handed out again next time.
+    mutating func endRecording(appended: Bool) {
+        guard recording else { return }
+        recording = false
+        guard appended else { return }
+        unrecorded.removeFirst(attempted)
+        firstUnrecordedSequence += UInt64(attempted)
+        attempted = 0
     }
 
     private mutating func transition(to next: BreakerState, reason: String) {
         state = next
         unrecorded.append(CircuitBreakerChanged(component: "store", state: next, reason: reason))
+        if unrecorded.count - attempted > Self.unrecordedCapacity {
+            // The oldest one not in the batch being appended; the batch keeps its numbers.
+            unrecorded.remove(at: attempted)
+            droppedTransitions += 1
+            if attempted == 0 { firstUnrecordedSequence += 1 }
+        }
     }
 }

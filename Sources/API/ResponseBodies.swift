@@ -176,14 +176,14 @@ struct BalanceBody: Encodable {
     var position: LogPosition
     var recent: [Movement]
 
-    init(_ w: WalletState) {
-        user = w.user
+    init(user: String, _ w: UnlockedProfilesView.Wallet) {
+        self.user = user
         balance = w.balance
         totalGranted = w.totalGranted
         totalSpent = w.totalSpent
-        unlocked = w.unlocked.count
+        unlocked = w.unlocked
         position = w.position
-        recent = w.recentMovements.map {
+        recent = w.recent.map {
             Movement(kind: $0.kind.rawValue, position: $0.position, amount: $0.amount, recordedAt: EventTime.iso8601(micros: $0.recordedAt),
                      balanceAfter: $0.balanceAfter, detail: $0.detail)
         }

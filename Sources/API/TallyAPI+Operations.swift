@@ -135,7 +135,8 @@ extension TallyAPI {
 
     // MARK: - Audit
 
-    /// History as `replay inspect` shows it, a page at a time: `next_from_position` continues.
+    /// History as `replay inspect` shows it, a page at a time: `next_from_position` continues;
+    /// with `stream=`, the stream's history by version, `next_from_version` continues.
     @Sendable func auditEvents(_ request: Request, context: TallyRequestContext) async throws -> Response {
         _ = try context.require(.auditor)
         let query = request.uri.queryParameters
@@ -150,11 +151,18 @@ extension TallyAPI {
             }
             return Set([type])
         }
+        let fromVersion = try query.get("from_version").map { _ in UInt64(try Self.intQuery(request, "from_version", default: 0, in: 0...Int.max)) }
         if let stream = query.get("stream") {
-            return try await streamPage(stream, fromVersion: 0, limit: limit, keep: { event in
+            // Paged by stream version: the filters apply within each page of `limit` events
+            // of the stream, so a page may keep fewer (even none) while `next_from_version`
+            // still moves on; null only once the stream is read to its end.
+            return try await streamPage(stream, fromVersion: fromVersion ?? 0, limit: limit, keep: { event in
                 event.position >= from && since.map { event.recordedAt >= $0 } ?? true && until.map { event.recordedAt < $0 } ?? true
                     && types.map { $0.contains(event.type) } ?? true
             })
+        }
+        if fromVersion != nil {
+            throw APIError.invalid("from_version", "pages a stream: send it with stream=, or page the whole log with from_position")
         }
         var lines: [String] = []
         var next: LogPosition?

@@ -44,7 +44,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
                 throw AuthError(.unauthenticated, "/metrics needs Authorization: Bearer <TALLY_METRICS_TOKEN>")
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: await metrics.render(hub, breaker: breaker.current))))
+                            body: .init(byteBuffer: ByteBuffer(string: await metrics.render(hub, breaker: breaker.current, droppedTransitions: breaker.droppedTransitions,
+                                                                                                 pendingTransitions: breaker.pendingTransitions))))
         }
         let v1 = router.group("/api/v1")
         v1.post("creator/search/{username}", use: search)
@@ -127,9 +128,12 @@ public struct TallyAPI<Store: EventStore>: Sendable {
 
     // MARK: - Credits
 
+    /// From the unlocked-profiles view, like every read: it answers (marked stale) while the
+    /// store is down; `Tally-After` with a grant's or an unlock's position waits for it.
     @Sendable func balance(_ request: Request, context: TallyRequestContext) async throws -> Response {
         let identity = try context.require(.user)
-        return try JSONResponse.make(BalanceBody(try await command { try await commands.wallet(user: identity.subject) }))
+        let read = try await view(hub.unlocked, request)
+        return try JSONResponse.view(BalanceBody(user: identity.subject, read.view.wallet(user: identity.subject)), read)
     }
 
     struct GrantRequest: Decodable {
@@ -234,10 +238,12 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     }
 
     /// Runs a command through the store's breaker, then writes the breaker transitions that
-    /// the store could not take while it was failing.
+    /// the store could not take while it was failing (kept for the next command if that
+    /// append fails; the batch's idempotency key makes a retry of a landed append a replay).
     func command<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await breaker.run(body) { transitions in
-            _ = try? await commands.recordHealth(transitions.map { .breaker($0) }, context: CommandContext(actor: "service:tally-server"))
+        try await breaker.run(body) { transitions, key in
+            (try? await commands.recordHealth(transitions.map { .breaker($0) }, context: CommandContext(actor: "service:tally-server"),
+                                              idempotencyKey: key)) != nil
         }
     }
 

@@ -99,7 +99,9 @@ public final class TallyMetrics: Sendable {
         var freshness: Freshness
     }
 
-    func render<Store: EventStore>(_ hub: ViewHub<Store>, breaker: BreakerState) async -> String {
+    /// `droppedTransitions` and `pendingTransitions`: the breaker's queue of transitions not
+    /// yet written (`StoreBreaker`).
+    func render<Store: EventStore>(_ hub: ViewHub<Store>, breaker: BreakerState, droppedTransitions: Int = 0, pendingTransitions: Int = 0) async -> String {
         let projections = [
             ProjectionFigures(name: SystemStatsProjection.name, freshness: await hub.read(hub.stats, after: nil).freshness),
             ProjectionFigures(name: UnlockedProfilesProjection.name, freshness: await hub.read(hub.unlocked, after: nil).freshness),
@@ -117,6 +119,10 @@ public final class TallyMetrics: Sendable {
                 gauge("tally_breaker_state", "The store's circuit breaker for commands: 1 for its current state, 0 for the others.",
                       labels: [("state", candidate.rawValue)]).set(to: candidate == breaker ? 1 : 0)
             }
+            gauge("tally_breaker_transitions_pending", "Breaker transitions waiting to be written to the log (kept until an append of them succeeds).")
+                .set(to: Double(pendingTransitions))
+            total("tally_breaker_transitions_dropped_total", "Breaker transitions dropped unwritten because the queue of pending ones was full.",
+                  droppedTransitions, &state)
             if let process { renderProcess(process, &state) }
             return registry.emitToString()
         }

@@ -11,7 +11,7 @@ public import EventLog
 /// the views skip the same events either way. Health and breaker events are rare and
 /// their folds keep strings; they come decoded.
 public enum PayloadFields {
-    case creditsGranted(amount: Int64)
+    case creditsGranted(user: UnsafeRawBufferPointer, amount: Int64, reason: UnsafeRawBufferPointer)
     case creatorSearched(username: UnsafeRawBufferPointer, servedFrom: ServedFrom, durationMs: Int)
     case profileRefreshed(username: UnsafeRawBufferPointer, followers: Int64, following: Int64, postsCount: Int64,
                           verified: Bool, category: UnsafeRawBufferPointer)
@@ -45,10 +45,10 @@ public enum PayloadFields {
         let text = FieldRules.maxTextBytes
         switch type {
         case .creditsGranted:
-            _ = try r.readLengthPrefixed("user", max: user)
+            let grantee = try r.readLengthPrefixed("user", max: user)
             let amount = try r.readZigZag("amount")
-            _ = try r.readLengthPrefixed("reason", max: label * 4)
-            return .creditsGranted(amount: amount)
+            let reason = try r.readLengthPrefixed("reason", max: label * 4)
+            return .creditsGranted(user: grantee, amount: amount, reason: reason)
         case .creatorSearched:
             _ = try r.readLengthPrefixed("user", max: user)
             let username = try r.readLengthPrefixed("username", max: name)

@@ -52,7 +52,7 @@ public struct SystemStatsProjection: PayloadFieldsProjection {
     @inline(__always)
     public mutating func fold(_ fields: PayloadFields, at stamp: EventStamp) {
         switch fields {
-        case .creditsGranted(let amount):
+        case .creditsGranted(_, let amount, _):
             creditsGranted &+= amount
         case .creatorSearched(let username, let servedFrom, _):
             searches += 1

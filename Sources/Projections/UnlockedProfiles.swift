@@ -36,6 +36,68 @@ public struct ProfileSummary: Sendable, Hashable, Codable {
     }
 }
 
+/// A user's credits as the log says: balance = Σ grants − Σ credits spent by unlocks (a
+/// repeated unlock of a profile spends again, as commands count it), and the last
+/// `recentLimit` grants and unlocks. The view's own copy of what `WalletState` folds for
+/// commands, so that a balance read answers from a view while the store is down.
+public struct WalletSummary: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        case grant
+        case unlock
+    }
+
+    /// One grant or unlock.
+    public struct Movement: Sendable, Hashable {
+        public var kind: Kind
+        public var position: LogPosition
+        /// Credits granted (grant) or spent (unlock).
+        public var amount: Int64
+        /// µs since 1970 UTC.
+        public var recordedAt: Int64
+        public var balanceAfter: Int64
+        /// The grant's reason, or the unlocked username.
+        public var detail: String
+    }
+
+    /// How many movements are kept per user (as `/credits/balance` answered before).
+    public static let recentLimit = 20
+
+    public internal(set) var balance: Int64 = 0
+    public internal(set) var totalGranted: Int64 = 0
+    public internal(set) var totalSpent: Int64 = 0
+    /// Position of the last grant or unlock; 0 before any.
+    public internal(set) var position: LogPosition = 0
+    /// Oldest first; at most `recentLimit`. Unlock details are username ids.
+    var movements: [StoredMovement] = []
+
+    struct StoredMovement: Sendable, Hashable {
+        var kind: Kind
+        var position: LogPosition
+        var amount: Int64
+        var recordedAt: Int64
+        var balanceAfter: Int64
+        /// A grant's reason; nil for an unlock, whose username id is `username`.
+        var reason: String?
+        var username: UInt32
+    }
+
+    mutating func record(_ kind: Kind, amount: Int64, at stamp: EventStamp, reason: String?, username: UInt32) {
+        let signed = kind == .grant ? amount : (amount == .min ? .max : -amount)
+        balance = Self.add(balance, signed)
+        if kind == .grant { totalGranted = Self.add(totalGranted, amount) } else { totalSpent = Self.add(totalSpent, amount) }
+        position = stamp.position
+        if movements.count == Self.recentLimit { movements.removeFirst() }
+        movements.append(StoredMovement(kind: kind, position: stamp.position, amount: amount, recordedAt: stamp.recordedAt,
+                                        balanceAfter: balance, reason: reason, username: username))
+    }
+
+    /// Sums saturate, as in `WalletState`: a fold of stored bytes never traps.
+    static func add(_ a: Int64, _ b: Int64) -> Int64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? .max : .min) : sum
+    }
+}
+
 /// The unlocked-profiles view: per user, the distinct profiles unlocked, newest first.
 /// Keyed on dense ids (`InternTable`) in chunked columns, so publishing it after a batch
 /// shares every chunk and costs O(chunks), and the fold writes one chunk after a publish.
@@ -47,7 +109,7 @@ public struct UnlockedProfilesView: Sendable, Equatable {
         var position: LogPosition
     }
 
-    /// Users with at least one unlock.
+    /// Users with at least one unlock or grant.
     var users = InternTable()
     /// Every username of an unlock, a refresh or an analysis.
     var usernames = InternTable()
@@ -55,6 +117,8 @@ public struct UnlockedProfilesView: Sendable, Equatable {
     var unlocks = ChunkedColumn<[Unlock]>()
     /// Per username id; nil for a username only unlocked, never refreshed nor analysed.
     var profiles = ChunkedColumn<ProfileSummary?>()
+    /// Per user id: credits and recent movements.
+    var wallets = ChunkedColumn<WalletSummary>()
 
     public struct Page: Sendable, Hashable {
         public var profiles: [UnlockedProfile]
@@ -87,6 +151,29 @@ public struct UnlockedProfilesView: Sendable, Equatable {
         return unlocks[Int(user)].contains { $0.username == username }
     }
 
+    /// A user's wallet: balance, totals, how many profiles unlocked, and the recent
+    /// movements newest first. A user the log never granted nor charged has all zeros.
+    public struct Wallet: Sendable, Hashable {
+        public var balance: Int64
+        public var totalGranted: Int64
+        public var totalSpent: Int64
+        public var unlocked: Int
+        /// Position of the last grant or unlock; 0 before any.
+        public var position: LogPosition
+        public var recent: [WalletSummary.Movement]
+    }
+
+    public func wallet(user: String) -> Wallet {
+        guard let id = users.lookup(user) else { return Wallet(balance: 0, totalGranted: 0, totalSpent: 0, unlocked: 0, position: 0, recent: []) }
+        let w = wallets[Int(id)]
+        let recent = w.movements.reversed().map { m in
+            WalletSummary.Movement(kind: m.kind, position: m.position, amount: m.amount, recordedAt: m.recordedAt, balanceAfter: m.balanceAfter,
+                                   detail: m.reason ?? usernames.string(m.username))
+        }
+        return Wallet(balance: w.balance, totalGranted: w.totalGranted, totalSpent: w.totalSpent, unlocked: unlocks[Int(id)].count,
+                      position: w.position, recent: recent)
+    }
+
     public func profile(_ username: String) -> ProfileSummary? {
         usernames.lookup(username).flatMap { profiles[Int($0)] }
     }
@@ -95,8 +182,9 @@ public struct UnlockedProfilesView: Sendable, Equatable {
 /// Folds the log into `UnlockedProfilesView`, from the payloads' bytes.
 public struct UnlockedProfilesProjection: PayloadFieldsProjection {
     public static let name = "unlocked-profiles"
-    /// 2: the state keys on interned ids (snapshot sections changed).
-    public static let version = 2
+    /// 2: the state keys on interned ids (snapshot sections changed). 3: wallets per user
+    /// (balance, totals, recent movements), and users include those with grants only.
+    public static let version = 3
 
     var view = UnlockedProfilesView()
     /// (user id, username id) of every first unlock.
@@ -114,6 +202,8 @@ public struct UnlockedProfilesProjection: PayloadFieldsProjection {
         switch fields {
         case .profileUnlocked(let user, let username, let spent):
             unlock(user: internUser(user), username: internUsername(username), spent: spent, at: stamp)
+        case .creditsGranted(let user, let amount, let reason):
+            view.wallets[Int(internUser(user))].record(.grant, amount: amount, at: stamp, reason: String(decoding: reason, as: UTF8.self), username: 0)
         case .profileRefreshed(let username, let followers, let following, let postsCount, let verified, let category):
             updateProfile(Int(internUsername(username))) { summary in
                 summary.followers = followers
@@ -144,6 +234,10 @@ public struct UnlockedProfilesProjection: PayloadFieldsProjection {
             bytes(e.user) { user in bytes(e.username) { username in
                 fold(.profileUnlocked(user: user, username: username, creditsSpent: e.creditsSpent), at: stamp)
             } }
+        case .creditsGranted(let e):
+            bytes(e.user) { user in bytes(e.reason) { reason in
+                fold(.creditsGranted(user: user, amount: e.amount, reason: reason), at: stamp)
+            } }
         case .profileRefreshed(let e):
             bytes(e.username) { username in bytes(e.category) { category in
                 fold(.profileRefreshed(username: username, followers: e.followers, following: e.following, postsCount: e.postsCount,
@@ -165,7 +259,10 @@ public struct UnlockedProfilesProjection: PayloadFieldsProjection {
     @inline(__always)
     private mutating func internUser(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         let id = view.users.intern(bytes)
-        if Int(id) == view.unlocks.count { view.unlocks.append([]) }
+        if Int(id) == view.unlocks.count {
+            view.unlocks.append([])
+            view.wallets.append(WalletSummary())
+        }
         return id
     }
 
@@ -178,7 +275,9 @@ public struct UnlockedProfilesProjection: PayloadFieldsProjection {
 
     @inline(__always)
     private mutating func unlock(user: UInt32, username: UInt32, spent: Int64, at stamp: EventStamp) {
-        // The first unlock of a pair counts; a repeat (possible in imported logs) does not.
+        // Every unlock spends; only the first of a pair lists the profile (a repeat is
+        // possible in imported logs).
+        view.wallets[Int(user)].record(.unlock, amount: spent, at: stamp, reason: nil, username: username)
         guard unlockedPairs.insert(user, username) else { return }
         view.unlocks[Int(user)].append(.init(username: username, unlockedAt: stamp.recordedAt, creditsSpent: spent, position: stamp.position))
     }

@@ -2,12 +2,12 @@ public import EventLog
 
 /// The unlocked-profiles fold state in a binary snapshot (docs/snapshot-format.md): the
 /// interning tables (users, usernames, post ids) as sections of their own, then the
-/// columns keyed on their ids. The set of unlocked pairs is not written: it is exactly the
+/// columns keyed on their ids, the wallets last. The set of unlocked pairs is not written: it is exactly the
 /// (user, username) of every unlock, so it is rebuilt on load, and a snapshot that repeats
 /// a pair is refused.
 extension UnlockedProfilesProjection {
     enum Section: UInt8 {
-        case users = 1, usernames, unlocks, profiles, postIDs, posts
+        case users = 1, usernames, unlocks, profiles, postIDs, posts, wallets
     }
 
     public func writeSnapshot(to w: inout SnapshotWriter) {
@@ -37,6 +37,22 @@ extension UnlockedProfilesProjection {
         for (owner, flags) in zip(postOwners, postFlags) {
             w.unsigned(UInt64(owner))
             w.byte(flags)
+        }
+        w.section(Section.wallets.rawValue, count: view.wallets.count)
+        view.wallets.forEach { wallet in
+            w.signed(wallet.balance)
+            w.signed(wallet.totalGranted)
+            w.signed(wallet.totalSpent)
+            w.unsigned(wallet.position)
+            w.unsigned(UInt64(wallet.movements.count))
+            for m in wallet.movements {
+                w.choice(m.kind)
+                w.unsigned(m.position)
+                w.signed(m.amount)
+                w.signed(m.recordedAt)
+                w.signed(m.balanceAfter)
+                if let reason = m.reason { w.string(reason) } else { w.unsigned(UInt64(m.username)) }
+            }
         }
     }
 
@@ -86,6 +102,39 @@ extension UnlockedProfilesProjection {
             guard flags & ~3 == 0, flags != 0 else { throw r.corrupted("post flags \(flags) are not valid") }
             postOwners.append(UInt32(owner))
             postFlags.append(flags)
+        }
+        let walletCount = try r.section(Section.wallets.rawValue, minimumBytes: 5)
+        guard walletCount == view.users.count else { throw r.corrupted("\(walletCount) wallets, the user table holds \(view.users.count)") }
+        for user in 0..<walletCount {
+            var wallet = WalletSummary()
+            wallet.balance = try r.signed("balance")
+            wallet.totalGranted = try r.signed("total granted")
+            wallet.totalSpent = try r.signed("total spent")
+            wallet.position = try r.unsigned("wallet position")
+            let count = try r.count("movements of a wallet", minimumBytes: 6)
+            guard count <= WalletSummary.recentLimit else { throw r.corrupted("wallet of user \(user) keeps \(count) movements, at most \(WalletSummary.recentLimit)") }
+            wallet.movements.reserveCapacity(count)
+            for _ in 0..<count {
+                let kind = try r.choice(WalletSummary.Kind.self, "movement kind")
+                let position = try r.unsigned("movement position")
+                if let last = wallet.movements.last, last.position >= position { throw r.corrupted("movements of user \(user) are not in log order") }
+                let (amount, at, after) = (try r.signed("movement amount"), try r.signed("movement recorded at"), try r.signed("balance after"))
+                var reason: String?
+                var username: UInt32 = 0
+                if kind == .grant {
+                    reason = try r.string("grant reason")
+                } else {
+                    let id = try r.unsigned("movement username id", max: usernameLimit)
+                    guard id < view.usernames.count else { throw r.corrupted("movement username id \(id) is not a username") }
+                    username = UInt32(id)
+                }
+                wallet.movements.append(.init(kind: kind, position: position, amount: amount, recordedAt: at, balanceAfter: after,
+                                              reason: reason, username: username))
+            }
+            if let last = wallet.movements.last, last.position != wallet.position {
+                throw r.corrupted("wallet of user \(user) is at position \(wallet.position), its last movement at \(last.position)")
+            }
+            view.wallets.append(wallet)
         }
     }
 }

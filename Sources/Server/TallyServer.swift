@@ -34,6 +34,7 @@ struct SettingOptions: ParsableArguments {
     @Option(help: help(.corsOrigins)) var corsOrigins: String?
     @Option(help: help(.metricsToken)) var metricsToken: String?
     @Option(help: help(.logLevel)) var logLevel: String?
+    @Option(help: help(.logFormat)) var logFormat: String?
     @Flag(help: help(.repair)) var repair = false
     @OptionGroup var signing: SigningOptions
 
@@ -42,7 +43,7 @@ struct SettingOptions: ParsableArguments {
         let values: [(TallySetting, String?)] = [
             (.dataDirectory, dataDir), (.store, store), (.host, host), (.port, port), (.fsync, fsync), (.streamCache, streamCache), (.unlockCost, unlockCost),
             (.consistencyWaitMs, consistencyWaitMs), (.commandTimeoutMs, commandTimeoutMs), (.healthIntervalS, healthIntervalS),
-            (.corsOrigins, corsOrigins), (.metricsToken, metricsToken), (.logLevel, logLevel), (.repair, repair ? "true" : nil),
+            (.corsOrigins, corsOrigins), (.metricsToken, metricsToken), (.logLevel, logLevel), (.logFormat, logFormat), (.repair, repair ? "true" : nil),
         ]
         for case let (setting, value?) in values { flags[setting.name] = value }
         return flags
@@ -81,7 +82,8 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try checkedConfiguration(settings.flags, settings: TallySetting.all)
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let format = configuration.logFormat
+        LoggingSystem.bootstrap { format.makeHandler(label: $0) }
         var logger = Logger(label: "tally")
         logger.logLevel = configuration.logLevel
         // `/metrics` renders this registry; Tally records into it directly (nothing here

@@ -25,6 +25,7 @@ import Testing
         (.jwtSecret, ["short", String(repeating: "s", count: 31), String(repeating: "s", count: 31) + " "]),
         (.jwtPublicKey, [String(repeating: "k", count: 4_097)]),
         (.logLevel, ["loud", "INFO"]),
+        (.logFormat, ["JSON", "yaml", "text "]),
     ]
 
     @Test func everySettingHasRefusedValues() {
@@ -80,7 +81,7 @@ import Testing
 
         let environment = ["TALLY_PORT": "9000", "TALLY_UNLOCK_COST": "3", "TALLY_FSYNC": "interval:25", "TALLY_HOST": "",
                            "TALLY_CORS_ORIGINS": "http://localhost:3000, https://app.example", "TALLY_STORE": "file",
-                           "TALLY_LOG_LEVEL": "debug", "TALLY_REPAIR": "true"]
+                           "TALLY_LOG_LEVEL": "debug", "TALLY_REPAIR": "true", "TALLY_LOG_FORMAT": "logfmt"]
         let configuration = try TallyConfiguration(flags: ["port": "0", "unlock-cost": "0"], environment: environment)
         #expect(configuration.port == 0, "the flag wins")
         #expect(configuration.unlockCost == 0)
@@ -88,6 +89,9 @@ import Testing
         #expect(configuration.fsync == .interval(milliseconds: 25))
         #expect(configuration.corsOrigins == ["http://localhost:3000", "https://app.example"])
         #expect(configuration.logLevel == .debug && configuration.repair)
+        #expect(configuration.logFormat == .logfmt)
+        #expect(try TallyConfiguration(flags: [:], environment: [:]).logFormat == .text)
+        #expect(try TallyConfiguration(flags: ["log-format": "json"], environment: [:]).logFormat == .json)
         #expect(try TallyConfiguration(flags: ["cors-origins": "*"], environment: [:]).corsOrigins == ["*"])
         #expect(try TallyConfiguration(flags: ["store": "postgres://tally@127.0.0.1:5432/tally"], environment: [:]).store
             == .postgres(url: "postgres://tally@127.0.0.1:5432/tally"))

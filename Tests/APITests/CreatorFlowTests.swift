@@ -71,7 +71,7 @@ struct CreatorFlowTests {
             let searchedAgain = try json(again)
             #expect(searchedAgain["unlocked"] as? Bool == true)
 
-            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken))
+            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken, [.tallyAfter: String(fixture.head)]))
             #expect(balance["user"] as? String == APIFixture.alice)
             #expect(int(balance, "balance") == 2)
             #expect(int(balance, "total_granted") == 3)
@@ -115,7 +115,7 @@ struct CreatorFlowTests {
                 #expect((replay[key] as? NSObject) == (original[key] as? NSObject), "\(key): \(replay) vs \(original)")
             }
             #expect(fixture.head == head)
-            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken))
+            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken, [.tallyAfter: String(fixture.head)]))
             #expect(int(balance, "balance") == 4)
         }
     }
@@ -127,7 +127,7 @@ struct CreatorFlowTests {
             let second = try await Self.grant(fixture, client, APIFixture.bob, 7, key: "grant-bob-1")
             #expect(first == second)
             #expect(fixture.head == UInt64(first))
-            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.bobToken))
+            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.bobToken, [.tallyAfter: String(fixture.head)]))
             #expect(int(balance, "balance") == 7)
         }
     }
@@ -162,7 +162,7 @@ struct CreatorFlowTests {
                 #expect((list["profiles"] as? [Any])?.isEmpty == true, "\(uri): \(list)")
             }
             for uri in ["/api/v1/credits/balance", "/api/v1/credits/balance?user=alice"] {
-                let wallet = try json(try await send(client, .get, uri, token: fixture.bobToken))
+                let wallet = try json(try await send(client, .get, uri, token: fixture.bobToken, [.tallyAfter: String(fixture.head)]))
                 #expect(wallet["user"] as? String == APIFixture.bob)
                 #expect(int(wallet, "balance") == 0)
                 #expect(int(wallet, "unlocked") == 0)
@@ -171,7 +171,7 @@ struct CreatorFlowTests {
             let search = try json(try await send(client, .post, "/api/v1/creator/search/natgeo", token: fixture.bobToken,
                                                  [.tallyAfter: String(position)]))
             #expect(search["unlocked"] as? Bool == false)
-            let alice = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken))
+            let alice = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken, [.tallyAfter: String(fixture.head)]))
             #expect(int(alice, "balance") == 3)
         }
     }
@@ -257,7 +257,7 @@ struct CreatorFlowTests {
             let regrantBody = try expectProblem(regrant, .badRequest, code: "invalid_input")
             #expect(regrantBody["field"] as? String == "idempotency_key", "\(regrantBody)")
             #expect(fixture.head == head)
-            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken))
+            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken, [.tallyAfter: String(fixture.head)]))
             #expect(int(balance, "balance") == 4)
             #expect(int(balance, "unlocked") == 1)
         }
@@ -276,7 +276,7 @@ struct CreatorFlowTests {
             }
             #expect(statuses.filter { $0 == 200 }.count == 3, "\(statuses.sorted())")
             #expect(statuses.filter { $0 == 402 }.count == 5, "\(statuses.sorted())")
-            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken))
+            let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken, [.tallyAfter: String(fixture.head)]))
             #expect(int(balance, "balance") == 0)
             #expect(int(balance, "total_spent") == 3)
             let list = try json(try await send(client, .get, "/api/v1/creator/unlocked", token: fixture.aliceToken,

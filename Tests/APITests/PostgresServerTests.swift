@@ -159,6 +159,16 @@ import Glibc
             return true
         }
         #expect(sawUnavailable, "the views never reported storeUnavailable while PostgreSQL was down")
+        // The balance too answers from its view, not through the breaker to the store.
+        let balanceAnswered = try await eventually(timeout: .seconds(240), poll: .milliseconds(100)) {
+            let (status, balance) = try await ServerLifecycleTests.call(client, .GET, api + "/api/v1/credits/balance", token: user)
+            #expect(status == 200, "\(balance)")
+            guard (balance["freshness"] as? [String: Any])?["state"] as? String == "storeUnavailable" else { return false }
+            #expect(balance["stale"] as? Bool == true, "\(balance)")
+            #expect(int(balance, "total_granted") == total && int(balance, "balance").map { $0 + (int(balance, "unlocked") ?? -1) } == total, "\(balance)")
+            return true
+        }
+        #expect(balanceAnswered, "the balance never answered from its view while PostgreSQL was down")
         let before = refused.load(ordering: .relaxed)
         try await waitUntil("3 more unlocks refused while PostgreSQL is down", timeout: .seconds(240)) { refused.load(ordering: .relaxed) >= before + 3 }
         _ = try runScript(script, ["start", pgDir, "\(port)"])

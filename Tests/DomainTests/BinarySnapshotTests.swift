@@ -256,7 +256,7 @@ import Testing
             }
         }
 
-        func unlocked(unlockUsername: UInt64, profiles: Int) throws -> Snapshot {
+        func unlocked(unlockUsername: UInt64, profiles: Int, walletUsername: UInt64 = 0, movements: Int = 1, wallets: Int = 1) throws -> Snapshot {
             try state(UnlockedProfilesProjection.name, version: UnlockedProfilesProjection.version) { w in
                 w.section(1, count: 1); w.unsigned(2); w.byte(UInt8(ascii: "u"))
                 w.section(2, count: 1); w.unsigned(2); w.byte(UInt8(ascii: "a"))
@@ -265,9 +265,27 @@ import Testing
                 for _ in 0..<profiles { w.byte(0) }
                 w.section(5, count: 0)
                 w.section(6, count: 0)
+                // The wallet: balance -1, granted 0, spent 1, at position 1; its unlock movement(s).
+                w.section(7, count: wallets)
+                for _ in 0..<wallets {
+                    w.signed(-1); w.signed(0); w.signed(1); w.unsigned(UInt64(movements))
+                    w.unsigned(UInt64(movements))
+                    for m in 0..<movements {
+                        w.byte(1); w.unsigned(UInt64(m + 1)); w.signed(1); w.signed(0); w.signed(-1); w.unsigned(walletUsername)
+                    }
+                }
             }
         }
         #expect(throws: Never.self) { try SnapshotStore.decodeState(UnlockedProfilesProjection.self, from: try unlocked(unlockUsername: 0, profiles: 1)) }
+        let loaded = try SnapshotStore.decodeState(UnlockedProfilesProjection.self, from: try unlocked(unlockUsername: 0, profiles: 1)).makeView().wallet(user: "u")
+        #expect(loaded.balance == -1 && loaded.totalSpent == 1 && loaded.recent.map(\.detail) == ["a"])
+        for (label, snapshot) in [
+            ("a movement's username past the table", try unlocked(unlockUsername: 0, profiles: 1, walletUsername: 1)),
+            ("more movements than a wallet keeps", try unlocked(unlockUsername: 0, profiles: 1, movements: 21)),
+            ("wallets of another count than the users", try unlocked(unlockUsername: 0, profiles: 1, wallets: 2)),
+        ] {
+            #expect(throws: ProjectionError.self, "\(label)") { try SnapshotStore.decodeState(UnlockedProfilesProjection.self, from: snapshot) }
+        }
         #expect(throws: ProjectionError.self) { try SnapshotStore.decodeState(UnlockedProfilesProjection.self, from: try unlocked(unlockUsername: 1, profiles: 1)) }
         #expect(throws: ProjectionError.self) { try SnapshotStore.decodeState(UnlockedProfilesProjection.self, from: try unlocked(unlockUsername: 0, profiles: 2)) }
     }

@@ -6,7 +6,8 @@ import Testing
 
 /// Determinism of the three views on random event sequences: the live view of a runner
 /// that tails appends equals a full rebuild, and so does a runner restarted from its
-/// snapshot after more appends and a restart of the log.
+/// snapshot after more appends and a restart of the log (the unlocked-profiles view's
+/// equality covers its wallets: balances, totals and recent movements).
 @Suite(.timeLimit(.minutes(5))) struct ProjectionPropertyTests {
     static let seeds: [UInt64] = [1, 7, 42, 2026, 0xDEAD_BEEF]
 
@@ -37,6 +38,16 @@ import Testing
                 let page = unlocked.unlocked(user: user, limit: 1_000)
                 #expect(page.total == usernames.count, "seed \(seed), \(user)")
                 #expect(Set(page.profiles.map(\.username)) == usernames, "seed \(seed), \(user)")
+            }
+            #expect(!reference.walletByUser.isEmpty, "seed \(seed): the events grant and spend credits")
+            for (user, expected) in reference.walletByUser {
+                let wallet = unlocked.wallet(user: user)
+                #expect(wallet.balance == expected.balance && wallet.totalGranted == expected.granted && wallet.totalSpent == expected.spent,
+                        "seed \(seed), \(user)")
+                let movements = wallet.recent.reversed().map { "\($0.kind.rawValue) \($0.amount) \($0.detail)" }
+                #expect(movements == Array(expected.movements.suffix(20)), "seed \(seed), \(user)")
+                #expect(wallet.recent.first.map { $0.balanceAfter == expected.balance } ?? true, "seed \(seed), \(user)")
+                #expect(wallet.unlocked == (reference.unlockedByUser[user]?.count ?? 0), "seed \(seed), \(user)")
             }
             for (username, analysed) in reference.postsAnalysedByProfile {
                 #expect(unlocked.profile(username)?.postsAnalysed == analysed, "seed \(seed), \(username)")
@@ -131,6 +142,16 @@ struct ReferenceViews {
     var unlockedByUser: [String: Set<String>] = [:]
     /// Per profile: its posts with at least one completed analysis.
     var postsAnalysedByProfile: [String: Int] = [:]
+    /// Per user: Σ grants, Σ credits spent (every unlock), and every grant and unlock in
+    /// order as (kind, amount, reason or username).
+    var walletByUser: [String: ReferenceWallet] = [:]
+
+    struct ReferenceWallet: Equatable {
+        var granted: Int64 = 0
+        var spent: Int64 = 0
+        var movements: [String] = []
+        var balance: Int64 { granted - spent }
+    }
 
     init(_ events: [DomainEvent]) {
         var profiles: Set<String> = []
@@ -141,7 +162,10 @@ struct ReferenceViews {
         var pairs: Set<[String]> = []
         for event in events {
             switch event {
-            case .creditsGranted(let e): counts.granted += e.amount
+            case .creditsGranted(let e):
+                counts.granted += e.amount
+                walletByUser[e.user, default: ReferenceWallet()].granted += e.amount
+                walletByUser[e.user, default: ReferenceWallet()].movements.append("grant \(e.amount) \(e.reason)")
             case .creatorSearched(let e):
                 counts.searches += 1
                 if e.servedFrom == .cache { counts.cacheHits += 1 }
@@ -153,6 +177,8 @@ struct ReferenceViews {
                 profiles.insert(e.username)
                 pairs.insert([e.user, e.username])
                 unlockedByUser[e.user, default: []].insert(e.username)
+                walletByUser[e.user, default: ReferenceWallet()].spent += e.creditsSpent
+                walletByUser[e.user, default: ReferenceWallet()].movements.append("unlock \(e.creditsSpent) \(e.username)")
             case .postAnalysisCompleted(let e):
                 counts.analysesCompleted += 1
                 profiles.insert(e.username)

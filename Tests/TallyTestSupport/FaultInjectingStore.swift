@@ -37,8 +37,17 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
         return try await body()
     }
 
+    /// Appends that write to any of these streams fail as from a failing disk, whatever the mode.
+    public var failingStreams: Set<String> {
+        get { streams.withLock { $0 } }
+        set { streams.withLock { $0 = newValue } }
+    }
+    private let streams = Mutex(Set<String>())
+
     public func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult {
         if case .conflicting = mode { throw EventLogError(.wrongExpectedVersion, "injected: the stream moved on") }
+        let failing = failingStreams
+        if appends.contains(where: { failing.contains($0.stream) }) { throw EventLogError(.io, "injected: the disk is gone for this stream") }
         return try await faulted { try await base.append(appends, idempotencyKey: idempotencyKey) }
     }
 

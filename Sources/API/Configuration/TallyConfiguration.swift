@@ -31,6 +31,8 @@ public struct TallyConfiguration: Sendable {
     public var jwtSecret: String?
     public var jwtPublicKeyPath: String?
     public var logLevel = Logger.Level.info
+    /// How `tally-server` writes its log lines (`LogFormat`).
+    public var logFormat = LogFormat.text
     /// Breaker: consecutive store failures that open it, and how long it stays open.
     public var breakerFailureThreshold = 5
     public var breakerOpenDuration = Duration.seconds(5)

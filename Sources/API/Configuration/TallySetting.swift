@@ -38,7 +38,7 @@ extension TallySetting {
     /// Every setting, in `--help` order.
     public static let all: [TallySetting] = [
         dataDirectory, store, host, port, fsync, repair, streamCache, unlockCost, consistencyWaitMs, commandTimeoutMs,
-        healthIntervalS, corsOrigins, metricsToken, jwtSecret, jwtPublicKey, logLevel,
+        healthIntervalS, corsOrigins, metricsToken, jwtSecret, jwtPublicKey, logLevel, logFormat,
     ]
 
     /// The settings `tally-server token` reads.
@@ -149,6 +149,14 @@ extension TallySetting {
             throw Refusal("trace, debug, info, notice, warning, error or critical")
         }
         configuration.logLevel = level
+    }
+
+    public static let logFormat = TallySetting(
+        name: "log-format", environment: "TALLY_LOG_FORMAT",
+        help: "text (swift-log's default, the default) | json (one object per line) | logfmt (key=value per line)."
+    ) { (configuration, value) throws(Refusal) in
+        guard let format = LogFormat(rawValue: value) else { throw Refusal("text, json or logfmt") }
+        configuration.logFormat = format
     }
 
     // MARK: - Kinds of setting
