@@ -43,8 +43,8 @@ extension TallyAPI {
     struct SystemHealthBody: Encodable {
         var store: StoreHealth
         var projections: [ProjectionHealth]
-        var components: [String: SystemStats.ComponentHealth]
-        var system: SystemStats.System
+        var components: [String: ComponentHealthBody]
+        var system: SystemStatusBody
     }
 
     @Sendable func systemHealth(_ request: Request, context: TallyRequestContext) async throws -> Response {
@@ -54,6 +54,7 @@ extension TallyAPI {
         let metrics = await hub.read(hub.metrics, after: nil)
         // The store is asked with a deadline: a slow or failing store is reported, not waited on.
         let head = try? await withDeadline(.seconds(1)) { try await hub.store.head() }
+        let components = componentHealth(stats.view.health.latest)
         let body = SystemHealthBody(
             store: StoreHealth(kind: String(describing: Store.self), reachable: head != nil, breaker: breaker.current.rawValue,
                                headPosition: head?.position ?? hub.knownHead, chainHash: head?.chainHashHex),
@@ -62,8 +63,8 @@ extension TallyAPI {
                 ProjectionHealth(name: UnlockedProfilesProjection.name, freshness: FreshnessBody(unlocked.freshness)),
                 ProjectionHealth(name: MetricsProjection.name, freshness: FreshnessBody(metrics.freshness)),
             ],
-            components: stats.view.health.latest,
-            system: stats.view.system
+            components: components,
+            system: systemStatus(components)
         )
         return try JSONResponse.make(body)
     }
@@ -129,7 +130,7 @@ extension TallyAPI {
     @Sendable func alerts(_ request: Request, context: TallyRequestContext) async throws -> Response {
         _ = try context.require(.admin)
         let read = try await view(hub.metrics, request)
-        let body = ["alerts": read.view.alerts(thresholds: alertThresholds)]
+        let body = ["alerts": alertsWithStaleness(read.view)]
         return try JSONResponse.view(body, read)
     }
 

@@ -18,12 +18,18 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     public let corsOrigins: [String]
     public let metrics: TallyMetrics
     public let breaker: StoreBreaker
+    /// A component whose last health sample is older than this is `stale`, not `ok`.
+    public let healthStaleAfter: Duration
+    /// The request's clock, to age health samples at the edge.
+    public let clock: WallClock
     let statsCache = EncodedViewCache()
 
     public init(hub: ViewHub<Store>, commands: CommandService<Store>, authority: TokenAuthority,
                 alertThresholds: AlertThresholds = AlertThresholds(), corsOrigins: [String] = [], metrics: TallyMetrics = TallyMetrics(),
-                breaker: StoreBreaker = StoreBreaker()) {
+                breaker: StoreBreaker = StoreBreaker(), healthStaleAfter: Duration = .seconds(90), clock: WallClock = .system) {
         self.breaker = breaker
+        self.healthStaleAfter = healthStaleAfter
+        self.clock = clock
         self.hub = hub
         self.commands = commands
         self.authority = authority
@@ -51,11 +57,11 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         v1.post("creator/search/{username}", use: search)
         v1.post("creator/unlock/{username}", use: unlock)
         v1.get("creator/unlocked", use: unlocked)
-        v1.get("simple/creator/unlocked", use: unlocked)
+        v1.get("simple/creator/unlocked", use: seedUnlocked)
         v1.get("credits/balance", use: balance)
         v1.post("credits/grant", use: grant)
         v1.get("system/stats", use: stats)
-        v1.get("simple/creator/system/stats", use: stats)
+        v1.get("simple/creator/system/stats", use: seedStats)
         v1.post("events/profiles") { request, context in try await report(request, context, accepting: [.profileRefreshed]) }
         v1.post("events/analysis") { request, context in
             try await report(request, context, accepting: [.postAnalysisCompleted, .postAnalysisFailed])
@@ -68,6 +74,7 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         }
         v1.post("system/recovery/database", use: recoverStore)
         addOperationRoutes(to: v1)
+        addMonitoringRoutes(to: v1)
         return router
     }
 

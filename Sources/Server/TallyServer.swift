@@ -31,6 +31,7 @@ struct SettingOptions: ParsableArguments {
     @Option(help: help(.consistencyWaitMs)) var consistencyWaitMs: String?
     @Option(help: help(.commandTimeoutMs)) var commandTimeoutMs: String?
     @Option(help: help(.healthIntervalS)) var healthIntervalS: String?
+    @Option(help: help(.healthStaleAfterS)) var healthStaleAfterS: String?
     @Option(help: help(.corsOrigins)) var corsOrigins: String?
     @Option(help: help(.metricsToken)) var metricsToken: String?
     @Option(help: help(.logLevel)) var logLevel: String?
@@ -42,7 +43,7 @@ struct SettingOptions: ParsableArguments {
         var flags = signing.flags
         let values: [(TallySetting, String?)] = [
             (.dataDirectory, dataDir), (.store, store), (.host, host), (.port, port), (.fsync, fsync), (.streamCache, streamCache), (.unlockCost, unlockCost),
-            (.consistencyWaitMs, consistencyWaitMs), (.commandTimeoutMs, commandTimeoutMs), (.healthIntervalS, healthIntervalS),
+            (.consistencyWaitMs, consistencyWaitMs), (.commandTimeoutMs, commandTimeoutMs), (.healthIntervalS, healthIntervalS), (.healthStaleAfterS, healthStaleAfterS),
             (.corsOrigins, corsOrigins), (.metricsToken, metricsToken), (.logLevel, logLevel), (.logFormat, logFormat), (.repair, repair ? "true" : nil),
         ]
         for case let (setting, value?) in values { flags[setting.name] = value }

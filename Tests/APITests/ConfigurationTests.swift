@@ -20,6 +20,7 @@ import Testing
         (.consistencyWaitMs, ["-1", "60001"]),
         (.commandTimeoutMs, ["9", "600001", "0"]),
         (.healthIntervalS, ["0", "-3", "86401"]),
+        (.healthStaleAfterS, ["0", "604801", "1.5", "soon"]),
         (.corsOrigins, ["localhost:3000", "*,https://a.example", "https://a.example/*", "ftp://x"]),
         (.metricsToken, ["has space", String(repeating: "t", count: 4_097)]),
         (.jwtSecret, ["short", String(repeating: "s", count: 31), String(repeating: "s", count: 31) + " "]),
@@ -111,6 +112,18 @@ import Testing
         let signing = try TallyConfiguration(flags: [:], environment: ["TALLY_PORT": "x", "TALLY_JWT_SECRET": String(repeating: "s", count: 32)],
                                              settings: TallySetting.signing)
         #expect(signing.jwtSecret != nil)
+    }
+
+    @Test func theHealthStalenessBoundDefaultsToThreeIntervalsAndMayNotBeShorterThanOne() throws {
+        #expect(try TallyConfiguration(flags: [:], environment: [:]).effectiveHealthStaleAfter == .seconds(90))
+        #expect(try TallyConfiguration(flags: ["health-interval-s": "10"], environment: [:]).effectiveHealthStaleAfter == .seconds(30))
+        let set = try TallyConfiguration(flags: [:], environment: ["TALLY_HEALTH_STALE_AFTER_S": "600"])
+        #expect(set.healthStaleAfter == .seconds(600) && set.effectiveHealthStaleAfter == .seconds(600))
+        #expect(try TallyConfiguration(flags: ["health-stale-after-s": "30"], environment: [:]).effectiveHealthStaleAfter == .seconds(30))
+        let short = try #require(throws: ConfigurationError.self) {
+            try TallyConfiguration(flags: ["health-stale-after-s": "29"], environment: [:])
+        }
+        #expect(short.code == .conflictingSettings && short.message.contains("--health-interval-s"), "\(short.message)")
     }
 
     @Test func noSecretAndAnUnreadableKeyFileAreClearErrors() async throws {

@@ -37,7 +37,8 @@ public struct TallyComponents<Store: EventStore>: Sendable {
                        metrics: TallyMetrics(registry: metricsRegistry, token: configuration.metricsToken),
                        breaker: StoreBreaker(failureThreshold: configuration.breakerFailureThreshold,
                                              openDuration: configuration.breakerOpenDuration,
-                                             commandDeadline: configuration.commandTimeout))
+                                             commandDeadline: configuration.commandTimeout),
+                       healthStaleAfter: configuration.effectiveHealthStaleAfter, clock: configuration.wallClock)
     }
 
     /// The long-running parts besides the HTTP server, in start order. A service group stops

@@ -24,6 +24,11 @@ public struct TallyConfiguration: Sendable {
     public var consistencyWait = Duration.seconds(1)
     public var commandTimeout = Duration.seconds(5)
     public var healthInterval = Duration.seconds(30)
+    /// A component whose last health sample is older than this is reported `stale`; nil:
+    /// three health intervals, so one late or lost sample is not yet news.
+    public var healthStaleAfter: Duration?
+    /// The clock health samples are aged against at the API edge (tests inject one).
+    public var wallClock = WallClock.system
     /// Empty: no CORS headers.
     public var corsOrigins: [String] = []
     /// nil: `/metrics` is open.
@@ -70,8 +75,15 @@ public struct TallyConfiguration: Sendable {
             throw ConfigurationError(.conflictingSettings, setting: TallySetting.jwtSecret.name,
                                      "give either \(TallySetting.jwtSecret.label) (HS256) or \(TallySetting.jwtPublicKey.label) (RS256), not both")
         }
+        if let staleAfter = configuration.healthStaleAfter, staleAfter < configuration.healthInterval {
+            throw ConfigurationError(.conflictingSettings, setting: TallySetting.healthStaleAfterS.name,
+                                     "\(TallySetting.healthStaleAfterS.label) is shorter than \(TallySetting.healthIntervalS.label): the server's own samples would always be stale; give at least the interval")
+        }
         self = configuration
     }
+
+    /// The staleness bound in force: as set, or three health intervals.
+    public var effectiveHealthStaleAfter: Duration { healthStaleAfter ?? healthInterval * 3 }
 
     /// The data directory's snapshot folder, when snapshots are on.
     public var snapshotDirectory: String? { snapshots ? dataDirectory + "/snapshots" : nil }

@@ -38,7 +38,7 @@ extension TallySetting {
     /// Every setting, in `--help` order.
     public static let all: [TallySetting] = [
         dataDirectory, store, host, port, fsync, repair, streamCache, unlockCost, consistencyWaitMs, commandTimeoutMs,
-        healthIntervalS, corsOrigins, metricsToken, jwtSecret, jwtPublicKey, logLevel, logFormat,
+        healthIntervalS, healthStaleAfterS, corsOrigins, metricsToken, jwtSecret, jwtPublicKey, logLevel, logFormat,
     ]
 
     /// The settings `tally-server token` reads.
@@ -114,6 +114,11 @@ extension TallySetting {
         "health-interval-s", "TALLY_HEALTH_INTERVAL_S",
         "Seconds between the server's own health samples, each an event in the log (default 30).",
         1...86_400) { $0.healthInterval = .seconds($1) }
+
+    public static let healthStaleAfterS = integer(
+        "health-stale-after-s", "TALLY_HEALTH_STALE_AFTER_S",
+        "Seconds after which a component's last health sample (by its event time, against the request's clock) makes it `stale` instead of ok (default three health intervals, 90).",
+        1...604_800) { $0.healthStaleAfter = .seconds($1) }
 
     public static let corsOrigins = TallySetting(
         name: "cors-origins", environment: "TALLY_CORS_ORIGINS",
