@@ -24,6 +24,14 @@ public struct TallyConfiguration: Sendable {
     public var consistencyWait = Duration.seconds(1)
     public var commandTimeout = Duration.seconds(5)
     public var healthInterval = Duration.seconds(30)
+    /// HTTP connections: closed after this long with no request in flight (keep-alive idle).
+    public var idleTimeout = Duration.seconds(60)
+    /// A request head (request line and headers) must arrive whole within this long of its
+    /// first byte, and its body within `bodyTimeout` of the head; else the connection closes.
+    public var headerTimeout = Duration.seconds(10)
+    public var bodyTimeout = Duration.seconds(30)
+    /// Open connections at most; more wait in the listen backlog until one closes.
+    public var maxConnections = 4_096
     /// Empty: no CORS headers.
     public var corsOrigins: [String] = []
     /// nil: `/metrics` is open.

@@ -38,7 +38,8 @@ extension TallySetting {
     /// Every setting, in `--help` order.
     public static let all: [TallySetting] = [
         dataDirectory, store, host, port, fsync, repair, streamCache, unlockCost, consistencyWaitMs, commandTimeoutMs,
-        healthIntervalS, corsOrigins, metricsToken, jwtSecret, jwtPublicKey, logLevel,
+        healthIntervalS, idleTimeoutMs, headerTimeoutMs, bodyTimeoutMs, maxConnections, corsOrigins, metricsToken, jwtSecret,
+        jwtPublicKey, logLevel,
     ]
 
     /// The settings `tally-server token` reads.
@@ -114,6 +115,26 @@ extension TallySetting {
         "health-interval-s", "TALLY_HEALTH_INTERVAL_S",
         "Seconds between the server's own health samples, each an event in the log (default 30).",
         1...86_400) { $0.healthInterval = .seconds($1) }
+
+    public static let idleTimeoutMs = integer(
+        "idle-timeout-ms", "TALLY_IDLE_TIMEOUT_MS",
+        "An HTTP connection with no request in flight for this many ms is closed (default 60000).",
+        10...3_600_000) { $0.idleTimeout = .milliseconds($1) }
+
+    public static let headerTimeoutMs = integer(
+        "header-timeout-ms", "TALLY_HEADER_TIMEOUT_MS",
+        "A request head not complete this many ms after its first byte closes the connection (default 10000).",
+        10...600_000) { $0.headerTimeout = .milliseconds($1) }
+
+    public static let bodyTimeoutMs = integer(
+        "body-timeout-ms", "TALLY_BODY_TIMEOUT_MS",
+        "A request body not complete this many ms after its head closes the connection (default 30000).",
+        10...3_600_000) { $0.bodyTimeout = .milliseconds($1) }
+
+    public static let maxConnections = integer(
+        "max-connections", "TALLY_MAX_CONNECTIONS",
+        "Open HTTP connections at most; more wait in the listen backlog until one closes (default 4096).",
+        1...1_000_000) { $0.maxConnections = $1 }
 
     public static let corsOrigins = TallySetting(
         name: "cors-origins", environment: "TALLY_CORS_ORIGINS",
