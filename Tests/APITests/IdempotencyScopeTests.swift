@@ -1,4 +1,5 @@
 import API
+@testable import EventLog
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -126,6 +127,49 @@ struct IdempotencyScopeTests {
                                              body: ["user": APIFixture.alice, "amount": 5, "reason": "promo"], [.idempotencyKey: "g-1"])
             _ = try expectProblem(otherReason, .unprocessableContent, code: "idempotency_key_reused")
             #expect(fixture.head == head)
+        }
+    }
+}
+
+/// The same scoping on the shared PostgreSQL log: the stored key and the replay check use
+/// only what every store keeps (the key's first result and the events it wrote).
+@Suite("Idempotency keys on the PostgreSQL log", .serialized, .timeLimit(.minutes(5)))
+struct PostgresIdempotencyScopeTests {
+    @Test("scoped by principal and route, replayed when the same, 422 when different")
+    func scopedOnPostgres() async throws {
+        let base = try PostgresServerTests.environment("TALLY_TEST_POSTGRES_URL")
+        let (url, database) = try PostgresServerTests.freshDatabase(base, "idempotency")
+        defer { try? PGConnection(url: base).execute("DROP DATABASE IF EXISTS \(database) WITH (FORCE)") }
+        try await withTallyFixture(label: "pg-idempotency", store: { _ in try PostgresLog(url: url, options: .init(fsync: .never)) }) { fixture in
+            try await fixture.makeApplication().test(.router) { client in
+                for user in [TallyFixture<PostgresLog>.alice, TallyFixture<PostgresLog>.bob] {
+                    let grant = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken,
+                                               body: ["user": user, "amount": 3, "reason": "seed"])
+                    #expect(grant.status == .ok)
+                }
+                let bob = try json(try await IdempotencyScopeTests.unlock(client, fixture.bobToken, "nasa", key: "k"))
+                let alice = try json(try await IdempotencyScopeTests.unlock(client, fixture.aliceToken, "nasa", key: "k"))
+                #expect(bob["replayed"] as? Bool == false && alice["replayed"] as? Bool == false)
+                #expect(int(alice, "position") != int(bob, "position"))
+                let head = try await fixture.store.head().position
+                let again = try json(try await IdempotencyScopeTests.unlock(client, fixture.aliceToken, "nasa", key: "k"))
+                #expect(again["replayed"] as? Bool == true && int(again, "position") == int(alice, "position"))
+                let other = try await IdempotencyScopeTests.unlock(client, fixture.aliceToken, "natgeo", key: "k")
+                _ = try expectProblem(other, .unprocessableContent, code: "idempotency_key_reused")
+                // The same key on search is another key: written.
+                let search = try await IdempotencyScopeTests.search(client, fixture.aliceToken, "nasa", key: "k")
+                #expect(search.status == .ok)
+                #expect(try await fixture.store.head().position == head + 1)
+
+                let batch = ["events": [profileRefreshed("nasa")]]
+                let first = try json(try await send(client, .post, "/api/v1/events/profiles", token: fixture.serviceToken, body: batch, [.idempotencyKey: "b"]))
+                let replay = try json(try await send(client, .post, "/api/v1/events/profiles", token: fixture.serviceToken, body: batch, [.idempotencyKey: "b"]))
+                #expect(replay["replayed"] as? Bool == true && ints(replay["positions"]) == ints(first["positions"]))
+                let changed = try await send(client, .post, "/api/v1/events/profiles", token: fixture.serviceToken,
+                                             body: ["events": [profileRefreshed("natgeo")]], [.idempotencyKey: "b"])
+                _ = try expectProblem(changed, .unprocessableContent, code: "idempotency_key_reused")
+                #expect(try await fixture.store.head().position == head + 2)
+            }
         }
     }
 }
