@@ -60,7 +60,7 @@ let package = Package(
         ),
         .target(
             name: "Commands",
-            dependencies: ["EventLog", "Events"],
+            dependencies: ["EventLog", "Events", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -141,7 +141,10 @@ enum OpenAPIDocument {
             responses["503"] = problem
         }
         if op.path.contains("unlock/") { responses["402"] = problem }
-        if op.idempotent { responses["409"] = problem }
+        if op.idempotent {
+            responses["409"] = problem
+            responses["422"] = problem
+        }
         if op.method == "POST" { responses["413"] = problem }
         return responses
     }

@@ -47,6 +47,14 @@ public struct Problem: Sendable, Hashable {
 
     /// The response; errors are rare, so Foundation's encoder is fine here.
     public func response() throws -> Response {
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encodedBody())))
+    }
+
+    /// The `application/problem+json` document, also written by the connection guard for
+    /// requests refused before any route saw them.
+    func encodedBody() throws -> Data {
         var body = extra
         body["type"] = .string("about:blank")
         body["title"] = .string(title)
@@ -55,10 +63,7 @@ public struct Problem: Sendable, Hashable {
         body["status"] = .number(Int64(status.code))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(body)
-        var headers: HTTPFields = [.contentType: "application/problem+json"]
-        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return try encoder.encode(body)
     }
 }
 

@@ -18,6 +18,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         case badRequest = "bad_request"
         case insufficientCredits = "insufficient_credits"
         case conflict
+        case idempotencyKeyReused = "idempotency_key_reused"
         case storeUnavailable = "store_unavailable"
         case unreadableHistory = "unreadable_history"
         case viewNotReady = "view_not_ready"
@@ -53,8 +54,13 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
     public static let badRequest = Self(.badRequest)
     /// The balance is below the cost; grant credits first. (402)
     public static let insufficientCredits = Self(.insufficientCredits)
-    /// The stream kept moving; retry with the same Idempotency-Key. (409)
+    /// Another writer (another server) kept moving the stream through every retry; nothing
+    /// was written. Retry after Retry-After with the same Idempotency-Key. (409)
     public static let conflict = Self(.conflict)
+    /// The Idempotency-Key was first used, by the same caller on the same route, for a
+    /// different request (other path parameters or body); nothing was written. Use a new
+    /// key for a new request. (422)
+    public static let idempotencyKeyReused = Self(.idempotencyKeyReused)
     /// The store is failing or slow, or the breaker is open; nothing was written. Retry
     /// after Retry-After with the same Idempotency-Key. (503)
     public static let storeUnavailable = Self(.storeUnavailable)
@@ -84,6 +90,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         case .methodNotAllowed: .methodNotAllowed
         case .insufficientCredits: .init(code: 402, reasonPhrase: "Payment Required")
         case .conflict: .conflict
+        case .idempotencyKeyReused: .unprocessableContent
         case .storeUnavailable, .unreadableHistory, .viewNotReady: .serviceUnavailable
         case .internal: .internalServerError
         }
@@ -105,6 +112,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         case .badRequest: "Bad request"
         case .insufficientCredits: "Insufficient credits"
         case .conflict: "Conflict"
+        case .idempotencyKeyReused: "Idempotency key reused"
         case .storeUnavailable: "Store unavailable"
         case .unreadableHistory: "Unreadable history"
         case .viewNotReady: "View not ready"

@@ -2,6 +2,7 @@ import Commands
 import EventLog
 import Events
 import Hummingbird
+import NIOHTTP1
 import Projections
 
 /// The one mapping from errors to problem responses: every error a handler or middleware
@@ -17,6 +18,10 @@ extension Problem {
         case let error as EventLogError: self.init(error)
         case let error as BreakerOpen: self.init(error)
         case let error as DecodingError: self.init(error)
+        // The body broke off mid-way (the client closed or sent malformed chunks): the
+        // client's fault, answered if the connection still takes an answer.
+        case let error as HTTPParserError:
+            self.init(.badRequest, detail: "the request body could not be read whole (\(error)); send the whole body its Content-Length declares")
         case let error as HTTPError: self.init(status: error.status, detail: error.body)
         case let error as any HTTPResponseError: self.init(status: error.status, detail: nil)
         default: self.init(.internal, detail: "the server failed to answer; the request id is in the logs")
@@ -43,7 +48,11 @@ extension Problem {
             set("balance", error.balance.map(Member.number))
             set("cost", error.cost.map(Member.number))
         case .conflict:
-            self.init(.conflict, detail: error.message)
+            // Only another server's write conflicts (this one's commands take turns): retryable.
+            self.init(.conflict, detail: error.message, retryAfter: 1)
+        case .idempotencyKeyReused:
+            self.init(.idempotencyKeyReused, detail: error.message)
+            locate(item: nil, field: error.field)
         case .storeUnavailable:
             self.init(.storeUnavailable, detail: error.message, retryAfter: 1)
         case .unreadableHistory:
@@ -78,7 +87,7 @@ extension Problem {
     init(_ error: EventLogError) {
         switch error.code {
         case .invalidInput: self.init(.invalidInput, detail: error.message)
-        case .wrongExpectedVersion: self.init(.conflict, detail: error.message)
+        case .wrongExpectedVersion: self.init(.conflict, detail: error.message, retryAfter: 1)
         default: self.init(.storeUnavailable, detail: error.message, retryAfter: 1)
         }
     }

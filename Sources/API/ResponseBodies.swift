@@ -121,6 +121,9 @@ struct SearchBody: Encodable {
     var position: LogPosition
     var unlocked: Bool
     var profile: ProfileSummary?
+    /// True when this repeats an earlier search with the same Idempotency-Key: the position
+    /// is the first search's and nothing new was written.
+    var replayed: Bool
 }
 
 /// One page of a user's unlocked profiles, written without `JSONEncoder`: this is the

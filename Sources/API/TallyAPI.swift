@@ -103,7 +103,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         }
         let read = try await view(hub.unlocked, request, after: written.positions.upperBound)
         let content = SearchBody(username: username, position: written.positions.upperBound,
-                                 unlocked: read.view.hasUnlocked(user: identity.subject, username: username), profile: read.view.profile(username))
+                                 unlocked: read.view.hasUnlocked(user: identity.subject, username: username), profile: read.view.profile(username),
+                                 replayed: written.replayed)
         return try JSONResponse.view(content, read)
     }
 

@@ -38,13 +38,15 @@ public struct CommandContext: Sendable, Hashable {
         event.proposed(actor: actor, correlationID: correlationID, causationID: causationID, recordedAt: recordedAt)
     }
 
-    /// Checks an idempotency key against the log's bounds (1…128 bytes, no control characters).
-    static func validatedKey(_ key: String?) throws(CommandError) -> String? {
+    /// Checks a client's idempotency key against the log's bounds (1…128 bytes, no control
+    /// characters) and returns the key the store is given: scoped by this context's actor
+    /// and the route (`IdempotencyScope`).
+    func scopedKey(_ key: String?, route: CommandRoute) throws(CommandError) -> String? {
         guard let key else { return nil }
         try CommandError.validating {
             try FieldRules.text(key, field: "idempotency_key", maxBytes: EventLimits.maxIdempotencyKeyBytes, allowEmpty: false)
         }
-        return key
+        return IdempotencyScope.storedKey(client: key, actor: actor, route: route)
     }
 }
 

@@ -16,12 +16,13 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
             case storeUnavailable = "store_unavailable"
             case batchTooLarge = "batch_too_large"
             case unreadableHistory = "unreadable_history"
+            case idempotencyKeyReused = "idempotency_key_reused"
         }
 
         package let base: Base
         private init(_ base: Base) { self.base = base }
 
-        /// The input broke a rule (field bounds, username rules, a reused idempotency key);
+        /// The input broke a rule (field bounds, username rules);
         /// the cause is the `DomainError` when there is one. Fix the request. (HTTP 400)
         public static let invalidInput = Code(.invalidInput)
         /// The wallet's balance is below the unlock cost. Grant credits first. (HTTP 402)
@@ -37,6 +38,10 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
         /// The wallet's history holds a grant or unlock this build cannot read, so its
         /// balance is unknown; nothing was written. Upgrade Tally. (HTTP 503)
         public static let unreadableHistory = Code(.unreadableHistory)
+
+        /// The idempotency key was first used, by the same caller on the same route, for a
+        /// different request; nothing was written. Use a new key for a new request. (HTTP 422)
+        public static let idempotencyKeyReused = Code(.idempotencyKeyReused)
 
         /// Every code, for tests and documentation.
         public static var all: [Code] { Base.allCases.map(Code.init) }
@@ -98,10 +103,11 @@ extension CommandError {
         return error
     }
 
-    /// An idempotency key that the log had seen on a different request.
+    /// An idempotency key that the log had seen on a different request of the same caller
+    /// and route.
     static func keyReused(_ key: String) -> CommandError {
         CommandError(
-            .invalidInput,
+            .idempotencyKeyReused,
             "idempotency key '\(key)' was first used for a different request; use a new key for a new request",
             field: "idempotency_key"
         )

@@ -41,9 +41,12 @@ public struct RecordResult: Sendable, Hashable {
 }
 
 /// The command side of Tally: validates, decides against the log and appends with the
-/// expected stream version, retrying a bounded number of times when another writer (this
-/// process or another server) moved the stream on. Every method throws only
-/// `CommandError`, and a command that throws wrote nothing.
+/// expected stream version. Commands on one stream take turns in a per-stream lane, so
+/// within one process they never conflict; when another writer (another server) moved the
+/// stream on, the decision is retried a bounded number of times. Idempotency keys are
+/// scoped by actor and route (`IdempotencyScope`), and a repeat is answered as a replay
+/// only when it is the same request. Every method throws only `CommandError`, and a
+/// command that throws wrote nothing.
 public final class CommandService<Store: EventStore>: Sendable {
     public let store: Store
     /// Credits one unlock charges.
@@ -51,6 +54,13 @@ public final class CommandService<Store: EventStore>: Sendable {
     public let maxAttempts: Int
     let retry: ConflictRetry
     let wallets: WalletCache
+    /// Commands on the same stream in this process take turns, so they never conflict with
+    /// each other; only another server's write can.
+    let lanes = StreamLanes()
+
+    /// Streams whose lane a command holds or waits for right now: lanes of idle streams are
+    /// dropped, so this is bounded by the commands in flight.
+    public var lanesInUse: Int { lanes.count }
 
     /// Items one batch command takes at most.
     public static var maxBatchItems: Int { 1_000 }
@@ -73,10 +83,10 @@ public final class CommandService<Store: EventStore>: Sendable {
         user: String, amount: Int64, reason: String, context: CommandContext, idempotencyKey: String? = nil
     ) async throws(CommandError) -> GrantResult {
         let context = try context.validated()
-        let key = try CommandContext.validatedKey(idempotencyKey)
+        let key = try context.scopedKey(idempotencyKey, route: .grant)
         let event = try CommandError.validating { try DomainEvent.creditsGranted(CreditsGranted(user: user, amount: amount, reason: reason)).validated() }
         let proposed = context.proposed(event)
-        return try await retry.run { _, conflict throws(CommandError) in
+        return try await lanes.run([WalletState.stream(of: user)]) { () throws(CommandError) in try await retry.run { _, conflict throws(CommandError) in
             let wallet = try await self.catchUp(user: user, atLeast: conflict?.actualVersion)
             if let refusal = CommandError.unreadable(wallet) { throw refusal }
             let append = StreamAppend(stream: wallet.stream, expected: wallet.expectedVersion, events: [proposed])
@@ -84,11 +94,12 @@ public final class CommandService<Store: EventStore>: Sendable {
             case .conflict(let conflict):
                 return .retry(conflict)
             case .written(let result) where result.deduplicated:
-                return .done(try await self.replayedGrant(user: user, amount: amount, result: result, key: key ?? ""))
+                try await self.requireSameRequest(result, as: [append], clientKey: idempotencyKey)
+                return .done(try await self.replayedGrant(user: user, result: result, clientKey: idempotencyKey ?? ""))
             case .written(let result):
                 return .done(GrantResult(position: result.positions.lowerBound, balance: wallet.balance + amount, replayed: false))
             }
-        }
+        } }
     }
 
     /// Unlocks a profile for the user at `unlockCost` credits. Already unlocked: succeeds
@@ -99,14 +110,14 @@ public final class CommandService<Store: EventStore>: Sendable {
         user: String, username: String, context: CommandContext, idempotencyKey: String? = nil
     ) async throws(CommandError) -> UnlockResult {
         let context = try context.validated()
-        let key = try CommandContext.validatedKey(idempotencyKey)
+        let key = try context.scopedKey(idempotencyKey, route: .unlock)
         let normalised = try CommandError.validating { try FieldRules.username(username) }
         let cost = unlockCost
         let event = try CommandError.validating {
             try DomainEvent.profileUnlocked(ProfileUnlocked(user: user, username: normalised, creditsSpent: cost)).validated()
         }
         let proposed = context.proposed(event)
-        return try await retry.run { _, conflict throws(CommandError) in
+        return try await lanes.run([WalletState.stream(of: user)]) { () throws(CommandError) in try await retry.run { _, conflict throws(CommandError) in
             let wallet = try await self.catchUp(user: user, atLeast: conflict?.actualVersion)
             if let existing = wallet.unlocked[normalised] {
                 if let key, existing.idempotencyKey == key {
@@ -123,15 +134,17 @@ public final class CommandService<Store: EventStore>: Sendable {
                 return .retry(conflict)
             case .written(let result) where result.deduplicated:
                 // The key wrote something we did not see when deciding: answer with it if it is this unlock.
+                try await self.requireSameRequest(result, as: [append], clientKey: idempotencyKey)
                 let caughtUp = try await self.catchUp(user: user, atLeast: result.streamVersions[wallet.stream])
-                guard result.streamVersions.keys.elementsEqual([wallet.stream]), let original = caughtUp.unlocked[normalised],
-                      original.position == result.positions.lowerBound else { throw CommandError.keyReused(key ?? "") }
+                guard let original = caughtUp.unlocked[normalised], original.position == result.positions.lowerBound else {
+                    throw CommandError.keyReused(idempotencyKey ?? "")
+                }
                 return .done(Self.original(normalised, original))
             case .written(let result):
                 return .done(UnlockResult(username: normalised, position: result.positions.lowerBound, charged: cost, alreadyUnlocked: false,
                                           balance: wallet.balance - cost, replayed: false))
             }
-        }
+        } }
     }
 
     /// The wallet folded up to the stream's current end: balance, totals, unlocked
@@ -145,49 +158,50 @@ public final class CommandService<Store: EventStore>: Sendable {
 
     /// Records a creator search in the user's stream.
     public func recordSearch(_ search: CreatorSearched, context: CommandContext, idempotencyKey: String? = nil) async throws(CommandError) -> RecordResult {
-        try await record([.creatorSearched(search)], context: context, idempotencyKey: idempotencyKey)
+        try await record([.creatorSearched(search)], route: .search, context: context, idempotencyKey: idempotencyKey)
     }
 
     /// Records a profile's refreshed figures in its stream.
     public func recordProfileRefresh(_ refresh: ProfileRefreshed, context: CommandContext, idempotencyKey: String? = nil) async throws(CommandError) -> RecordResult {
-        try await record([.profileRefreshed(refresh)], context: context, idempotencyKey: idempotencyKey)
+        try await record([.profileRefreshed(refresh)], route: .profileRefresh, context: context, idempotencyKey: idempotencyKey)
     }
 
     /// Records up to 1,000 profile refreshes in one atomic append.
     public func recordProfileRefreshes(_ refreshes: [ProfileRefreshed], context: CommandContext, idempotencyKey: String? = nil) async throws(CommandError) -> RecordResult {
-        try await record(batch: refreshes.map { .profileRefreshed($0) }, context: context, idempotencyKey: idempotencyKey)
+        try await record(batch: refreshes.map { .profileRefreshed($0) }, route: .profileRefresh, context: context, idempotencyKey: idempotencyKey)
     }
 
     /// Records up to 1,000 analysis outcomes in one atomic append: all are written or none.
     public func recordAnalysis(_ results: [AnalysisResult], context: CommandContext, idempotencyKey: String? = nil) async throws(CommandError) -> RecordResult {
-        try await record(batch: results.map(\.event), context: context, idempotencyKey: idempotencyKey)
+        try await record(batch: results.map(\.event), route: .analysis, context: context, idempotencyKey: idempotencyKey)
     }
 
     /// Records up to 1,000 CDN job transitions in one atomic append.
     public func recordCdn(_ transitions: [CdnTransition], context: CommandContext, idempotencyKey: String? = nil) async throws(CommandError) -> RecordResult {
-        try await record(batch: transitions.map(\.event), context: context, idempotencyKey: idempotencyKey)
+        try await record(batch: transitions.map(\.event), route: .cdn, context: context, idempotencyKey: idempotencyKey)
     }
 
     /// Records up to 1,000 health samples and breaker changes in one atomic append.
     public func recordHealth(_ reports: [HealthReport], context: CommandContext, idempotencyKey: String? = nil) async throws(CommandError) -> RecordResult {
-        try await record(batch: reports.map(\.event), context: context, idempotencyKey: idempotencyKey)
+        try await record(batch: reports.map(\.event), route: .health, context: context, idempotencyKey: idempotencyKey)
     }
 
     // MARK: Internals
 
-    private func record(batch events: [DomainEvent], context: CommandContext, idempotencyKey: String?) async throws(CommandError) -> RecordResult {
+    private func record(batch events: [DomainEvent], route: CommandRoute, context: CommandContext, idempotencyKey: String?) async throws(CommandError) -> RecordResult {
         guard !events.isEmpty else { throw CommandError(.invalidInput, "the batch is empty; send 1...\(Self.maxBatchItems) items") }
         guard events.count <= Self.maxBatchItems else {
             throw CommandError(.batchTooLarge, "the batch holds \(events.count) items; send at most \(Self.maxBatchItems) per request (split it)")
         }
-        return try await record(events, context: context, idempotencyKey: idempotencyKey)
+        return try await record(events, route: route, context: context, idempotencyKey: idempotencyKey)
     }
 
     /// Validates every event (naming the first bad item), then appends them all, grouped
-    /// by stream, as one append with `.any`.
-    private func record(_ events: [DomainEvent], context: CommandContext, idempotencyKey: String?) async throws(CommandError) -> RecordResult {
+    /// by stream, as one append with `.any`. It holds the lanes of its streams, so that a
+    /// search in a user's stream does not move the version a wallet command decided on.
+    private func record(_ events: [DomainEvent], route: CommandRoute, context: CommandContext, idempotencyKey: String?) async throws(CommandError) -> RecordResult {
         let context = try context.validated()
-        let key = try CommandContext.validatedKey(idempotencyKey)
+        let key = try context.scopedKey(idempotencyKey, route: route)
         var appends: [StreamAppend] = []
         var slots: [String: Int] = [:]
         for (index, event) in events.enumerated() {
@@ -200,16 +214,41 @@ public final class CommandService<Store: EventStore>: Sendable {
                 appends.append(StreamAppend(stream: stream, expected: .any, events: [context.proposed(valid)]))
             }
         }
-        switch try await append(appends, key: key) {
+        let outcome = try await lanes.run(slots.keys) { () throws(CommandError) in try await append(appends, key: key) }
+        switch outcome {
         case .conflict(let conflict):
             throw CommandError(.conflict, "\(conflict); retry the request", cause: conflict)
         case .written(let result):
-            if result.deduplicated {
-                guard Set(result.streamVersions.keys) == Set(slots.keys), result.positions.count == events.count else {
-                    throw CommandError.keyReused(key ?? "")
-                }
-            }
+            if result.deduplicated { try await requireSameRequest(result, as: appends, clientKey: idempotencyKey) }
             return RecordResult(positions: result.positions, replayed: result.deduplicated)
+        }
+    }
+
+    /// A repeated key is a replay only when the first request wrote exactly these events
+    /// (same streams in the same order, same types, schemas and payloads); anything else is
+    /// `idempotency_key_reused`. Reads only the first request's events.
+    private func requireSameRequest(_ result: AppendResult, as appends: [StreamAppend], clientKey: String?) async throws(CommandError) {
+        let proposed = appends.flatMap { append in append.events.map { (append.stream, $0) } }
+        guard result.positions.count == proposed.count, Set(result.streamVersions.keys) == Set(appends.map(\.stream)) else {
+            throw CommandError.keyReused(clientKey ?? "")
+        }
+        var index = 0
+        do {
+            for try await event in store.read(from: result.positions.lowerBound, filter: nil) {
+                guard index < proposed.count, event.position == result.positions.lowerBound + LogPosition(index) else { break }
+                let (stream, expected) = proposed[index]
+                guard event.isInStream(stream), event.hasType(expected.type), event.schemaVersion == expected.schemaVersion,
+                      event.withPayload({ $0.elementsEqual(expected.payload) }) else {
+                    throw CommandError.keyReused(clientKey ?? "")
+                }
+                index += 1
+                if index == proposed.count { break }
+            }
+        } catch {
+            throw CommandError.store(error)
+        }
+        guard index == proposed.count else {
+            throw CommandError.store(EventLogError(.corrupted, "the events at \(result.positions) that the idempotency key names could not be read back"))
         }
     }
 
@@ -256,13 +295,11 @@ public final class CommandService<Store: EventStore>: Sendable {
         }
     }
 
-    /// The outcome of the grant an idempotency key wrote first, or `invalid_input` when the
-    /// key wrote something else.
-    private func replayedGrant(user: String, amount: Int64, result: AppendResult, key: String) async throws(CommandError) -> GrantResult {
+    /// The outcome of the grant an idempotency key wrote first (`requireSameRequest` checked
+    /// it is this grant).
+    private func replayedGrant(user: String, result: AppendResult, clientKey key: String) async throws(CommandError) -> GrantResult {
         let stream = WalletState.stream(of: user)
-        guard result.streamVersions.keys.elementsEqual([stream]), result.positions.count == 1, let version = result.streamVersions[stream] else {
-            throw CommandError.keyReused(key)
-        }
+        guard let version = result.streamVersions[stream] else { throw CommandError.keyReused(key) }
         let position = result.positions.lowerBound
         var movement = try await catchUp(user: user, atLeast: version).movement(at: position)
         if movement == nil {
@@ -271,7 +308,7 @@ public final class CommandService<Store: EventStore>: Sendable {
             history.apply(contentsOf: try await readStream(stream, from: 0, limit: Int(clamping: version) + 1))
             movement = history.movement(at: position)
         }
-        guard let movement, movement.kind == .grant, movement.amount == amount else { throw CommandError.keyReused(key) }
+        guard let movement, movement.kind == .grant else { throw CommandError.keyReused(key) }
         return GrantResult(position: position, balance: movement.balanceAfter, replayed: true)
     }
 

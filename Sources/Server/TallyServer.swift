@@ -32,6 +32,10 @@ struct SettingOptions: ParsableArguments {
     @Option(help: help(.commandTimeoutMs)) var commandTimeoutMs: String?
     @Option(help: help(.healthIntervalS)) var healthIntervalS: String?
     @Option(help: help(.healthStaleAfterS)) var healthStaleAfterS: String?
+    @Option(help: help(.idleTimeoutMs)) var idleTimeoutMs: String?
+    @Option(help: help(.headerTimeoutMs)) var headerTimeoutMs: String?
+    @Option(help: help(.bodyTimeoutMs)) var bodyTimeoutMs: String?
+    @Option(help: help(.maxConnections)) var maxConnections: String?
     @Option(help: help(.corsOrigins)) var corsOrigins: String?
     @Option(help: help(.metricsToken)) var metricsToken: String?
     @Option(help: help(.logLevel)) var logLevel: String?
@@ -44,6 +48,7 @@ struct SettingOptions: ParsableArguments {
         let values: [(TallySetting, String?)] = [
             (.dataDirectory, dataDir), (.store, store), (.host, host), (.port, port), (.fsync, fsync), (.streamCache, streamCache), (.unlockCost, unlockCost),
             (.consistencyWaitMs, consistencyWaitMs), (.commandTimeoutMs, commandTimeoutMs), (.healthIntervalS, healthIntervalS), (.healthStaleAfterS, healthStaleAfterS),
+            (.idleTimeoutMs, idleTimeoutMs), (.headerTimeoutMs, headerTimeoutMs), (.bodyTimeoutMs, bodyTimeoutMs), (.maxConnections, maxConnections),
             (.corsOrigins, corsOrigins), (.metricsToken, metricsToken), (.logLevel, logLevel), (.logFormat, logFormat), (.repair, repair ? "true" : nil),
         ]
         for case let (setting, value?) in values { flags[setting.name] = value }

@@ -249,12 +249,12 @@ struct CreatorFlowTests {
             #expect(try await Self.unlock(client, fixture.aliceToken, "nasa", key: "alice-key-1").status == .ok)
             let head = fixture.head
             let other = try await Self.unlock(client, fixture.aliceToken, "natgeo", key: "alice-key-1")
-            let otherBody = try expectProblem(other, .badRequest, code: "invalid_input")
+            let otherBody = try expectProblem(other, .unprocessableContent, code: "idempotency_key_reused")
             #expect(otherBody["field"] as? String == "idempotency_key", "\(otherBody)")
             let regrant = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken,
                                          body: ["user": APIFixture.alice, "amount": 500, "reason": "test grant"],
                                          [.idempotencyKey: "grant-alice-1"])
-            let regrantBody = try expectProblem(regrant, .badRequest, code: "invalid_input")
+            let regrantBody = try expectProblem(regrant, .unprocessableContent, code: "idempotency_key_reused")
             #expect(regrantBody["field"] as? String == "idempotency_key", "\(regrantBody)")
             #expect(fixture.head == head)
             let balance = try json(try await send(client, .get, "/api/v1/credits/balance", token: fixture.aliceToken, [.tallyAfter: String(fixture.head)]))

@@ -52,9 +52,12 @@ import Testing
                 }
                 try await client.execute(uri: "/api/v1/creator/unlocked", method: .get, headers: user) { #expect($0.status == .ok) }
 
-                // Back: the operator half-opens the breaker; client retries with their keys are safe,
-                // whether or not the slow appends above have landed by then.
+                // Back: the operator half-opens the breaker; client retries with their keys are safe.
+                // The abandoned slow attempts still hold alice's lane (her commands take turns), so
+                // a retry sent while one sleeps in the store would wait behind it past the
+                // deadline: the retries go once no store call is still sleeping.
                 store.mode = .normal
+                try await waitUntil("the slow store calls returned") { store.inFlight == 0 }
                 try await client.execute(uri: "/api/v1/system/recovery/database", method: .post, headers: admin) { #expect($0.status == .ok) }
                 for i in 0..<3 {
                     var headers = user

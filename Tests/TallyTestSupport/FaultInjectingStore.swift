@@ -8,7 +8,13 @@ import Synchronization
 public final class FaultInjectingStore<Base: EventStore>: EventStore {
     public typealias Events = Base.Events
     /// `conflicting`: every append is refused as if its stream had moved on (reads pass).
-    public enum Mode: Sendable { case normal, failing, slow(Duration), conflicting }
+    /// `overtaken`: before each append, another writer appends the event `filler` makes to
+    /// every stream the append names, straight to the base store, so an append that
+    /// expects a version really conflicts (a second server writing behind this one's back).
+    public enum Mode: Sendable {
+        case normal, failing, slow(Duration), conflicting
+        case overtaken(filler: @Sendable (_ stream: String) -> ProposedEvent)
+    }
 
     public let base: Base
     private let state = Mutex((mode: Mode.normal, inFlight: 0))
@@ -30,7 +36,7 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
         }
         defer { state.withLock { $0.inFlight -= 1 } }
         switch mode {
-        case .normal, .conflicting: break
+        case .normal, .conflicting, .overtaken: break
         case .failing: throw EventLogError(.io, "injected: the disk is gone")
         case .slow(let delay): try? await Task.sleep(for: delay)
         }
@@ -48,6 +54,11 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
         if case .conflicting = mode { throw EventLogError(.wrongExpectedVersion, "injected: the stream moved on") }
         let failing = failingStreams
         if appends.contains(where: { failing.contains($0.stream) }) { throw EventLogError(.io, "injected: the disk is gone for this stream") }
+        if case .overtaken(let filler) = mode {
+            for append in appends {
+                _ = try await base.append([StreamAppend(stream: append.stream, expected: .any, events: [filler(append.stream)])], idempotencyKey: nil)
+            }
+        }
         return try await faulted { try await base.append(appends, idempotencyKey: idempotencyKey) }
     }
 

@@ -1,6 +1,7 @@
 public import Commands
 public import EventLog
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 public import Projections
 public import Prometheus
@@ -16,6 +17,8 @@ public struct TallyComponents<Store: EventStore>: Sendable {
     public let commands: CommandService<Store>
     public let api: TallyAPI<Store>
     let logger: Logger
+    /// Counts open HTTP connections and holds new ones back past the limit.
+    public let connections: ConnectionLimit
 
     /// Wires views, commands, breaker, metrics and routes over `store`. `/metrics` renders
     /// `metricsRegistry`: the one the process bootstrapped swift-metrics with, if any.
@@ -26,6 +29,7 @@ public struct TallyComponents<Store: EventStore>: Sendable {
         self.configuration = configuration
         self.store = store
         self.logger = logger
+        connections = ConnectionLimit(maximum: configuration.maxConnections)
         hub = ViewHub(store: store, snapshots: configuration.snapshotDirectory.map(SnapshotStore.init(directory:)),
                       consistencyWait: configuration.consistencyWait,
                       runnerOptions: ProjectionRunnerOptions(checkpointEveryEvents: configuration.checkpointEveryEvents)) { [logger] name, event in
@@ -55,14 +59,25 @@ public struct TallyComponents<Store: EventStore>: Sendable {
     }
 
     /// The Hummingbird application: the router, listening where the configuration says,
-    /// running `services` in its service group; `onListening` hears the bound port.
+    /// running `services` in its service group; `onListening` hears the bound port. Each
+    /// connection is closed after the idle timeout with no request in flight (Hummingbird's
+    /// own), or when a request's head or body misses its deadline (`ConnectionGuard`); past
+    /// `maxConnections` open ones, new connections wait in the listen backlog.
     public func makeApplication(
         services: [any Service],
         onListening: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
+        let (headerTimeout, bodyTimeout, logger) = (configuration.headerTimeout, configuration.bodyTimeout, logger)
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuardHandler(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout, logger: logger)],
+            idleTimeout: .nanoseconds(ConnectionGuard.nanoseconds(configuration.idleTimeout)),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: TallyHTTPLimits.maxHeaderBytes, maxHeaderListSize: TallyHTTPLimits.maxHeaderBytes)
+        )
+        return Application(
             router: api.makeRouter(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally"),
+            server: .http1(configuration: http1),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally",
+                                 availableConnectionsDelegate: connections),
             services: services,
             onServerRunning: { channel in await onListening(channel.localAddress?.port) },
             logger: logger

@@ -29,6 +29,14 @@ public struct TallyConfiguration: Sendable {
     public var healthStaleAfter: Duration?
     /// The clock health samples are aged against at the API edge (tests inject one).
     public var wallClock = WallClock.system
+    /// HTTP connections: closed after this long with no request in flight (keep-alive idle).
+    public var idleTimeout = Duration.seconds(60)
+    /// A request head (request line and headers) must arrive whole within this long of its
+    /// first byte, and its body within `bodyTimeout` of the head; else the connection closes.
+    public var headerTimeout = Duration.seconds(10)
+    public var bodyTimeout = Duration.seconds(30)
+    /// Open connections at most; more wait in the listen backlog until one closes.
+    public var maxConnections = 4_096
     /// Empty: no CORS headers.
     public var corsOrigins: [String] = []
     /// nil: `/metrics` is open.

@@ -38,7 +38,8 @@ extension TallySetting {
     /// Every setting, in `--help` order.
     public static let all: [TallySetting] = [
         dataDirectory, store, host, port, fsync, repair, streamCache, unlockCost, consistencyWaitMs, commandTimeoutMs,
-        healthIntervalS, healthStaleAfterS, corsOrigins, metricsToken, jwtSecret, jwtPublicKey, logLevel, logFormat,
+        healthIntervalS, healthStaleAfterS, idleTimeoutMs, headerTimeoutMs, bodyTimeoutMs, maxConnections, corsOrigins, metricsToken,
+        jwtSecret, jwtPublicKey, logLevel, logFormat,
     ]
 
     /// The settings `tally-server token` reads.
@@ -119,6 +120,26 @@ extension TallySetting {
         "health-stale-after-s", "TALLY_HEALTH_STALE_AFTER_S",
         "Seconds after which a component's last health sample (by its event time, against the request's clock) makes it `stale` instead of ok (default three health intervals, 90).",
         1...604_800) { $0.healthStaleAfter = .seconds($1) }
+
+    public static let idleTimeoutMs = integer(
+        "idle-timeout-ms", "TALLY_IDLE_TIMEOUT_MS",
+        "An HTTP connection with no request in flight for this many ms is closed (default 60000).",
+        10...3_600_000) { $0.idleTimeout = .milliseconds($1) }
+
+    public static let headerTimeoutMs = integer(
+        "header-timeout-ms", "TALLY_HEADER_TIMEOUT_MS",
+        "A request head not complete this many ms after its first byte closes the connection (default 10000).",
+        10...600_000) { $0.headerTimeout = .milliseconds($1) }
+
+    public static let bodyTimeoutMs = integer(
+        "body-timeout-ms", "TALLY_BODY_TIMEOUT_MS",
+        "A request body not complete this many ms after its head closes the connection (default 30000).",
+        10...3_600_000) { $0.bodyTimeout = .milliseconds($1) }
+
+    public static let maxConnections = integer(
+        "max-connections", "TALLY_MAX_CONNECTIONS",
+        "Open HTTP connections at most; more wait in the listen backlog until one closes (default 4096).",
+        1...1_000_000) { $0.maxConnections = $1 }
 
     public static let corsOrigins = TallySetting(
         name: "cors-origins", environment: "TALLY_CORS_ORIGINS",
