@@ -108,7 +108,8 @@ enum OpenAPIDocument {
                       .string("since", Schemas.iso8601, "Recorded at or after (ISO 8601)."),
                       .string("until", Schemas.iso8601, "Recorded before (ISO 8601)."),
                       .integer("limit", 1...1_000, default: 100, "Events per page."),
-                  ], response: Schemas.ref("EventPage")),
+                  ], response: .any(of: [Schemas.ref("EventPage"), Schemas.ref("StreamPage")],
+                                    core: .init(description: "With `stream`, the page is the stream's and continues by `next_from_version`."))),
         Operation(method: "GET", path: "/api/v1/audit/streams/{stream}", roles: [.auditor], summary: "One stream's events in version order.",
                   query: [
                       .integer("from_version", 0...Int.max, default: 0, "The first stream version to read (a previous page's next_from_version)."),
