@@ -15,7 +15,7 @@ APT_PROBES     := /usr/include/lz4frame.h /usr/bin/lz4 /usr/include/postgresql/l
                   /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb /usr/bin/promtool
 # The tests' Python tools, in a virtual environment under .build (never the system's packages).
 VENV           := $(CURDIR)/.build/venv
-PIP_PACKAGES   := prometheus-client
+PIP_PACKAGES   := prometheus-client schemathesis openapi-spec-validator
 SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The PostgreSQL 15 server that `make test` starts for the tests (loopback only, trust auth).
 PG_TEST_PORT   ?= 55432
@@ -44,7 +44,9 @@ deps:
 	fi
 
 ## venv: the tests' Python packages (PIP_PACKAGES) in VENV; python3-venv from apt when missing.
+# A venv copied from another directory still runs its scripts from there: it is made anew.
 venv:
+	@"$(VENV)/bin/python" -c 'import sys; sys.exit(sys.prefix != "$(VENV)")' 2>/dev/null || rm -rf "$(VENV)"
 	@[ -x "$(VENV)/bin/python" ] || python3 -m venv "$(VENV)" 2>/dev/null || { \
 	  echo "==> installing apt package python3-venv"; rm -rf "$(VENV)"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv; \
@@ -85,7 +87,9 @@ run: deps
 # (TALLY_TEST_POSTGRES_URL), stopped when the run ends, whether it passes, fails or is interrupted;
 # TALLY_TEST_POSTGRES_SCRIPT starts private instances (start DIR PORT / stop DIR / destroy DIR).
 # The /metrics tests run promtool (TALLY_TEST_PROMTOOL) and the venv's Python with
-# prometheus-client (TALLY_TEST_PYTHON); without them those tests fail, they never skip.
+# prometheus-client (TALLY_TEST_PYTHON); the OpenAPI tests run openapi-spec-validator
+# (TALLY_TEST_OPENAPI_VALIDATOR) and schemathesis (TALLY_TEST_SCHEMATHESIS) from the venv.
+# Without them those tests fail, they never skip.
 test: deps venv
 	$(SWIFT) build --build-tests
 	@mkdir -p .build
@@ -94,6 +98,7 @@ test: deps venv
 	echo "==> PostgreSQL for the tests: $$url"; \
 	export TALLY_TEST_POSTGRES_URL="$$url" TALLY_TEST_POSTGRES_SCRIPT="$(PG_TEST_SCRIPT)"; \
 	export TALLY_TEST_PROMTOOL="$$(command -v promtool || true)" TALLY_TEST_PYTHON="$(VENV)/bin/python"; \
+	export TALLY_TEST_OPENAPI_VALIDATOR="$(VENV)/bin/openapi-spec-validator" TALLY_TEST_SCHEMATHESIS="$(VENV)/bin/st"; \
 	echo "$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log"; \
 	$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log
 	@grep -Eq 'Test run with [1-9][0-9]* tests? .*passed' .build/test-output.log \
