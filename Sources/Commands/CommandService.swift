@@ -119,6 +119,9 @@ public final class CommandService<Store: EventStore>: Sendable {
         let proposed = context.proposed(event)
         return try await lanes.run([WalletState.stream(of: user)]) { () throws(CommandError) in try await retry.run { _, conflict throws(CommandError) in
             let wallet = try await self.catchUp(user: user, atLeast: conflict?.actualVersion)
+            // A key this user's unlocks already used for another profile is a different
+            // request, whatever this one would decide (already unlocked, too few credits).
+            if let key, let first = wallet.unlockKeys[key], first != normalised { throw CommandError.keyReused(idempotencyKey ?? "") }
             if let existing = wallet.unlocked[normalised] {
                 if let key, existing.idempotencyKey == key {
                     return .done(Self.original(normalised, existing))

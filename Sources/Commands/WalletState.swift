@@ -50,6 +50,9 @@ public struct WalletState: Sendable, Hashable {
     public private(set) var totalSpent: Int64 = 0
     /// Unlocked profiles by (normalised) username.
     public private(set) var unlocked: [String: Unlock] = [:]
+    /// The username each unlock written with an idempotency key (the stored, scoped key)
+    /// unlocked, so a key reused for another profile is refused before any other decision.
+    public private(set) var unlockKeys: [String: String] = [:]
     /// The last folded version of the user's stream; nil while the stream has no events.
     public private(set) var version: UInt64?
     /// The log position of the last folded event (0 before any).
@@ -106,6 +109,7 @@ public struct WalletState: Sendable, Hashable {
                 unlocked[unlock.username] = Unlock(position: event.position, creditsSpent: unlock.creditsSpent, recordedAt: event.recordedAt,
                                                    balanceAfter: balance, idempotencyKey: event.idempotencyKey)
             }
+            if let key = event.idempotencyKey, unlockKeys[key] == nil { unlockKeys[key] = unlock.username }
             remember(Movement(kind: .unlock, position: event.position, amount: unlock.creditsSpent, recordedAt: event.recordedAt,
                               balanceAfter: balance, detail: unlock.username))
         default:

@@ -115,6 +115,28 @@ struct IdempotencyScopeTests {
         }
     }
 
+    @Test("an unlock key reused for another profile is 422 even when that profile is already unlocked or credits are short")
+    func unlockKeyReusedForAnotherProfile() async throws {
+        try await withAPI { fixture, client in
+            try await Self.grant(fixture, client, APIFixture.alice, 2)
+            let plain = try await send(client, .post, "/api/v1/creator/unlock/natgeo", token: fixture.aliceToken)
+            #expect(plain.status == .ok, "\(String(buffer: plain.body))")
+            let keyed = try json(try await Self.unlock(client, fixture.aliceToken, "nasa", key: "u-1"))
+            #expect(keyed["replayed"] as? Bool == false && int(keyed, "balance") == 0, "\(keyed)")
+            let head = fixture.head
+            // natgeo is already unlocked (without the key): still another request under u-1.
+            _ = try expectProblem(try await Self.unlock(client, fixture.aliceToken, "natgeo", key: "u-1"), .unprocessableContent,
+                                  code: "idempotency_key_reused")
+            // spacex would be a 402 (balance 0): the reused key is refused first.
+            _ = try expectProblem(try await Self.unlock(client, fixture.aliceToken, "spacex", key: "u-1"), .unprocessableContent,
+                                  code: "idempotency_key_reused")
+            // The same request under the key still replays.
+            let again = try json(try await Self.unlock(client, fixture.aliceToken, "nasa", key: "u-1"))
+            #expect(again["replayed"] as? Bool == true && int(again, "position") == int(keyed, "position"))
+            #expect(fixture.head == head)
+        }
+    }
+
     @Test("a grant resent with the same key and another reason or amount is 422")
     func grantReuse() async throws {
         try await withAPI { fixture, client in
