@@ -269,10 +269,8 @@ enum OpenAPIDocument {
     /// A worker report route: `{"events": [{"type": T, "data": {…}}, …]}` of the types it owns.
     static func report(_ name: String, _ summary: String, _ types: [EventType]) -> Operation {
         let body = Schemas.object([
-            "events": .array(minItems: 1, maxItems: 1_000, items: Schemas.object([
-                "type": .string(allowedValues: types.map { AnyCodable($0.rawValue) }),
-                "data": .object(description: "The event's fields, as `replay inspect` prints them."),
-            ])),
+            "events": .array(minItems: 1, maxItems: 1_000,
+                             items: types.count == 1 ? EventDataSchemas.item(types[0]) : .one(of: types.map(EventDataSchemas.item))),
         ])
         return Operation(method: "POST", path: "/api/v1/events/" + name, roles: [.service], summary: summary, idempotent: true,
                          body: body, bodyRequired: true, response: Schemas.ref("Positions"), success: [201, 200])
