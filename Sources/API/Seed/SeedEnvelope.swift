@@ -37,16 +37,10 @@ enum SeedEnvelope {
         enum CodingKeys: String, CodingKey { case total, withAIAnalysis = "with_ai_analysis", aiCompletionRate = "ai_completion_rate" }
     }
 
-    struct SystemBody: Encodable {
-        var status: String
-        var aiSystem: String
-        enum CodingKeys: String, CodingKey { case status, aiSystem = "ai_system" }
-    }
-
     struct Stats: Encodable {
         var profiles: Coverage
         var posts: Coverage
-        var system: SystemBody
+        var system: SystemStatusBody
     }
 
     /// The stats path's answer; `error` only in the fallback.
@@ -78,14 +72,14 @@ enum SeedEnvelope {
         StatsBody(success: true,
                   stats: Stats(profiles: Coverage(total: view.profiles.total, withAIAnalysis: view.profiles.withAIAnalysis),
                                posts: Coverage(total: view.posts.total, withAIAnalysis: view.posts.withAIAnalysis),
-                               system: SystemBody(status: system.status, aiSystem: system.aiSystem)),
+                               system: system),
                   message: "System statistics")
     }
 
     /// The seed's own fallback, verbatim in its keys and words, for a view never built.
     static func statsFallback(error: String, code: String, freshness: FreshnessBody) -> StatsBody {
         let empty = Coverage(total: 0, withAIAnalysis: 0)
-        return StatsBody(success: false, stats: Stats(profiles: empty, posts: empty, system: SystemBody(status: "fallback", aiSystem: "unavailable")),
+        return StatsBody(success: false, stats: Stats(profiles: empty, posts: empty, system: SystemStatusBody(status: "fallback", aiSystem: "unavailable")),
                          message: "System statistics (fallback mode)", error: error, code: code, freshness: freshness, stale: true)
     }
 
