@@ -23,7 +23,7 @@ public struct MetricsBucket: Sendable, Hashable, Codable {
         cdn[priority.index * CdnOutcome.allCases.count + outcome.rawValue] += 1
     }
 
-    mutating func add(_ other: MetricsBucket) {
+    public mutating func add(_ other: MetricsBucket) {
         searches += other.searches
         cacheHits += other.cacheHits
         unlocks += other.unlocks

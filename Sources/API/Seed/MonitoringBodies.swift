@@ -192,15 +192,7 @@ struct CdnWindow: Encodable {
     /// One bucket holding the counts of `buckets`.
     static func sum(_ buckets: [MetricsBucket], start: Int64) -> MetricsBucket {
         var total = MetricsBucket(start: start)
-        for bucket in buckets {
-            total.searches += bucket.searches
-            total.cacheHits += bucket.cacheHits
-            total.unlocks += bucket.unlocks
-            total.creditsSpent += bucket.creditsSpent
-            total.analysesOK += bucket.analysesOK
-            total.analysesFailed += bucket.analysesFailed
-            for i in total.cdn.indices where i < bucket.cdn.count { total.cdn[i] += bucket.cdn[i] }
-        }
+        for bucket in buckets { total.add(bucket) }
         return total
     }
 
