@@ -1,16 +1,11 @@
+import EventLog
 import Events
-import Foundation
 public import Logging
-import Synchronization
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// How `tally-server` writes log lines to standard error (`--log-format` / `TALLY_LOG_FORMAT`):
-/// swift-log's default text, one JSON object per line, or logfmt. Each line is one `write`,
-/// whole: the machine-readable formats never split an entry over lines.
+/// text in the layout of swift-log's stream handler, one JSON object per line, or logfmt.
+/// Every format goes through `BufferedLogSink`, so a line is written whole and in order; the
+/// machine-readable formats never split an entry over lines.
 public enum LogFormat: String, Sendable, CaseIterable {
     case text
     case json
@@ -19,7 +14,7 @@ public enum LogFormat: String, Sendable, CaseIterable {
     /// The handler factory to pass to `LoggingSystem.bootstrap`.
     public func makeHandler(label: String) -> any LogHandler {
         switch self {
-        case .text: StreamLogHandler.standardError(label: label)
+        case .text: LineLogHandler(label: label, render: LogLine.text)
         case .json: LineLogHandler(label: label, render: LogLine.json)
         case .logfmt: LineLogHandler(label: label, render: LogLine.logfmt)
         }
@@ -34,13 +29,42 @@ public struct LogLine: Sendable {
     public var label: String
     public var message: String
     public var metadata: Logger.Metadata
+    /// The module that logged it (swift-log's `source`); only the text format shows it.
+    public var source: String
 
-    public init(level: Logger.Level, time: Int64, label: String, message: String, metadata: Logger.Metadata) {
+    public init(level: Logger.Level, time: Int64, label: String, message: String, metadata: Logger.Metadata, source: String = "") {
         self.level = level
         self.time = time
         self.label = label
         self.message = message
         self.metadata = metadata
+        self.source = source
+    }
+
+    /// `2026-12-01T18:31:06.123456Z info tally : key=value other=x [API] message` and a newline:
+    /// swift-log's stream-handler layout (metadata sorted, `key=value`, values as swift-log
+    /// prints them), with the time in UTC and microseconds like the other formats.
+    public static func text(_ line: LogLine) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(96 + line.message.utf8.count)
+        EventTime.appendISO8601(micros: line.time, to: &bytes)
+        bytes.append(UInt8(ascii: " "))
+        bytes.append(contentsOf: line.level.rawValue.utf8)
+        bytes.append(UInt8(ascii: " "))
+        bytes.append(contentsOf: line.label.utf8)
+        bytes.append(contentsOf: " :".utf8)
+        for (key, value) in line.metadata.sorted(by: { $0.key < $1.key }) {
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: key.utf8)
+            bytes.append(UInt8(ascii: "="))
+            bytes.append(contentsOf: value.description.utf8)
+        }
+        bytes.append(contentsOf: " [".utf8)
+        bytes.append(contentsOf: line.source.utf8)
+        bytes.append(contentsOf: "] ".utf8)
+        bytes.append(contentsOf: line.message.utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
     }
 
     /// `{"time":"2026-12-01T18:31:06.123456Z","level":"info","label":"tally","message":"…","metadata":{…}}`
@@ -144,21 +168,21 @@ public struct LogLine: Sendable {
     }
 }
 
-/// A swift-log handler that renders each entry as one line (`LogLine.json`, `.logfmt`) and
-/// writes it to standard error in one call, under one lock so lines never interleave.
+/// A swift-log handler that renders each entry as one line (`LogLine.text`, `.json`, `.logfmt`)
+/// and hands it to a `BufferedLogSink`, which writes whole lines in order.
 struct LineLogHandler: LogHandler {
     let label: String
     let render: @Sendable (LogLine) -> [UInt8]
-    let write: @Sendable ([UInt8]) -> Void
+    let sink: BufferedLogSink
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
     var metadataProvider: Logger.MetadataProvider?
 
-    init(label: String, render: @escaping @Sendable (LogLine) -> [UInt8], write: @escaping @Sendable ([UInt8]) -> Void = StandardError.write,
+    init(label: String, render: @escaping @Sendable (LogLine) -> [UInt8], sink: BufferedLogSink = .standardError,
          metadataProvider: Logger.MetadataProvider? = LoggingSystem.metadataProvider) {
         self.label = label
         self.render = render
-        self.write = write
+        self.sink = sink
         self.metadataProvider = metadataProvider
     }
 
@@ -171,34 +195,8 @@ struct LineLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
-        let now = Date().timeIntervalSince1970
-        write(render(LogLine(level: event.level, time: Int64((now * 1_000_000).rounded(.down)), label: label, message: event.message.description,
-                             metadata: merged)))
-    }
-}
-
-private func systemWrite(_ fd: Int32, _ bytes: UnsafePointer<UInt8>, _ count: Int) -> Int {
-    write(fd, bytes, count)
-}
-
-/// Standard error, written whole line by whole line.
-enum StandardError {
-    private static let lock = Mutex(())
-
-    @Sendable static func write(_ bytes: [UInt8]) {
-        lock.withLock { _ in
-            bytes.withUnsafeBufferPointer { buffer in
-                guard let base = buffer.baseAddress else { return }
-                var offset = 0
-                while offset < buffer.count {
-                    let written = systemWrite(2, base + offset, buffer.count - offset)
-                    if written <= 0 {
-                        if written < 0 && errno == EINTR { continue }
-                        return
-                    }
-                    offset += written
-                }
-            }
-        }
+        let line = LogLine(level: event.level, time: wallClockMicroseconds(), label: label, message: event.message.description,
+                           metadata: merged, source: event.source)
+        sink.append(render(line), level: event.level)
     }
 }

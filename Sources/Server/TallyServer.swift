@@ -101,6 +101,8 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.message)
         }
+        // Whatever the log sink still holds goes out however the server stops.
+        defer { BufferedLogSink.standardError.flush() }
         try await application.runService()
     }
 }

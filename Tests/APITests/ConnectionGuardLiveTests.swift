@@ -54,6 +54,33 @@ struct ConnectionGuardLiveTests {
         }
     }
 
+    @Test("a keep-alive head that starts while an earlier deadline's wake-up is pending gets its whole own deadline")
+    func reArmedHeadGetsItsOwnDeadline() async throws {
+        // The guard keeps one wake-up per connection and moves it only earlier: the first
+        // request's head deadline (3 s after its first byte) is still pending when the second
+        // head starts 2 s later. The second head completes 4 s after the first byte, past the
+        // first wake-up but inside its own deadline, so it must be answered; the third head
+        // never completes and must be closed. The pauses are the slow client, not waits.
+        try await withAPI(.live, configure: {
+            $0.idleTimeout = .seconds(600)
+            $0.headerTimeout = .seconds(3)
+        }) { _, client in
+            let connection = try await RawConnection.open(port: try #require(client.port))
+            defer { connection.close() }
+            let health = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            #expect(try await connection.exchange(health + "\r\n").hasPrefix("HTTP/1.1 200"))
+            try await Task.sleep(for: .seconds(2))
+            try await connection.send(health + "X-Slow: ")
+            try await Task.sleep(for: .seconds(2))
+            let second = try await connection.exchange("1\r\n\r\n")
+            #expect(second.hasPrefix("HTTP/1.1 200"), "a head inside its own deadline was cut by an earlier one: \(second.prefix(200))")
+            try await connection.send(health + "X-Slow: ")
+            let (answer, closed) = try await connection.readUntilClosed()
+            #expect(closed, "a head incomplete past its 3 s deadline kept its connection")
+            #expect(answer.isEmpty, "\(answer.prefix(200))")
+        }
+    }
+
     @Test("a body that stops arriving is closed after the body timeout and writes nothing")
     func slowBodyIsClosed() async throws {
         try await withAPI(.live, configure: {
@@ -100,6 +127,9 @@ struct ConnectionGuardLiveTests {
             #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(300))")
             #expect(answer.lowercased().contains("content-type: application/problem+json"), "\(answer.prefix(600))")
             #expect(answer.contains("\"code\":\"bad_request\"") && answer.contains("80 KiB"), "\(answer.prefix(600))")
+            // Like every answer, it carries a request id a client can quote.
+            let requestID = answer.split(separator: "\r\n").first { $0.lowercased().hasPrefix("request-id: ") }
+            #expect(requestID.map { $0.count > "request-id: ".count } == true, "\(answer.prefix(600))")
             #expect(fixture.head == 0)
         }
     }

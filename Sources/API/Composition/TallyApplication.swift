@@ -47,9 +47,10 @@ public struct TallyComponents<Store: EventStore>: Sendable {
 
     /// The long-running parts besides the HTTP server, in start order. A service group stops
     /// them in reverse after the server: the health sampler, then the views (each writes
-    /// its snapshot), then, when `closesStore`, the store.
+    /// its snapshot), then, when `closesStore`, the store, and last the log flusher, so the
+    /// lines about all of that reach standard error.
     public func services(closesStore: Bool) -> [any Service] {
-        var services: [any Service] = []
+        var services: [any Service] = [LogFlushService()]
         if closesStore { services.append(StoreCloser(store: store, logger: logger)) }
         services += hub.services
         if configuration.samplesHealth {

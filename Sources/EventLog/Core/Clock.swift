@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Microseconds since 1970-01-01 UTC from the system clock.
-func wallClockMicroseconds() -> Int64 {
+public func wallClockMicroseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1_000

@@ -14,7 +14,7 @@ public enum EventTime {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func appendISO8601(micros: Int64, to bytes: inout [UInt8]) {
+    public static func appendISO8601(micros: Int64, to bytes: inout [UInt8]) {
         let (days, inDay) = micros.dividingFloor(by: microsPerDay)
         let (year, month, day) = civil(fromDays: days)
         let seconds = inDay / microsPerSecond
