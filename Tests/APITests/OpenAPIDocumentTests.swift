@@ -38,12 +38,20 @@ import Testing
                     #expect((response["description"] as? String)?.isEmpty == false, "\(name) \(status) has no description")
                     let content = try #require(response["content"] as? [String: [String: Any]], "\(name) \(status) has no content")
                     #expect(content.values.allSatisfy { $0["schema"] != nil }, "\(name) \(status) has no schema")
+                    let requestID = (response["headers"] as? [String: [String: Any]])?["Request-Id"]
+                    #expect(requestID?["required"] as? Bool == true, "\(name) \(status) does not list its Request-Id")
                     // Every refusal is a problem document, except the seed envelope's fallback:
                     // the /simple/ paths answer a never-built view in the seed's own shape.
                     let seedFallback = path.hasPrefix("/api/v1/simple/") && status == "503"
                     if status.hasPrefix("4") || status.hasPrefix("5") {
                         #expect(Array(content.keys) == [seedFallback ? "application/json" : "application/problem+json"], "\(name) \(status)")
                     }
+                }
+                // The ids every route reads (RequestIDs), with the bounds it checks.
+                let headers = (operation["parameters"] as? [[String: Any]] ?? []).filter { $0["in"] as? String == "header" }
+                for id in ["X-Request-Id", "X-Correlation-Id", "X-Causation-Id"] {
+                    let schema = headers.first { $0["name"] as? String == id }?["schema"] as? [String: Any]
+                    #expect(schema?["maxLength"] as? Int == RequestIDs.maxBytes && schema?["pattern"] as? String == "^[!-~]+$", "\(name) \(id)")
                 }
                 let roles = try #require(operation["x-roles"] as? [String], "\(name)")
                 let security = try #require(operation["security"] as? [[String: [String]]], "\(name)")

@@ -63,6 +63,7 @@ extension OpenAPIDocument {
             parameters.append(.b(.init(name: "Tally-After", context: .header(schema: Schemas.position),
                                        description: "Wait (bounded) until the view has folded this position, e.g. a write's `position`.")))
         }
+        parameters.append(contentsOf: requestIDParameters)
         if op.idempotent {
             parameters.append(.b(.init(name: "Idempotency-Key", context: .header(schema: .string(minLength: 1, maxLength: EventLimits.maxIdempotencyKeyBytes,
                                                                                               pattern: "^[!-~]+$")),
@@ -71,6 +72,20 @@ extension OpenAPIDocument {
         return parameters
     }
 
+    /// Every route reads the ids `RequestIDs` describes: the request id only when usable,
+    /// the two recorded on events refused when present and not usable.
+    static let requestIDParameters: OpenAPI.Parameter.Array = {
+        let id = JSONSchema.string(minLength: 1, maxLength: RequestIDs.maxBytes, pattern: "^[!-~]+$")
+        return [
+            .b(.init(name: "X-Request-Id", context: .header(schema: id),
+                     description: "The request id the logs and `Request-Id` carry; a value that is not 1...64 visible ASCII characters is ignored and the server makes one.")),
+            .b(.init(name: "X-Correlation-Id", context: .header(schema: id),
+                     description: "Recorded on the events a command writes (else the request id is) and echoed; not 1...64 visible ASCII characters is a 400.")),
+            .b(.init(name: "X-Causation-Id", context: .header(schema: id),
+                     description: "Recorded on the events a command writes; not 1...64 visible ASCII characters is a 400.")),
+        ]
+    }()
+
     static func pathParameters(_ path: String) -> [String] {
         path.split(separator: "/").compactMap { $0.hasPrefix("{") && $0.hasSuffix("}") ? String($0.dropFirst().dropLast()) : nil }
     }
@@ -78,7 +93,7 @@ extension OpenAPIDocument {
     static func responses(_ op: Operation) -> OpenAPI.Response.Map {
         var responses: OpenAPI.Response.Map = [:]
         for status in op.success {
-            var headers: OpenAPI.Header.Map = [:]
+            var headers = requestIDHeader
             if op.view {
                 headers["Tally-Position"] = .b(.init(schema: Schemas.position, description: "The view's position.", required: true))
                 headers["Tally-Lag-Events"] = .b(.init(schema: Schemas.count, description: "Events the view is behind the head.", required: true))
@@ -86,7 +101,7 @@ extension OpenAPIDocument {
             let description = status == 201 ? "Written; the positions of the events."
                 : op.success.count > 1 ? "A replay of an earlier request with the same Idempotency-Key: nothing new written."
                 : op.view ? "The view with its `freshness` and `stale`." : "OK."
-            responses[.status(code: status)] = .response(description: description, headers: headers.isEmpty ? nil : headers,
+            responses[.status(code: status)] = .response(description: description, headers: headers,
                                                           content: [op.contentType: .b(OpenAPI.Content(schema: op.response))])
         }
         for status in errorStatuses(op) {
@@ -96,7 +111,8 @@ extension OpenAPIDocument {
                 [.problem: .b(OpenAPI.Content(schema: Schemas.ref("Problem")))]
             }
             responses[.status(code: status)] = .response(description: errorDescriptions[status] ?? "A problem document.",
-                                                          headers: status == 503 || status == 409 ? retryAfter : nil, content: content)
+                                                          headers: status == 503 || status == 409 ? requestIDAndRetryAfter : requestIDHeader,
+                                                          content: content)
         }
         return responses
     }
@@ -130,7 +146,12 @@ extension OpenAPIDocument {
         503: "The store is unavailable or the view is still being built; retry after `Retry-After` seconds.",
     ]
 
-    static let retryAfter: OpenAPI.Header.Map = [
+    static let requestIDHeader: OpenAPI.Header.Map = [
+        "Request-Id": .b(.init(schema: .string(minLength: 1), description: "The request's id, as the server's log lines carry it: quote it when reporting a problem.", required: true)),
+    ]
+
+    static let requestIDAndRetryAfter: OpenAPI.Header.Map = [
+        "Request-Id": requestIDHeader["Request-Id"]!,
         "Retry-After": .b(.init(schema: .integer(minimum: (0, exclusive: false)), description: "Seconds to wait before retrying.")),
     ]
 }
