@@ -91,6 +91,37 @@ public enum TreeProofs {
         ]
     }
 
+    /// A signed head: the tree head, `timestamp_ms`, `timestamp` (ISO 8601, for people),
+    /// `key_id` and the Ed25519 `signature` (128 hex digits).
+    public static func object(_ head: SignedTreeHead) -> JSONValue.Object {
+        [
+            "tree_size": .integer(Int64(bitPattern: head.size)), "root_hash": .string(head.root.hex),
+            "timestamp_ms": .integer(head.timestampMs), "timestamp": .string(EventTime.iso8601(micros: head.timestampMs &* 1_000)),
+            "key_id": .string(head.keyID), "signature": .string(head.signature.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()),
+        ]
+    }
+
+    /// A signed head read back (`timestamp` is not trusted: the signed `timestamp_ms` is).
+    public static func signedHead(_ bytes: [UInt8]) throws -> SignedTreeHead {
+        let o = try document(bytes, "the signed tree head")
+        let what = "the signed tree head"
+        guard let ms = o["timestamp_ms"]?.int64Value, ms >= 0, ms <= 253_402_300_799_999 else {
+            throw Failure(.malformed, "\(what): \"timestamp_ms\" must be an integer in 0...253402300799999")
+        }
+        guard let keyID = o["key_id"]?.stringValue, keyID.utf8.count == 16, keyID.utf8.allSatisfy(isHexDigit) else {
+            throw Failure(.malformed, "\(what): \"key_id\" must be 16 hex digits")
+        }
+        guard let text = o["signature"]?.stringValue, text.utf8.count == 128, text.utf8.allSatisfy(isHexDigit) else {
+            throw Failure(.malformed, "\(what): \"signature\" must be 128 hex digits")
+        }
+        let digits = Array(text.utf8)
+        let signature = stride(from: 0, to: 128, by: 2).map { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+        return SignedTreeHead(size: try count(o, "tree_size", what, min: 0), root: try hash(o, "root_hash", what),
+                              timestampMs: ms, keyID: keyID, signature: signature)
+    }
+
+    static func isHexDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x61...0x66).contains(b) || (0x41...0x46).contains(b) }
+
     // MARK: Parsing (every member checked against both bounds)
 
     static func document(_ bytes: [UInt8], _ what: String, maxBytes: Int = maxDocumentBytes) throws -> JSONValue.Object {

@@ -125,9 +125,16 @@ struct LogOption: ParsableArguments {
         var description: String { reason }
     }
 
-    /// Prints `what` and `error`, and returns the exit (2) to throw.
+    /// Prints `what` and `error`, and returns the exit to throw: 1 when the log's bytes are
+    /// damaged (the README's "damaged log"), naming the repair; 2 when it cannot be read.
     func unreadable(_ what: String, _ error: any Error) -> ExitCode {
         printError("\(what): \(error)")
+        if let error = error as? EventLogError, error.code == .corrupted {
+            if !PostgresURL.matches(log), !error.message.contains("replay repair") {
+                printError("the events before the damage stay readable (--until-position before it); `replay verify --log \(name)` names the first break, `replay repair --log \(name)` cuts the log there")
+            }
+            return ReplayExit.damaged
+        }
         return ReplayExit.unreadable
     }
 }

@@ -15,6 +15,10 @@ struct Verify: AsyncParsableCommand {
     @OptionGroup var target: LogOption
     @Option(help: "A digest file written earlier by `replay digest`: also check the log still holds that exact prefix.")
     var digest: String?
+    @Option(help: "An Ed25519 public key (64 hex digits, or a file holding them): every signed head in --heads must verify with it and match the events.")
+    var publicKey: String?
+    @Option(help: "The signed tree heads to check with --public-key (default: DIR/tree-heads.jsonl, which the server writes).")
+    var heads: String?
 
     func run() async throws {
         var expected: LogHead?
@@ -30,7 +34,17 @@ struct Verify: AsyncParsableCommand {
                 throw ReplayExit.unreadable
             }
         }
+        let publicKey = try self.publicKey.map(loadPublicKey)
+        if publicKey != nil, heads == nil, PostgresURL.matches(target.log) {
+            throw ValidationError("--public-key on a PostgreSQL log needs --heads FILE (the server's DATA_DIR/tree-heads.jsonl)")
+        }
+        if publicKey == nil, heads != nil { throw ValidationError("--heads needs --public-key") }
         try target.requireLog()
+        let headsPath = heads ?? (target.log + "/tree-heads.jsonl")
+        if publicKey != nil, access(headsPath, R_OK) != 0 {
+            printError("no signed tree heads at \(headsPath): give --heads FILE (a server with TALLY_SIGNING_KEY writes DATA_DIR/tree-heads.jsonl)")
+            throw ReplayExit.unreadable
+        }
         let progress = Progress(label: "verify")
         let report: LogVerifier.Report
         do {
@@ -51,6 +65,8 @@ struct Verify: AsyncParsableCommand {
         var tree: TreeProofs.Head?
         var treeRepairs: [String] = []
         var treeMismatch: (expected: TreeProofs.Head, found: MerkleHash)?
+        var signedHeads = 0
+        var headBreak: JSONObject?
         if report.intact {
             do {
                 let store = try target.open()
@@ -63,6 +79,9 @@ struct Verify: AsyncParsableCommand {
                 } else if let expectedTree {
                     treeMismatch = (expectedTree, .emptyTree)
                 }
+                if let publicKey {
+                    (signedHeads, headBreak) = try await checkSignedHeads(headsPath, key: publicKey, store: store, index: index, head: head)
+                }
                 treeRepairs = await index.repairs
                 try await store.close()
             } catch {
@@ -70,7 +89,7 @@ struct Verify: AsyncParsableCommand {
             }
         }
         var out = JSONObject()
-        out.set("intact", report.intact && treeMismatch == nil)
+        out.set("intact", report.intact && treeMismatch == nil && headBreak == nil)
         out.set("segments", report.segments)
         out.set("batches", report.batches)
         out.set("events", report.events)
@@ -105,7 +124,13 @@ struct Verify: AsyncParsableCommand {
             }
             out.set("tree_break", b)
         }
+        if publicKey != nil { out.set("signed_heads_checked", signedHeads) }
+        if let headBreak { out.set("signed_head_break", headBreak) }
         print(out.rendered)
+        if headBreak != nil {
+            printError("a signed tree head in \(headsPath) does not hold for this log")
+            throw ReplayExit.damaged
+        }
         if let (expected, _) = treeMismatch {
             printError("the log differs from the digest's tree head of \(expected.size) events")
             throw ReplayExit.damaged
@@ -138,6 +163,15 @@ struct Repair: AsyncParsableCommand {
         }
         let log: FileLog
         do {
+            // The opener trusts a sealed segment's index and does not rescan it: find the
+            // first break by verifying every batch, and drop the (rebuildable) indexes from
+            // the damaged segment on, so that opening with repair scans and cuts there.
+            let report = try LogVerifier.verify(directory: target.log)
+            if let broken = report.firstBreak {
+                for name in try directoryNames(target.log) where name.hasSuffix(".idx") && name >= broken.segment.replacingSuffix(".seg", with: ".idx") {
+                    unlink(target.log + "/" + name)
+                }
+            }
             log = try FileLog(directory: target.log, options: .init(fsync: .always, repair: true))
         } catch {
             throw target.unreadable("cannot repair the log at \(target.name)", error)
@@ -175,8 +209,11 @@ struct Digest: AsyncParsableCommand {
 
     @OptionGroup var target: LogOption
     @Option(help: "The tree head as of this position (default: the head).") var position: UInt64?
+    @Option(help: "Sign the tree head with this Ed25519 key file (default: TALLY_SIGNING_KEY when set).") var signingKey: String?
 
     func run() async throws {
+        let keyPath = signingKey ?? environmentValue("TALLY_SIGNING_KEY")
+        let key = try keyPath.map(loadSigningKey)
         let (store, head) = try await target.openAtHead()
         if let position, position > head {
             printError("the log at \(target.name) ends at position \(head); position \(position) is past it")
@@ -188,7 +225,13 @@ struct Digest: AsyncParsableCommand {
             let index = try await MerkleTreeIndex.open(for: store)
             let tree = TreeProofs.Head(size: size, root: try await index.root(size: size, store: store))
             for repair in await index.repairs { printError("tree index: \(repair)") }
-            rendered = position == nil ? DigestFile.render(try await store.head(), tree: tree) : JSONValue.object(TreeProofs.object(tree)).serialized()
+            if let key {
+                let now = nowMilliseconds()
+                let signed = JSONValue.object(TreeProofs.object(try key.sign(size: tree.size, root: tree.root, timestampMs: now))).serialized()
+                rendered = position == nil ? DigestFile.render(try await store.head(), signed: signed) : signed
+            } else {
+                rendered = position == nil ? DigestFile.render(try await store.head(), tree: tree) : JSONValue.object(TreeProofs.object(tree)).serialized()
+            }
             try await store.close()
         } catch {
             throw target.unreadable("cannot open the log at \(target.name)", error)
@@ -209,6 +252,14 @@ enum DigestFile {
             out.set("root_hash", tree.root.hex)
         }
         return out.rendered
+    }
+
+    /// The chain head followed by a signed head's members.
+    static func render(_ head: LogHead, signed: String) -> String {
+        var out = JSONObject()
+        out.set("position", head.position)
+        out.set("chain_hash", head.chainHashHex)
+        return String(out.rendered.dropLast()) + "," + signed.dropFirst()
     }
 
     struct Invalid: Error, CustomStringConvertible {
@@ -257,6 +308,10 @@ enum DigestFile {
 }
 
 extension String {
+    func replacingSuffix(_ suffix: String, with other: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) + other : self
+    }
+
     func trimmingCharacters(in set: Character) -> String {
         String(self.drop { $0 == set }.reversed().drop { $0 == set }.reversed())
     }
