@@ -68,6 +68,8 @@ func checkSignedHeads(
         bytes = [UInt8](data)
     }
     var count = 0
+    // The largest head already shown to hold: a changed event lies after it.
+    var held: UInt64 = 0
     for (number, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
         count += 1
         var failure = JSONObject()
@@ -92,9 +94,13 @@ func checkSignedHeads(
         let found = try await index.root(size: sth.size, store: store)
         guard found == sth.root else {
             failure.set("found_root_hash", found.hex)
-            failure.set("reason", "the first \(sth.size) events hash to another root than the signed head's: an event at or before position \(sth.size) was changed")
+            let after = held < sth.size ? held : 0
+            failure.set("changed_from_position", after + 1)
+            failure.set("changed_until_position", sth.size)
+            failure.set("reason", "the first \(sth.size) events hash to another root than the signed head's: an event in positions \(after + 1)...\(sth.size) was changed, added or removed (the signed heads up to \(after) events hold)")
             return (count, failure)
         }
+        held = max(held, sth.size)
     }
     return (count, nil)
 }
