@@ -30,6 +30,16 @@ import Testing
         }
     }
 
+    @Test func theServerRunsAPublisherOnlyWithAKey() async throws {
+        let key = TreeHeadSigningKey.generate()
+        try await withTallyFixture(configure: { opsConfiguration(&$0); $0.signingKey = key }) { fixture in
+            #expect(fixture.components.services(closesStore: false).contains { $0 is TreeHeadPublisher<FileLog> })
+        }
+        try await withTallyFixture(configure: opsConfiguration) { fixture in
+            #expect(!fixture.components.services(closesStore: false).contains { $0 is TreeHeadPublisher<FileLog> })
+        }
+    }
+
     @Test func publishedHeadsVerifyAndMatchTheEvents() async throws {
         try await withTallyFixture(configure: opsConfiguration) { fixture in
             for i in 0..<300 {
