@@ -62,6 +62,7 @@ build: deps
 HOST           ?= 127.0.0.1
 PORT           ?= 8080
 DEV_SECRET     := $(CURDIR)/.tally-dev/jwt-secret
+DEV_SIGNING_KEY := $(CURDIR)/.tally-dev/signing-key
 # Browser frontends on the usual local dev-server ports may call the development server
 # (unless TALLY_CORS_ORIGINS is set); production has no CORS unless configured.
 DEV_CORS_ORIGINS ?= http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173
@@ -69,9 +70,13 @@ run: deps
 	$(SWIFT) build -c $(CONFIG) --product tally-server
 	@mkdir -p "$(DATA_DIR)"
 	@[ -s "$(DEV_SECRET)" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$(DEV_SECRET)"
+	@# The tree-head signing key: any 32 random bytes are an Ed25519 seed (64 hex digits, as `replay keygen` writes).
+	@[ -s "$(DEV_SIGNING_KEY)" ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$(DEV_SIGNING_KEY)")
 	@bin=$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/tally-server; \
 	export TALLY_JWT_SECRET=$$(cat "$(DEV_SECRET)"); \
 	export TALLY_CORS_ORIGINS="$${TALLY_CORS_ORIGINS:-$(DEV_CORS_ORIGINS)}"; \
+	export TALLY_SIGNING_KEY="$${TALLY_SIGNING_KEY:-$(DEV_SIGNING_KEY)}"; \
+	echo "signed tree heads every 60 s into $(DATA_DIR)/tree-heads.jsonl with $$TALLY_SIGNING_KEY"; \
 	echo "tally-server on http://$(HOST):$(PORT) (embedded log in $(DATA_DIR)); CORS for $$TALLY_CORS_ORIGINS; tokens valid 24 h:"; \
 	for pair in user:alice service:ai-worker admin:admin auditor:auditor; do \
 	  echo "  $${pair%%:*} ($${pair#*:}): $$("$$bin" token --role $${pair%%:*} --subject $${pair#*:})"; \

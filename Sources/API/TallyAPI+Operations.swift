@@ -16,6 +16,7 @@ extension TallyAPI {
         v1.get("audit/events", use: auditEvents)
         v1.get("audit/streams/{stream}", use: auditStream)
         v1.get("audit/digest", use: auditDigest)
+        addProofRoutes(to: v1)
     }
 
     // MARK: - Admin
@@ -28,7 +29,9 @@ extension TallyAPI {
     struct DigestBody: Encodable {
         var position: LogPosition
         var chainHash: String
-        enum CodingKeys: String, CodingKey { case position, chainHash = "chain_hash" }
+        var treeSize: UInt64
+        var rootHash: String
+        enum CodingKeys: String, CodingKey { case position, chainHash = "chain_hash", treeSize = "tree_size", rootHash = "root_hash" }
     }
 
     struct StoreHealth: Encodable {
@@ -172,7 +175,7 @@ extension TallyAPI {
                 next = event.position
                 break
             }
-            lines.append(EventLine.render(event))
+            lines.append(Self.auditLine(event))
         }
         return Self.eventsResponse(lines, next: next)
     }
@@ -188,14 +191,15 @@ extension TallyAPI {
     @Sendable func auditDigest(_ request: Request, context: TallyRequestContext) async throws -> Response {
         _ = try context.require(.auditor)
         let head = try await hub.store.head()
-        return try JSONResponse.make(DigestBody(position: head.position, chainHash: head.chainHashHex))
+        let tree = try await treeHead(size: head.position)
+        return try JSONResponse.make(DigestBody(position: head.position, chainHash: head.chainHashHex, treeSize: tree.size, rootHash: tree.root.hex))
     }
 
     private func streamPage(_ stream: String, fromVersion: UInt64, limit: Int, keep: (RecordedEvent) -> Bool) async throws -> Response {
         let events = try await hub.store.readStream(stream, fromVersion: fromVersion, limit: limit + 1)
         let kept = events.prefix(limit).filter(keep)
         let next = events.count > limit ? events[limit].streamVersion : nil
-        return Self.eventsResponse(kept.map(EventLine.render), next: next, nextKey: "next_from_version")
+        return Self.eventsResponse(kept.map(Self.auditLine), next: next, nextKey: "next_from_version")
     }
 
     /// `{"events": [...], "<nextKey>": n | null}` from lines `EventLine` rendered.

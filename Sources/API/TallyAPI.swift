@@ -23,6 +23,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     /// The request's clock, to age health samples at the edge.
     public let clock: WallClock
     let statsCache = EncodedViewCache()
+    /// The Merkle tree index the audit proof routes answer from.
+    let tree = AuditTree()
 
     public init(hub: ViewHub<Store>, commands: CommandService<Store>, authority: TokenAuthority,
                 alertThresholds: AlertThresholds = AlertThresholds(), corsOrigins: [String] = [], metrics: TallyMetrics = TallyMetrics(),

@@ -11,12 +11,16 @@ public struct ImportedEvent: Sendable, Hashable {
     public var idempotencyKey: String?
     /// Where the event was in the source log, when the line says.
     public var sourcePosition: LogPosition?
+    /// Its stream version in the source log, when the line says (`replay check-proof`
+    /// rebuilds the event's canonical bytes from it).
+    public var sourceVersion: UInt64?
 
-    public init(stream: String, event: ProposedEvent, idempotencyKey: String? = nil, sourcePosition: LogPosition? = nil) {
+    public init(stream: String, event: ProposedEvent, idempotencyKey: String? = nil, sourcePosition: LogPosition? = nil, sourceVersion: UInt64? = nil) {
         self.stream = stream
         self.event = event
         self.idempotencyKey = idempotencyKey
         self.sourcePosition = sourcePosition
+        self.sourceVersion = sourceVersion
     }
 }
 
@@ -254,6 +258,7 @@ private struct LineFields {
     var type: String?
     var knownType: EventType?
     var position: Int64?
+    var version: Int64?
     var schemaVersion: Int64?
     var recordedAt: Int64?
     var actor = ""
@@ -267,7 +272,7 @@ private struct LineFields {
         switch slot {
         case 0: position = try Self.integer(&p, "position", in: 1...Int64.max)
         case 1: stream = try Self.text(&p, "stream")?.string
-        case 2: _ = try Self.integer(&p, "version", in: 0...Int64.max)
+        case 2: version = try Self.integer(&p, "version", in: 0...Int64.max)
         case 3:
             guard let text = try Self.text(&p, "type") else { return }
             knownType = EventLine.typeNames.first { text.equals($0.1) }?.0
@@ -355,7 +360,8 @@ private struct LineFields {
         default:
             throw DomainError.invalid("data", "must be an object, or null for an opaque event; got \(data.kindName)")
         }
-        return ImportedEvent(stream: stream, event: proposed, idempotencyKey: key, sourcePosition: position.map { LogPosition($0) })
+        return ImportedEvent(stream: stream, event: proposed, idempotencyKey: key, sourcePosition: position.map { LogPosition($0) },
+                             sourceVersion: version.map { UInt64($0) })
     }
 
     /// `stream == event.stream`, without building the event's stream name.

@@ -41,6 +41,8 @@ struct SettingOptions: ParsableArguments {
     @Option(help: help(.logLevel)) var logLevel: String?
     @Option(help: help(.logFormat)) var logFormat: String?
     @Flag(help: help(.repair)) var repair = false
+    @Option(help: help(.signingKey)) var signingKey: String?
+    @Option(help: help(.treeHeadIntervalS)) var treeHeadIntervalS: String?
     @OptionGroup var signing: SigningOptions
 
     var flags: [String: String] {
@@ -50,6 +52,7 @@ struct SettingOptions: ParsableArguments {
             (.consistencyWaitMs, consistencyWaitMs), (.commandTimeoutMs, commandTimeoutMs), (.healthIntervalS, healthIntervalS), (.healthStaleAfterS, healthStaleAfterS),
             (.idleTimeoutMs, idleTimeoutMs), (.headerTimeoutMs, headerTimeoutMs), (.bodyTimeoutMs, bodyTimeoutMs), (.maxConnections, maxConnections),
             (.corsOrigins, corsOrigins), (.metricsToken, metricsToken), (.logLevel, logLevel), (.logFormat, logFormat), (.repair, repair ? "true" : nil),
+            (.signingKey, signingKey), (.treeHeadIntervalS, treeHeadIntervalS),
         ]
         for case let (setting, value?) in values { flags[setting.name] = value }
         return flags

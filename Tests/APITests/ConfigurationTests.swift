@@ -29,6 +29,8 @@ import Testing
         (.metricsToken, ["has space", String(repeating: "t", count: 4_097)]),
         (.jwtSecret, ["short", String(repeating: "s", count: 31), String(repeating: "s", count: 31) + " "]),
         (.jwtPublicKey, [String(repeating: "k", count: 4_097)]),
+        (.signingKey, [String(repeating: "k", count: 4_097)]),
+        (.treeHeadIntervalS, ["0", "-1", "86401", "1m"]),
         (.logLevel, ["loud", "INFO"]),
         (.logFormat, ["JSON", "yaml", "text "]),
     ]

@@ -103,7 +103,7 @@ import Testing
             let (head, _) = try await Self.build(logPath, calls: 40)
             let digest = try await runProcess(binary, ["digest", "--log", logPath])
             #expect(digest.status == 0, "\(digest.stderr)")
-            #expect(digest.stdout == "{\"position\":\(head.position),\"chain_hash\":\"\(head.chainHashHex)\"}\n")
+            #expect(digest.stdout.hasPrefix("{\"position\":\(head.position),\"chain_hash\":\"\(head.chainHashHex)\",\"tree_size\":\(head.position),\"root_hash\":\""), "\(digest.stdout)")
             let digestFile = dir.sub("digest.json")
             try writeFile(digestFile, digest.stdoutBytes)
 
@@ -115,7 +115,7 @@ import Testing
             try await log.close()
             let grown = try await runProcess(binary, ["verify", "--log", logPath, "--digest", digestFile])
             #expect(grown.status == 0, "\(grown.stdout) \(grown.stderr)")
-            #expect(grown.stdout.contains("\"digest_position\":\(head.position)"), "\(grown.stdout)")
+            #expect(grown.stdout.contains("\"digest_tree_size\":\(head.position)"), "\(grown.stdout)")
             #expect(try LogVerifier.verify(directory: logPath, expected: head).intact)
 
             // A different history: same shape, different payloads; then a shorter one.
@@ -123,7 +123,7 @@ import Testing
             _ = try await Self.build(rewritten, calls: 50, salt: 77)
             let other = try await runProcess(binary, ["verify", "--log", rewritten, "--digest", digestFile])
             #expect(other.status == 1, "\(other.stdout) \(other.stderr)")
-            #expect(other.stdout.contains("\"first_break\""), "\(other.stdout)")
+            #expect(other.stdout.contains("\"tree_break\"") && other.stdout.contains("\"found_root_hash\""), "\(other.stdout)")
             #expect(try LogVerifier.verify(directory: rewritten, expected: head).intact == false)
             #expect(try LogVerifier.verify(directory: rewritten).intact, "the rewritten log is intact on its own")
 
@@ -131,6 +131,7 @@ import Testing
             _ = try await Self.build(shorter, calls: 10)
             let short = try await runProcess(binary, ["verify", "--log", shorter, "--digest", digestFile])
             #expect(short.status == 1, "\(short.stdout) \(short.stderr)")
+            #expect(short.stdout.contains("the log ends at position"), "\(short.stdout)")
             let report = try LogVerifier.verify(directory: shorter, expected: head)
             #expect(report.firstBreak?.position == report.head.position + 1)
         }

@@ -9,7 +9,7 @@ import Glibc
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the log: append throughput and latency, read throughput. One JSON object on stdout.",
-        subcommands: [BenchAppend.self, BenchRead.self, BenchStreams.self, BenchReplay.self]
+        subcommands: [BenchAppend.self, BenchRead.self, BenchStreams.self, BenchReplay.self, BenchProve.self]
     )
 }
 

@@ -43,6 +43,7 @@ struct RangeOptions: ParsableArguments {
         }
         s.fromPosition = max(1, fromPosition ?? 1)
         s.untilPosition = untilPosition
+        DamagedPrefix.asked(until: untilPosition)
     }
 
     func selection() throws -> EventSelection {

@@ -55,7 +55,12 @@ struct InspectCommand: AsyncParsableCommand {
 
     func run() async throws {
         var output = LineOutput(descriptor: 1)
-        try await execute(into: &output)
+        do {
+            try await execute(into: &output)
+        } catch {
+            try? output.flush()  // the events read before a damaged batch are still printed
+            throw error
+        }
         try output.flush()
     }
 
@@ -101,7 +106,12 @@ struct ExportCommand: AsyncParsableCommand {
 
     func run() async throws {
         var output = LineOutput(descriptor: 1)
-        try await execute(into: &output)
+        do {
+            try await execute(into: &output)
+        } catch {
+            try? output.flush()  // the events read before a damaged batch are still printed
+            throw error
+        }
         try output.flush()
     }
 
@@ -154,9 +164,15 @@ struct ExportCommand: AsyncParsableCommand {
             var chunk: [RecordedEvent] = []
             chunk.reserveCapacity(Self.chunkEvents)
             reading: for try await batch in store.read(from: selection.fromPosition, filter: selection.filter).batches {
+                var last = false
                 for event in batch {
                     if let untilPosition = selection.untilPosition, event.position > untilPosition { break reading }
                     if selection.selects(event) { chunk.append(event) }
+                    if let untilPosition = selection.untilPosition, event.position >= untilPosition { last = true }
+                }
+                if last {
+                    // Stop without reading the batch after --until-position (possibly a damaged one).
+                    break reading
                 }
                 if chunk.count >= Self.chunkEvents {
                     submit(chunk)
@@ -238,11 +254,14 @@ struct EventSelection {
         if let limit, limit == 0 { return 0 }
         func accept(_ event: RecordedEvent) throws -> Bool {
             if let untilPosition, event.position > untilPosition { return false }
-            guard selects(event) else { return true }
+            // Stop at --until-position itself, without reading the batch after it (which may
+            // be the damaged one of a log whose intact prefix is asked for).
+            let last = untilPosition.map { event.position >= $0 } ?? false
+            guard selects(event) else { return !last }
             try body(event)
             count += 1
             if let limit, count >= limit { return false }
-            return true
+            return !last
         }
         if let stream {
             var version: UInt64 = 0

@@ -1,14 +1,50 @@
 import ArgumentParser
 import EventLog
 import Foundation
+import Synchronization
 
 /// Opens `log` (a directory or a postgres:// URL); read-only unless `writable`. Every replay
 /// command works through `EventStore` alone, whichever backend this returns.
+///
+/// A file log damaged before its end opens read-only as its intact prefix: the damage is
+/// reported on stderr and noted (`DamagedPrefix`), and the command exits 1 at its end unless
+/// it asked only for positions before the damage (`--until-position`). Nothing is changed.
 func openLog(_ log: String, writable: Bool = false, fsync: FsyncPolicy = .never, segmentSize: Int = 128 << 20) throws -> any EventStore {
     if PostgresURL.matches(log) {
         return try PostgresLog(url: log, options: .init(fsync: fsync, readOnly: !writable))
     }
-    return try FileLog(directory: log, options: .init(fsync: fsync, segmentSize: segmentSize, readOnly: !writable))
+    do {
+        return try FileLog(directory: log, options: .init(fsync: fsync, segmentSize: segmentSize, readOnly: !writable))
+    } catch let error as EventLogError where error.code == .corrupted && !writable {
+        // Read-only with repair: the opener stops at the damage and writes nothing.
+        let prefix = try FileLog(directory: log, options: .init(fsync: fsync, segmentSize: segmentSize, readOnly: true, repair: true))
+        guard let damage = prefix.recovery.repair else { return prefix }
+        DamagedPrefix.note(damage.position)
+        printError("""
+            the log at \(log) is damaged at position \(damage.position) (\(damage.segment), byte \(damage.offset): \(damage.reason)); \
+            reading its intact prefix, positions 1...\(damage.position - 1). Nothing was changed; \
+            `replay repair --log \(log)` cuts the log there (keeping the cut bytes as *.damaged)
+            """)
+        return prefix
+    }
+}
+
+/// The damage a read-only open stopped at, and the last position the command asked for, so
+/// that `Replay.main` exits 1 when the answer may miss events past the damage.
+enum DamagedPrefix {
+    private static let state = Mutex<(damagedAt: LogPosition?, until: LogPosition?)>((nil, nil))
+
+    static func note(_ position: LogPosition) { state.withLock { $0.damagedAt = $0.damagedAt.map { min($0, position) } ?? position } }
+    static func asked(until position: LogPosition?) { state.withLock { $0.until = position } }
+
+    /// True when a log was damaged at or before a position the command wanted.
+    static var missedEvents: Bool {
+        state.withLock { s in
+            guard let damaged = s.damagedAt else { return false }
+            guard let until = s.until else { return true }
+            return until >= damaged
+        }
+    }
 }
 
 /// A log's name for messages: the directory, or the URL without its password.
@@ -89,9 +125,16 @@ struct LogOption: ParsableArguments {
         var description: String { reason }
     }
 
-    /// Prints `what` and `error`, and returns the exit (2) to throw.
+    /// Prints `what` and `error`, and returns the exit to throw: 1 when the log's bytes are
+    /// damaged (the README's "damaged log"), naming the repair; 2 when it cannot be read.
     func unreadable(_ what: String, _ error: any Error) -> ExitCode {
         printError("\(what): \(error)")
+        if let error = error as? EventLogError, error.code == .corrupted {
+            if !PostgresURL.matches(log), !error.message.contains("replay repair") {
+                printError("the events before the damage stay readable (--until-position before it); `replay verify --log \(name)` names the first break, `replay repair --log \(name)` cuts the log there")
+            }
+            return ReplayExit.damaged
+        }
         return ReplayExit.unreadable
     }
 }

@@ -10,8 +10,26 @@ struct Replay: AsyncParsableCommand {
             Exit codes: 0 success (an intact log, for verify); 1 the log is damaged or differs \
             from the digest; 2 the log could not be opened or read; 64 bad usage.
             """,
-        subcommands: [Stats.self, Unlocked.self, Rebuild.self, InspectCommand.self, ExportCommand.self, ImportCommand.self, Verify.self, Digest.self, Generate.self, Bench.self, AppendUntilKilled.self, AppendLoad.self]
+        subcommands: [Stats.self, Unlocked.self, Rebuild.self, InspectCommand.self, ExportCommand.self, ImportCommand.self, Verify.self, Repair.self, Digest.self, Prove.self, CheckProof.self, Keygen.self, Generate.self, Bench.self, AppendUntilKilled.self, AppendLoad.self]
     )
+}
+
+extension Replay {
+    /// ArgumentParser's main, plus one rule: a command that read a damaged log's intact
+    /// prefix (see `openLog`) and may have missed events past the damage exits 1.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+        if DamagedPrefix.missedEvents { exit(withError: ReplayExit.damaged) }
+    }
 }
 
 /// Process exit codes scripts can rely on.

@@ -56,6 +56,10 @@ public struct TallyComponents<Store: EventStore>: Sendable {
         if configuration.samplesHealth {
             services.append(HealthSampler(api: api, dataDirectory: configuration.dataDirectory, interval: configuration.healthInterval))
         }
+        if let key = configuration.signingKey {
+            services.append(TreeHeadPublisher(api: api, key: key, path: configuration.dataDirectory + "/" + TreeHeadPublisher<Store>.fileName,
+                                              interval: configuration.treeHeadInterval, logger: logger))
+        }
         return services
     }
 

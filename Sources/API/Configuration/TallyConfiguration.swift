@@ -1,6 +1,10 @@
 public import EventLog
 public import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Everything `tally-server` is told, checked. Built from flags and environment variables
 /// through `TallySetting.all` — a flag wins over its variable, an empty variable counts as
 /// unset, and both forms pass the same check — or set in code by tests.
@@ -24,6 +28,12 @@ public struct TallyConfiguration: Sendable {
     public var consistencyWait = Duration.seconds(1)
     public var commandTimeout = Duration.seconds(5)
     public var healthInterval = Duration.seconds(30)
+    /// The Ed25519 key the server signs tree heads with (`TALLY_SIGNING_KEY`), loaded and
+    /// checked when the configuration is read; nil: no signed heads.
+    public var signingKey: TreeHeadSigningKey?
+    public var signingKeyPath: String?
+    /// How often the server appends a signed tree head to `DATA_DIR/tree-heads.jsonl`.
+    public var treeHeadInterval = Duration.seconds(60)
     /// A component whose last health sample is older than this is reported `stale`; nil:
     /// three health intervals, so one late or lost sample is not yet news.
     public var healthStaleAfter: Duration?
@@ -83,6 +93,18 @@ public struct TallyConfiguration: Sendable {
             throw ConfigurationError(.conflictingSettings, setting: TallySetting.jwtSecret.name,
                                      "give either \(TallySetting.jwtSecret.label) (HS256) or \(TallySetting.jwtPublicKey.label) (RS256), not both")
         }
+        if let path = configuration.signingKeyPath {
+            guard let bytes = FileBytes.read(path, limit: 4_096) else {
+                throw ConfigurationError(.unreadableFile, setting: TallySetting.signingKey.name,
+                                         "cannot read the signing key file \(path) (\(TallySetting.signingKey.label)): check the path and its permissions")
+            }
+            do {
+                configuration.signingKey = try TreeHeadSigningKey(fileContents: bytes)
+            } catch {
+                throw ConfigurationError(.invalidValue, setting: TallySetting.signingKey.name,
+                                         "\(path) (\(TallySetting.signingKey.label)) is not a signing key: \(error)")
+            }
+        }
         if let staleAfter = configuration.healthStaleAfter, staleAfter < configuration.healthInterval {
             throw ConfigurationError(.conflictingSettings, setting: TallySetting.healthStaleAfterS.name,
                                      "\(TallySetting.healthStaleAfterS.label) is shorter than \(TallySetting.healthIntervalS.label): the server's own samples would always be stale; give at least the interval")
@@ -95,4 +117,16 @@ public struct TallyConfiguration: Sendable {
 
     /// The data directory's snapshot folder, when snapshots are on.
     public var snapshotDirectory: String? { snapshots ? dataDirectory + "/snapshots" : nil }
+}
+
+/// A small file's bytes, or nil when it cannot be read or is larger than `limit`.
+enum FileBytes {
+    static func read(_ path: String, limit: Int) -> [UInt8]? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        let n = fread(&bytes, 1, bytes.count, file)
+        guard n <= limit, ferror(file) == 0 else { return nil }
+        return Array(bytes.prefix(n))
+    }
 }

@@ -39,7 +39,7 @@ extension TallySetting {
     public static let all: [TallySetting] = [
         dataDirectory, store, host, port, fsync, repair, streamCache, unlockCost, consistencyWaitMs, commandTimeoutMs,
         healthIntervalS, healthStaleAfterS, idleTimeoutMs, headerTimeoutMs, bodyTimeoutMs, maxConnections, corsOrigins, metricsToken,
-        jwtSecret, jwtPublicKey, logLevel, logFormat,
+        jwtSecret, jwtPublicKey, signingKey, treeHeadIntervalS, logLevel, logFormat,
     ]
 
     /// The settings `tally-server token` reads.
@@ -166,6 +166,16 @@ extension TallySetting {
 
     public static let jwtPublicKey = path("jwt-public-key", "TALLY_JWT_PUBLIC_KEY",
                                           "PEM file with an RS256 public key or certificate (verify only).") { $0.jwtPublicKeyPath = $1 }
+
+    public static let signingKey = path("signing-key", "TALLY_SIGNING_KEY",
+                                        "File with the Ed25519 key that signs tree heads (64 hex digits; `replay keygen` writes one); unset: no signed heads.") {
+        $0.signingKeyPath = $1
+    }
+
+    public static let treeHeadIntervalS = integer(
+        "tree-head-interval-s", "TALLY_TREE_HEAD_INTERVAL_S",
+        "Seconds between the signed tree heads the server appends to DATA_DIR/tree-heads.jsonl (with a signing key; default 60).",
+        1...86_400) { $0.treeHeadInterval = .seconds($1) }
 
     public static let logLevel = TallySetting(
         name: "log-level", environment: "TALLY_LOG_LEVEL",

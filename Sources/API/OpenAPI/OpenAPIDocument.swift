@@ -137,8 +137,21 @@ enum OpenAPIDocument {
                       .integer("from_version", 0...Int.max, default: 0, "The first stream version to read (a previous page's next_from_version)."),
                       .integer("limit", 1...1_000, default: 100, "Events per page."),
                   ], response: Schemas.ref("StreamPage")),
-        Operation(method: "GET", path: "/api/v1/audit/digest", roles: [.auditor], summary: "The head position and its chain hash.",
-                  response: Schemas.object(["position": Schemas.position, "chain_hash": .string(description: "Hex SHA-256 chain hash at `position`.")])),
+        Operation(method: "GET", path: "/api/v1/audit/digest", roles: [.auditor], summary: "The head position, its chain hash and the RFC 9162 tree head of every event.",
+                  response: Schemas.object([
+                      "position": Schemas.position, "chain_hash": .string(description: "Hex SHA-256 chain hash at `position`."),
+                      "tree_size": Schemas.count, "root_hash": Schemas.hash("RFC 9162 root of the first `tree_size` events."),
+                  ])),
+        Operation(method: "GET", path: "/api/v1/audit/proof/{position}", roles: [.auditor],
+                  summary: "An RFC 9162 inclusion proof of the event at `position` (check it offline with `replay check-proof`).",
+                  query: [.integer("tree_size", 1...Int.max, default: nil, "The tree size the proof is for (default: the head); from the position to the head.")],
+                  response: Schemas.ref("InclusionProof")),
+        Operation(method: "GET", path: "/api/v1/audit/consistency", roles: [.auditor],
+                  summary: "An RFC 9162 consistency proof that the tree of `from` events is a prefix of the tree of `to`.",
+                  query: [
+                      .integer("from", 1...Int.max, default: nil, "The older tree size (required)."),
+                      .integer("to", 1...Int.max, default: nil, "The newer tree size, at most the head (default: the head)."),
+                  ], response: Schemas.ref("ConsistencyProof")),
     ]
 
     /// The methods of the routes whose template matches `path` (a `{name}` segment matches

@@ -39,6 +39,15 @@ enum Schemas {
     static let iso8601 = JSONSchema.string(description: "ISO 8601 UTC with µs, e.g. 2026-01-01T00:00:00.000000Z.")
     static let percent = JSONSchema.number()
 
+    /// A SHA-256 value as 64 lowercase hex digits.
+    static func hash(_ description: String) -> JSONSchema {
+        .string(description: description, pattern: "^[0-9a-f]{64}$")
+    }
+
+    static var hashPath: JSONSchema {
+        .array(description: "Hashes, bottom up (RFC 9162).", maxItems: 64, items: hash("A node hash."))
+    }
+
     static func enumeration<T: CaseIterable & RawRepresentable>(_: T.Type, description: String? = nil) -> JSONSchema where T.RawValue == String {
         .string(description: description, allowedValues: T.allCases.map { AnyCodable($0.rawValue) })
     }
@@ -89,6 +98,16 @@ enum Schemas {
                           items: count),
         ]),
         "EventLine": eventLine,
+        "InclusionProof": object([
+            "proof": .string(allowedValues: "inclusion"), "position": Schemas.position, "tree_size": count,
+            "leaf_hash": hash("SHA-256(0x00 ‖ the event's canonical bytes)."), "root_hash": hash("The root of the first `tree_size` events."),
+            "audit_path": hashPath,
+        ]),
+        "ConsistencyProof": object([
+            "proof": .string(allowedValues: "consistency"), "from": count, "to": count,
+            "from_root": hash("The root of the first `from` events."), "to_root": hash("The root of the first `to` events."),
+            "consistency_path": hashPath,
+        ]),
         "EventPage": eventPage("next_from_position", "The `from_position` of the next page; null on the last page."),
         "StreamPage": eventPage("next_from_version", "The `from_version` of the next page; null on the last page."),
         "Positions": object([
@@ -133,6 +152,7 @@ enum Schemas {
             "data": .object(nullable: true, description: "The event's fields; null for an event this build cannot read."),
             "opaque": object(["reason": .string, "payload_base64": .string]).optionalSchemaObject()
                 .with(description: "Only with data null: why it is unreadable and its payload."),
+            "leaf_hash": hash("The event's RFC 9162 leaf hash, SHA-256(0x00 ‖ canonical bytes), for `replay check-proof`."),
         ])
     }
 

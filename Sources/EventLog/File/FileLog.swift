@@ -42,6 +42,9 @@ public final class FileLog: EventStore, Sendable {
         let opened = try FileLogOpener(directory: directory, options: options).open()
         self.lockFile = lock
         self.recovery = opened.report
+        // A repair cut the log: the tree index may cover events that are gone (derived data,
+        // rebuilt from the events by the next proof; `MerkleTreeIndex.reconcile` also checks).
+        if opened.report.repair != nil { Directory.remove(directory + "/" + MerkleTreeIndex.fileName) }
         self.checkpointedBytes = opened.checkpointed
         let active = opened.active
         self.core = FileLogCore(directory: directory, state: opened.takeState())

@@ -150,7 +150,7 @@ struct FileLogOpener {
                     throw EventLogError(
                         .corrupted,
                         "\(directory)/\(name) is damaged at byte \(offset), position \(next): \(reason). "
-                            + "Nothing was changed. Inspect it with `replay verify`; to cut the log at position \(next), open it with repair"
+                            + "Nothing was changed. Inspect it with `replay verify --log \(directory)`; to cut the log at position \(next) (the cut bytes kept as *.damaged), run `replay repair --log \(directory)` or start `tally-server --repair`"
                     )
                 }
                 var movedAside: [String] = []

@@ -32,7 +32,7 @@ public final class PostgresLog: EventStore, Sendable {
     public let location: String
     public let options: Options
     private let writer: PostgresWriter?
-    private let pool: PGConnectionPool
+    let pool: PGConnectionPool
     private let notifier: PostgresNotifier
 
     /// Connects, applies pending migrations (unless read-only) and starts the writer,

@@ -44,6 +44,13 @@ enum PostgresSchema {
                    to_timestamp(s.recorded_at_us / 1e6) AS recorded_at
             FROM tally_streams s;
         """,
+        // The Merkle tree index over events (docs/log-format.md, "Tree index"): derived data.
+        """
+        CREATE TABLE tally_merkle_nodes (
+            node bigint PRIMARY KEY,
+            hash bytea NOT NULL CHECK (octet_length(hash) = 32)
+        );
+        """,
     ]
 
     /// Brings the database to the newest schema; returns the version it found.
