@@ -17,7 +17,7 @@ class Browser:
         self.timeout = timeout
         self.process = subprocess.Popen(
             [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-             "--disable-extensions", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+             "--disable-extensions", "--hide-scrollbars", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
              "--user-data-dir=" + self.profile, "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = os.path.join(self.profile, "DevToolsActivePort")
@@ -98,7 +98,10 @@ class Browser:
         self.wait("document.readyState === 'complete' && !!document.getElementById('status')", "the page to load")
 
     def screenshot(self, path):
-        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})["data"]
+        # The whole page, not only the viewport: its content size at the current width.
+        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
         return path

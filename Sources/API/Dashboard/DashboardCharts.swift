@@ -49,7 +49,9 @@ enum DashboardCharts {
       let d = "";
       s.values.forEach((v, i) => { d += (i === 0 ? "M" : "L") + x(i).toFixed(1) + "," + y(v).toFixed(1); });
       if (n === 1) d += "L" + (W - R) + "," + y(s.values[0]).toFixed(1);
-      svg.appendChild(el("path", { d: d, fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": 1.5, "data-series": s.name }));
+      // Every other series dashed, so equal series stay visible.
+      svg.appendChild(el("path", { d: d, fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": k % 2 ? 1.5 : 2.5,
+        "stroke-dasharray": k % 2 ? "5 3" : "none", "data-series": s.name }));
       svg.appendChild(el("text", { x: L + 6 + k * 80, y: T + 10, fill: COLORS[k % COLORS.length], class: "legend" }, s.name));
     });
   }
@@ -57,6 +59,11 @@ enum DashboardCharts {
   /// gauges: [{component, memory_pct, cpu_pct, disk_pct}]; bars per resource, lines at 65/75/85 %.
   function gauges(svg, list) {
     clear(svg);
+    // The wide chart has a wider viewBox, so its text keeps the size of the others'.
+    const W = (svg.viewBox && svg.viewBox.baseVal && svg.viewBox.baseVal.width) || 400;
+    ["memory", "cpu", "disk"].forEach((name, k) => {
+      svg.appendChild(el("text", { x: W - R - 150 + k * 50, y: T + 2, fill: COLORS[k], class: "legend" }, name));
+    });
     const y = (v) => T + (H - T - B) * (1 - Math.min(100, v) / 100);
     for (const [level, color] of [[65, "#b35900"], [75, "#c62828"], [85, "#7b1111"]]) {
       svg.appendChild(el("line", { x1: L, y1: y(level), x2: W - R, y2: y(level), stroke: color, "stroke-dasharray": "4 3", "data-alert-line": level }));

@@ -59,7 +59,7 @@ enum DashboardPage {
       <figure><figcaption>Analyses completed / failed</figcaption><svg id="chart-analyses" class="chart" viewBox="0 0 400 160" role="img" aria-label="analyses"></svg></figure>
       <figure><figcaption>CDN jobs queued by priority</figcaption><svg id="chart-cdn" class="chart" viewBox="0 0 400 160" role="img" aria-label="cdn jobs"></svg></figure>
       <figure><figcaption>Latency p50 / p99 (ms, hourly)</figcaption><svg id="chart-latency" class="chart" viewBox="0 0 400 160" role="img" aria-label="latency"></svg></figure>
-      <figure class="wide"><figcaption>Health per component (65 / 75 / 85 % alert lines)</figcaption><svg id="chart-health" class="chart" viewBox="0 0 400 160" role="img" aria-label="health gauges"></svg></figure>
+      <figure class="wide"><figcaption>Health per component (65 / 75 / 85 % alert lines)</figcaption><svg id="chart-health" class="chart" viewBox="0 0 800 160" role="img" aria-label="health gauges"></svg></figure>
     </div>
   </section>
 

@@ -228,7 +228,7 @@ enum DashboardScript {
     }
     for (const event of page.body.events) {
       const li = document.createElement("li");
-      li.textContent = "#" + event.position + " v" + event.stream_version + " " + event.type + " " + event.recorded_at;
+      li.textContent = "#" + event.position + " v" + event.version + " " + event.type + " " + event.recorded_at;
       li.addEventListener("click", () => { const pre = $("event-json"); pre.hidden = false; pre.textContent = JSON.stringify(event, null, 2); });
       list.appendChild(li);
     }

@@ -25,7 +25,8 @@ main { display: grid; grid-template-columns: 1fr; gap: 12px; padding: 12px; max-
 figure { margin: 0; min-width: 0; }
 figcaption { color: var(--muted); font-size: 13px; }
 .chart { width: 100%; height: auto; background: #fafbfc; border: 1px solid var(--line); border-radius: 4px; }
-.chart text { font-size: 9px; fill: var(--muted); }
+.chart text { font-size: 9px; }
+.chart text:not(.legend) { fill: var(--muted); }
 table { width: 100%; border-collapse: collapse; font-size: 13px; display: block; overflow-x: auto; }
 th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); white-space: nowrap; }
 td[data-state="live"] { color: var(--ok); }

@@ -8,8 +8,8 @@ extension OpenAPIDocument {
     static let dashboardOperations: [Operation] = [
         asset("/", "The dashboard page (also at /dashboard): sign in with a token; no data without one.", .html),
         asset("/dashboard", "The dashboard page.", .html),
-        asset("/dashboard/app.js", "The dashboard's script.", .javascript),
-        asset("/dashboard/charts.js", "The dashboard's SVG charts.", .javascript),
+        asset("/dashboard/app.js", "The dashboard's script.", .textJavaScript),
+        asset("/dashboard/charts.js", "The dashboard's SVG charts.", .textJavaScript),
         asset("/dashboard/app.css", "The dashboard's style sheet.", .css),
         Operation(method: "GET", path: "/api/v1/system/metrics/series", roles: [.admin],
                   summary: "The metrics view's buckets per minute or per hour over a range of event time, every bucket start in it (empty ones as zeros), within the window the view keeps (24 h of minutes, 30 days of hours).",
@@ -61,4 +61,6 @@ extension OpenAPIDocument {
 
 extension OpenAPI.ContentType {
     static let eventStream = OpenAPI.ContentType(rawValue: "text/event-stream")!
+    /// What browsers and RFC 9239 name JavaScript (OpenAPIKit's `.javascript` is application/javascript).
+    static let textJavaScript = OpenAPI.ContentType(rawValue: "text/javascript")!
 }
