@@ -5,6 +5,11 @@ it (with the virtual environment's python, which has websocket-client) and check
 this script only observes and reports, it decides nothing.
 
   dashboard-browser.py --chromium PATH --base URL --tokens FILE --out DIR --phase main|outage
+  dashboard-browser.py --chromium PATH --base URL --tokens FILE --out DIR --phase paint [--runs N]
+
+--phase paint is the benchmark (never a test): the admin signed in (token already in
+sessionStorage), the page loaded N times; per load the navigation's timings, the first
+contentful paint and `tally:first-load` (the page's mark once its first figures are shown).
 """
 import argparse, base64, json, os, shutil, subprocess, sys, tempfile, time, urllib.request
 
@@ -121,13 +126,23 @@ class Browser:
 STATS = "Object.fromEntries([...document.querySelectorAll('[data-stat]')].map(e => [e.dataset.stat, [e.dataset.value, e.textContent]]))"
 CHARTS = ("Object.fromEntries([...document.querySelectorAll('svg.chart')].map(s => [s.id, "
           "[...s.querySelectorAll('path')].filter(p => (p.getAttribute('d') || '').length > 4).length]))")
+PAINT = ("(() => { const n = performance.getEntriesByType('navigation')[0]; "
+         "const p = performance.getEntriesByName('first-contentful-paint')[0]; "
+         "return {response_end_ms: n.responseEnd, dom_content_loaded_ms: n.domContentLoadedEventEnd, "
+         "first_contentful_paint_ms: p ? p.startTime : null, "
+         "first_load_ms: performance.getEntriesByName('tally:first-load')[0].startTime}; })()")
 VISIBLE = "(id => { const e = document.getElementById(id); return !!e && e.offsetParent !== null && e.getBoundingClientRect().width > 0; })"
 
 
 def sign_in(browser, base, token):
     browser.open(base + "/")
+    # A token saved by an earlier sign-in signs the page in again and saves itself once its
+    # probe answers: let that finish before forgetting it, or it comes back.
+    browser.wait("!sessionStorage.getItem('tally.token') || Number(document.body.dataset.loaded || 0) >= 1", "the saved session's sign-in")
     browser.js("sessionStorage.clear()")
     browser.open(base + "/")
+    # As a person would: only through the form, once the page shows it.
+    browser.wait(VISIBLE + "('sign-in-form')", "the sign-in form")
     browser.js(f"document.getElementById('token').value = {json.dumps(token)}; document.querySelector('#sign-in-form button').click(); true")
     browser.wait("Number(document.body.dataset.loaded || 0) >= 1", "the first load after sign-in")
 
@@ -138,7 +153,8 @@ def main():
     parser.add_argument("--base", required=True)
     parser.add_argument("--tokens", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--phase", choices=["main", "outage"], required=True)
+    parser.add_argument("--phase", choices=["main", "outage", "paint"], required=True)
+    parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args()
     tokens = json.load(open(args.tokens))
@@ -148,6 +164,18 @@ def main():
     browser = Browser(args.chromium, args.timeout)
     try:
         browser.viewport(1280, 800)
+        if args.phase == "paint":
+            sign_in(browser, args.base, tokens["admin"])
+            runs = []
+            for _ in range(args.runs):
+                browser.open(args.base + "/")
+                browser.wait("performance.getEntriesByName('tally:first-load').length > 0 && "
+                             "document.querySelectorAll('#chart-searches path').length > 0", "the first load")
+                runs.append(browser.js(PAINT))
+            report["runs"] = runs
+            report["console_errors"] = browser.errors
+            print(json.dumps(report))
+            return
         if args.phase == "outage":
             sign_in(browser, args.base, tokens["admin"])
             browser.wait("document.getElementById('status').dataset.status === 'stale'", "the page to say stale")

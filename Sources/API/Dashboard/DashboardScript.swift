@@ -9,7 +9,7 @@ enum DashboardScript {
   const TOKEN_KEY = "tally.token";
   const POLL_MS = 5000;
   const state = { token: null, role: null, subject: null, range: "hour:24", stale: false, unavailable: false,
-                  live: false, loadedHead: -1, loading: false, streamNext: null, streamName: null, views: [] };
+                  live: false, loadedHead: -1, loading: null, streamNext: null, streamName: null, views: [] };
 
   function claims(token) {
     try {
@@ -18,19 +18,26 @@ enum DashboardScript {
     } catch (e) { return null; }
   }
 
+  /// One request with the signed-in token. An answer that arrives after a sign-out or a
+  /// sign-in as someone else is not theirs: it is dropped (not ok, status 0), marking nothing.
   async function api(path, options) {
     const opts = options || {};
-    const headers = { Authorization: "Bearer " + state.token };
+    const token = state.token;
+    const superseded = { ok: false, status: 0, body: null };
+    if (!token) return superseded;
+    const headers = { Authorization: "Bearer " + token };
     if (opts.body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
       response = await fetch(path, { method: opts.method || "GET", headers: headers, body: opts.body, cache: "no-store" });
     } catch (e) {
+      if (state.token !== token) return superseded;
       state.unavailable = true;
       return { ok: false, status: 0, body: null };
     }
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
+    if (state.token !== token) return superseded;
     if (response.status === 503) state.unavailable = true;
     if (body && body.stale === true) state.stale = true;
     if (body && body.freshness && body.freshness.state === "storeUnavailable") state.stale = true;
@@ -239,12 +246,14 @@ enum DashboardScript {
   }
 
   async function refresh(position) {
-    if (state.loading || !state.role) return;
-    state.loading = true;
+    // One load at a time per session; a load of an earlier session does not hold up this one.
+    const token = state.token, role = state.role;
+    if (!role || state.loading === token) return;
+    state.loading = token;
     const staleBefore = state.stale;
     state.unavailable = false;
     try {
-      if (state.role === "user" || state.role === "admin") {
+      if (role === "user" || role === "admin") {
         const stats = await api("/api/v1/system/stats");
         if (stats.ok) {
           renderStats(stats.body);
@@ -252,15 +261,19 @@ enum DashboardScript {
           if (!state.live) state.stale = stats.body.stale;
         }
       }
-      if (state.role === "user") await loadUser();
-      if (state.role === "admin") await loadAdmin();
-      if (state.role === "auditor") await loadAuditor();
-      if (position !== undefined) state.loadedHead = position;
+      if (role === "user") await loadUser();
+      if (role === "admin") await loadAdmin();
+      if (role === "auditor") await loadAuditor();
+      if (position !== undefined && state.token === token) state.loadedHead = position;
     } finally {
+      if (state.loading === token) state.loading = null;
+    }
+    if (state.token === token) {
       if (state.live && !state.unavailable) state.stale = staleBefore || state.stale;
-      state.loading = false;
       setStatus();
       document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
+      // When the signed-in page first shows its figures: the benchmark's meaningful paint.
+      if (performance.getEntriesByName("tally:first-load").length === 0) performance.mark("tally:first-load");
     }
   }
 
@@ -308,6 +321,7 @@ enum DashboardScript {
     if (!c || !c.role) { showError("that is not a Tally token (a JWT with a role claim)"); return false; }
     state.token = token;
     const probe = await api(c.role === "auditor" ? "/api/v1/audit/digest" : c.role === "service" ? "/api/v1/live" : "/api/v1/system/stats");
+    if (state.token !== token) return false; // signed out, or in again, while the probe was out
     if (probe.status === 401 || probe.status === 403 || c.role === "service") {
       state.token = null;
       showError(c.role === "service" ? "a service token has nothing to show here" : "the server refused this token (" + probe.status + ")");
