@@ -9,13 +9,14 @@ SWIFT          ?= swift
 CONFIG         ?= debug
 DATA_DIR       ?= $(CURDIR)/.tally-dev/data
 # prometheus: its promtool checks /metrics in the tests (the server itself is never started).
-APT_PACKAGES   := liblz4-dev lz4 libpq-dev pkgconf postgresql prometheus
+# chromium: the dashboard's browser test drives it headless (TALLY_TEST_CHROMIUM).
+APT_PACKAGES   := liblz4-dev lz4 libpq-dev pkgconf postgresql prometheus chromium
 # Each package is probed by a file it installs, so `deps` is a no-op when all are present.
 APT_PROBES     := /usr/include/lz4frame.h /usr/bin/lz4 /usr/include/postgresql/libpq-fe.h \
-                  /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb /usr/bin/promtool
+                  /usr/bin/pkg-config /usr/lib/postgresql/15/bin/initdb /usr/bin/promtool /usr/bin/chromium
 # The tests' Python tools, in a virtual environment under .build (never the system's packages).
 VENV           := $(CURDIR)/.build/venv
-PIP_PACKAGES   := prometheus-client schemathesis openapi-spec-validator
+PIP_PACKAGES   := prometheus-client schemathesis openapi-spec-validator websocket-client
 SUDO           := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The PostgreSQL 15 server that `make test` starts for the tests (loopback only, trust auth).
 PG_TEST_PORT   ?= 55432
@@ -47,6 +48,8 @@ deps:
 # A venv copied from another directory still runs its scripts from there: it is made anew.
 venv:
 	@"$(VENV)/bin/python" -c 'import sys; sys.exit(sys.prefix != "$(VENV)")' 2>/dev/null || rm -rf "$(VENV)"
+	@# Its python finds the copy's prefix, but its scripts' #! lines still name the original.
+	@[ ! -e "$(VENV)/bin/pip" ] || head -1 "$(VENV)/bin/pip" | grep -qx '#!$(VENV)/bin/python3\{0,1\}' || rm -rf "$(VENV)"
 	@[ -x "$(VENV)/bin/python" ] || python3 -m venv "$(VENV)" 2>/dev/null || { \
 	  echo "==> installing apt package python3-venv"; rm -rf "$(VENV)"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv; \
@@ -68,7 +71,7 @@ DEV_SIGNING_KEY := $(CURDIR)/.tally-dev/signing-key
 DEV_CORS_ORIGINS ?= http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173
 run: deps
 	$(SWIFT) build -c $(CONFIG) --product tally-server
-	@mkdir -p "$(DATA_DIR)"
+	@mkdir -p "$(DATA_DIR)" "$(dir $(DEV_SECRET))"
 	@[ -s "$(DEV_SECRET)" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$(DEV_SECRET)"
 	@# The tree-head signing key: any 32 random bytes are an Ed25519 seed (64 hex digits, as `replay keygen` writes).
 	@[ -s "$(DEV_SIGNING_KEY)" ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$(DEV_SIGNING_KEY)")
@@ -93,7 +96,8 @@ run: deps
 # TALLY_TEST_POSTGRES_SCRIPT starts private instances (start DIR PORT / stop DIR / destroy DIR).
 # The /metrics tests run promtool (TALLY_TEST_PROMTOOL) and the venv's Python with
 # prometheus-client (TALLY_TEST_PYTHON); the OpenAPI tests run openapi-spec-validator
-# (TALLY_TEST_OPENAPI_VALIDATOR) and schemathesis (TALLY_TEST_SCHEMATHESIS) from the venv.
+# (TALLY_TEST_OPENAPI_VALIDATOR) and schemathesis (TALLY_TEST_SCHEMATHESIS) from the venv; the
+# dashboard's browser test runs Chromium (TALLY_TEST_CHROMIUM) through the venv's websocket-client.
 # Without them those tests fail, they never skip.
 test: deps venv
 	$(SWIFT) build --build-tests
@@ -104,6 +108,7 @@ test: deps venv
 	export TALLY_TEST_POSTGRES_URL="$$url" TALLY_TEST_POSTGRES_SCRIPT="$(PG_TEST_SCRIPT)"; \
 	export TALLY_TEST_PROMTOOL="$$(command -v promtool || true)" TALLY_TEST_PYTHON="$(VENV)/bin/python"; \
 	export TALLY_TEST_OPENAPI_VALIDATOR="$(VENV)/bin/openapi-spec-validator" TALLY_TEST_SCHEMATHESIS="$(VENV)/bin/st"; \
+	export TALLY_TEST_CHROMIUM="$${TALLY_TEST_CHROMIUM:-/usr/bin/chromium}"; \
 	echo "$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log"; \
 	$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test-output.log
 	@grep -Eq 'Test run with [1-9][0-9]* tests? .*passed' .build/test-output.log \

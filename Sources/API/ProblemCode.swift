@@ -22,6 +22,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         case storeUnavailable = "store_unavailable"
         case unreadableHistory = "unreadable_history"
         case viewNotReady = "view_not_ready"
+        case busy
         case `internal`
     }
 
@@ -69,6 +70,9 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
     /// The view was never built yet; retry after Retry-After. (503)
     public static let viewNotReady = Self(.viewNotReady)
     /// The server failed; nothing internal is said. (500)
+    /// The server already serves as many live streams, or folds as many series, as it takes
+    /// at once. Retry after `Retry-After` seconds. (503)
+    public static let busy = Self(.busy)
     public static let `internal` = Self(.internal)
 
     /// Every code, for tests and the OpenAPI document.
@@ -91,7 +95,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         case .insufficientCredits: .init(code: 402, reasonPhrase: "Payment Required")
         case .conflict: .conflict
         case .idempotencyKeyReused: .unprocessableContent
-        case .storeUnavailable, .unreadableHistory, .viewNotReady: .serviceUnavailable
+        case .storeUnavailable, .unreadableHistory, .viewNotReady, .busy: .serviceUnavailable
         case .internal: .internalServerError
         }
     }
@@ -116,6 +120,7 @@ public struct ProblemCode: Sendable, Hashable, CustomStringConvertible {
         case .storeUnavailable: "Store unavailable"
         case .unreadableHistory: "Unreadable history"
         case .viewNotReady: "View not ready"
+        case .busy: "Busy"
         case .internal: "Internal error"
         }
     }

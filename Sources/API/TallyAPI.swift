@@ -25,10 +25,16 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     let statsCache = EncodedViewCache()
     /// The Merkle tree index the audit proof routes answer from.
     let tree = AuditTree()
+    /// Stats series being folded (`TallyAPI+Series.swift`).
+    let seriesFolds = InFlightCounter(maximum: SeriesQuery.maximumConcurrentStatsFolds)
+    /// The live stream's subscribers (`/api/v1/live`); `LivePublisher` feeds them.
+    public let live: LiveFeed
 
     public init(hub: ViewHub<Store>, commands: CommandService<Store>, authority: TokenAuthority,
                 alertThresholds: AlertThresholds = AlertThresholds(), corsOrigins: [String] = [], metrics: TallyMetrics = TallyMetrics(),
-                breaker: StoreBreaker = StoreBreaker(), healthStaleAfter: Duration = .seconds(90), clock: WallClock = .system) {
+                breaker: StoreBreaker = StoreBreaker(), healthStaleAfter: Duration = .seconds(90), clock: WallClock = .system,
+                live: LiveFeed = LiveFeed()) {
+        self.live = live
         self.breaker = breaker
         self.healthStaleAfter = healthStaleAfter
         self.clock = clock
@@ -77,6 +83,9 @@ public struct TallyAPI<Store: EventStore>: Sendable {
         v1.post("system/recovery/database", use: recoverStore)
         addOperationRoutes(to: v1)
         addMonitoringRoutes(to: v1)
+        addSeriesRoutes(to: v1)
+        addLiveRoutes(to: v1)
+        addDashboardRoutes(to: router)
         return router
     }
 

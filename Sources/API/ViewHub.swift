@@ -14,6 +14,9 @@ public final class ViewHub<Store: EventStore>: Sendable {
     public let metrics: ProjectionRunner<MetricsProjection, Store>
     /// How long a request with `Tally-After` waits for a view to reach that position.
     public let consistencyWait: Duration
+    /// The as-of checkpoints of stats and metrics (nil without a snapshot directory): the
+    /// stats series starts its fold from the nearest one.
+    public let checkpoints: CheckpointStore?
 
     public init(store: Store, snapshots: SnapshotStore?, consistencyWait: Duration = .seconds(1),
                 runnerOptions: ProjectionRunnerOptions = ProjectionRunnerOptions(),
@@ -23,6 +26,7 @@ public final class ViewHub<Store: EventStore>: Sendable {
         // As-of checkpoints of stats and metrics beside the snapshots, for `replay stats` as of
         // any point; not of unlocked profiles, whose state is far larger (docs/snapshot-format.md).
         let checkpoints = snapshots.map { CheckpointStore(snapshotDirectory: $0.directory) }
+        self.checkpoints = checkpoints
         stats = ProjectionRunner(store: store, snapshots: snapshots, checkpoints: checkpoints, options: runnerOptions) {
             onEvent?(SystemStatsProjection.name, $0)
         }

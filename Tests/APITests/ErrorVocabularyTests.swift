@@ -18,7 +18,7 @@ struct ErrorVocabularyTests {
         "malformed_body": 400, "invalid_input": 400, "unknown_type": 400, "batch_too_large": 400, "bad_request": 400,
         "body_too_large": 413, "unsupported_media_type": 415, "unauthenticated": 401, "forbidden": 403, "not_found": 404, "method_not_allowed": 405,
         "insufficient_credits": 402, "conflict": 409, "idempotency_key_reused": 422, "store_unavailable": 503, "unreadable_history": 503,
-        "view_not_ready": 503, "internal": 500,
+        "view_not_ready": 503, "busy": 503, "internal": 500,
     ]
 
     @Test func everyCodeIsStableUniqueAndHasOneStatus() {

@@ -69,6 +69,22 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Reads until what arrived contains `marker` (true), or the server closed, the timeout
+    /// passed or `maxBytes` arrived (false).
+    func readUntil(_ marker: String, maxBytes: Int = 64 << 10) async throws -> (answer: String, found: Bool) {
+        try await Self.onThread {
+            var answer: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while answer.count < maxBytes {
+                let n = buffer.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { break }
+                answer.append(contentsOf: buffer[0..<n])
+                if String(decoding: answer, as: UTF8.self).contains(marker) { return (String(decoding: answer, as: UTF8.self), true) }
+            }
+            return (String(decoding: answer, as: UTF8.self), false)
+        }
+    }
+
     /// True when bytes are waiting to be read right now (a poll that does not wait).
     func hasBytesWaiting() -> Bool {
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -37,9 +37,10 @@ public struct TallyFixture<Store: EventStore>: Sendable {
     }
 
     /// The application over the fixture's router, listening on a free loopback port when
-    /// run live; the fixture runs the views itself, so the application has no services.
+    /// run live; the fixture runs the views itself, so the application's one service is the
+    /// live stream's publisher.
     public func makeApplication() -> some ApplicationProtocol {
-        components.makeApplication(services: [])
+        components.makeApplication(services: [api.livePublisher])
     }
 
     /// Starts the three projection runners; cancel the returned tasks to stop them.

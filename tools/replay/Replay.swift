@@ -10,7 +10,7 @@ struct Replay: AsyncParsableCommand {
             Exit codes: 0 success (an intact log, for verify); 1 the log is damaged or differs \
             from the digest; 2 the log could not be opened or read; 64 bad usage.
             """,
-        subcommands: [Stats.self, Unlocked.self, Rebuild.self, InspectCommand.self, ExportCommand.self, ImportCommand.self, Verify.self, Repair.self, Digest.self, Prove.self, CheckProof.self, Keygen.self, Generate.self, Bench.self, AppendUntilKilled.self, AppendLoad.self]
+        subcommands: [Stats.self, Chart.self, Unlocked.self, Rebuild.self, InspectCommand.self, ExportCommand.self, ImportCommand.self, Verify.self, Repair.self, Digest.self, Prove.self, CheckProof.self, Keygen.self, Generate.self, Bench.self, AppendUntilKilled.self, AppendLoad.self]
     )
 }
 

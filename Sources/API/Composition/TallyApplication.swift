@@ -42,7 +42,8 @@ public struct TallyComponents<Store: EventStore>: Sendable {
                        breaker: StoreBreaker(failureThreshold: configuration.breakerFailureThreshold,
                                              openDuration: configuration.breakerOpenDuration,
                                              commandDeadline: configuration.commandTimeout),
-                       healthStaleAfter: configuration.effectiveHealthStaleAfter, clock: configuration.wallClock)
+                       healthStaleAfter: configuration.effectiveHealthStaleAfter, clock: configuration.wallClock,
+                       live: LiveFeed(maximum: configuration.maxLiveStreams))
     }
 
     /// The long-running parts besides the HTTP server, in start order. A service group stops
@@ -53,6 +54,8 @@ public struct TallyComponents<Store: EventStore>: Sendable {
         var services: [any Service] = [LogFlushService()]
         if closesStore { services.append(StoreCloser(store: store, logger: logger)) }
         services += hub.services
+        // The live stream's publisher: stopped before the views, it ends every stream.
+        services.append(api.livePublisher)
         if configuration.samplesHealth {
             services.append(HealthSampler(api: api, dataDirectory: configuration.dataDirectory, interval: configuration.healthInterval))
         }

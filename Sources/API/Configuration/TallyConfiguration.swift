@@ -47,6 +47,8 @@ public struct TallyConfiguration: Sendable {
     public var bodyTimeout = Duration.seconds(30)
     /// Open connections at most; more wait in the listen backlog until one closes.
     public var maxConnections = 4_096
+    /// Live streams (`/api/v1/live`) at most; more are refused with 503 `busy`.
+    public var maxLiveStreams = LiveFeed.defaultMaximum
     /// Empty: no CORS headers.
     public var corsOrigins: [String] = []
     /// nil: `/metrics` is open.

@@ -55,7 +55,9 @@ enum OpenAPIDocument {
         }
     }
 
-    static let operations: [Operation] = [
+    static let operations: [Operation] = coreOperations + dashboardOperations
+
+    static let coreOperations: [Operation] = [
         Operation(method: "GET", path: "/api/health", roles: [], summary: "Liveness; cheap, no token.",
                   response: Schemas.object(["status": .string(allowedValues: "ok")])),
         Operation(method: "GET", path: "/metrics", roles: [], summary: "Prometheus text format (TALLY_METRICS_TOKEN makes it require that bearer).",
@@ -231,7 +233,9 @@ enum OpenAPIDocument {
         ]
     }
 
-    static let stats = Schemas.view([
+    static let stats = Schemas.view(statsProperties)
+
+    static let statsProperties: OrderedDictionary<String, JSONSchema> = [
         "profiles": Schemas.object(["total": Schemas.count, "with_ai_analysis": Schemas.count, "ai_completion_rate": Schemas.rate]),
         "posts": Schemas.object(["total": Schemas.count, "with_ai_analysis": Schemas.count, "failed_unrecovered": Schemas.count]),
         "analyses": Schemas.object(["completed": Schemas.count, "failed": Schemas.count, "completion_rate": Schemas.rate]),
@@ -244,7 +248,7 @@ enum OpenAPIDocument {
             "status_counts": Schemas.map(Schemas.count, description: "Components whose latest sample is ok, degraded, down."),
         ]),
         "system": Schemas.ref("SystemStatus"),
-    ])
+    ]
 
     static let systemHealth = Schemas.object([
         "store": Schemas.object([
