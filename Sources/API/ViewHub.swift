@@ -58,6 +58,21 @@ public final class ViewHub<Store: EventStore>: Sendable {
         return probed
     }
 
+    /// `published`'s freshness against `head`. When the view lags, the event time of the
+    /// head comes from another view that has folded it.
+    func freshness<View>(_ published: Published<View>, state: ProjectionState, head: LogPosition) -> Freshness {
+        var headRecordedAt = published.recordedAt
+        if head > published.position {
+            let others: [(LogPosition, Int64?)] = [
+                (stats.current.position, stats.current.recordedAt), (unlocked.current.position, unlocked.current.recordedAt),
+                (metrics.current.position, metrics.current.recordedAt),
+            ]
+            headRecordedAt = others.first { $0.0 == head }?.1 ?? published.recordedAt
+        }
+        return Freshness(position: published.position, positionRecordedAt: published.recordedAt, head: head, headRecordedAt: headRecordedAt,
+                         state: state)
+    }
+
     /// A view with its freshness, after waiting (bounded) for `after` when given.
     @_specialize(where Store == FileLog, P == UnlockedProfilesProjection)
     @_specialize(where Store == FileLog, P == SystemStatsProjection)
@@ -68,17 +83,7 @@ public final class ViewHub<Store: EventStore>: Sendable {
         }
         let published = runner.current
         let head = max(await self.head(), published.position)
-        var headRecordedAt = published.recordedAt
-        if head > published.position {
-            // Lagging: the event time of the head, when another view has folded it.
-            let others: [(LogPosition, Int64?)] = [
-                (stats.current.position, stats.current.recordedAt), (unlocked.current.position, unlocked.current.recordedAt),
-                (metrics.current.position, metrics.current.recordedAt),
-            ]
-            headRecordedAt = others.first { $0.0 == head }?.1 ?? published.recordedAt
-        }
-        let freshness = Freshness(position: published.position, positionRecordedAt: published.recordedAt, head: head,
-                                  headRecordedAt: headRecordedAt, state: runner.state)
+        let freshness = self.freshness(published, state: runner.state, head: head)
         // A view that cannot reach the store cannot tell how far behind it is: stale too
         // (DESIGN.md, "store down or slow").
         return ViewRead(view: published.view, freshness: freshness, stale: stale || freshness.state == .storeUnavailable)

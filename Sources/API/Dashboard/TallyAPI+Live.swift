@@ -1,9 +1,9 @@
-public import EventLog
+import EventLog
 import Events
 import Foundation
 import HTTPTypes
 import Hummingbird
-public import Projections
+import Projections
 public import ServiceLifecycle
 
 /// `GET /api/v1/live`: Server-Sent Events, one `positions` event a second with each view's
@@ -74,17 +74,7 @@ extension ViewHub {
     /// A view's freshness against `head` without waiting and without asking the store (the
     /// event time of the head comes from whichever view has folded it).
     func freshnessNow<P: Projection>(_ runner: ProjectionRunner<P, Store>, head: LogPosition) -> Freshness {
-        let published = runner.current
-        var headRecordedAt = published.recordedAt
-        if head > published.position {
-            let others: [(LogPosition, Int64?)] = [
-                (stats.current.position, stats.current.recordedAt), (unlocked.current.position, unlocked.current.recordedAt),
-                (metrics.current.position, metrics.current.recordedAt),
-            ]
-            headRecordedAt = others.first { $0.0 == head }?.1 ?? published.recordedAt
-        }
-        return Freshness(position: published.position, positionRecordedAt: published.recordedAt, head: head, headRecordedAt: headRecordedAt,
-                         state: runner.state)
+        freshness(runner.current, state: runner.state, head: head)
     }
 }
 
