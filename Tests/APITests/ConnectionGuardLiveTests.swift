@@ -60,7 +60,8 @@ struct ConnectionGuardLiveTests {
         // request's head deadline (3 s after its first byte) is still pending when the second
         // head starts 2 s later. The second head completes 4 s after the first byte, past the
         // first wake-up but inside its own deadline, so it must be answered; the third head
-        // never completes and must be closed. The pauses are the slow client, not waits.
+        // never completes and must be closed. The pauses are the slow client, not waits; they
+        // are timed on their own thread, so a busy test process cannot stretch them.
         try await withAPI(.live, configure: {
             $0.idleTimeout = .seconds(600)
             $0.headerTimeout = .seconds(3)
@@ -69,10 +70,8 @@ struct ConnectionGuardLiveTests {
             defer { connection.close() }
             let health = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             #expect(try await connection.exchange(health + "\r\n").hasPrefix("HTTP/1.1 200"))
-            try await Task.sleep(for: .seconds(2))
-            try await connection.send(health + "X-Slow: ")
-            try await Task.sleep(for: .seconds(2))
-            let second = try await connection.exchange("1\r\n\r\n")
+            try await connection.sendPaced([(.seconds(2), health + "X-Slow: "), (.seconds(2), "1\r\n\r\n")])
+            let second = try await connection.exchange("")
             #expect(second.hasPrefix("HTTP/1.1 200"), "a head inside its own deadline was cut by an earlier one: \(second.prefix(200))")
             try await connection.send(health + "X-Slow: ")
             let (answer, closed) = try await connection.readUntilClosed()

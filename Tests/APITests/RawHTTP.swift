@@ -48,6 +48,20 @@ final class RawConnection: @unchecked Sendable {
         try await Self.onThread { try self.sendBlocking(Array(text.utf8)) }
     }
 
+    /// Sends each part after its pause, timed on a thread of its own: a slow client whose
+    /// pace does not depend on how busy the test process's task pool is.
+    func sendPaced(_ parts: [(pause: Duration, text: String)]) async throws {
+        try await Self.onThread {
+            for part in parts {
+                let (seconds, attoseconds) = part.pause.components
+                var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+                var left = timespec()
+                while nanosleep(&pause, &left) != 0 && errno == EINTR { pause = left }
+                try self.sendBlocking(Array(part.text.utf8))
+            }
+        }
+    }
+
     /// Sends `request` and reads one response (its head and declared body), or what came
     /// before the server closed or the timeout passed.
     func exchange(_ request: String, maxBytes: Int = 64 << 10) async throws -> String {
