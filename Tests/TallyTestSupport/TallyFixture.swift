@@ -102,6 +102,16 @@ public func withTallyFixture<Store: EventStore, T>(
         auditorToken: try await authority.mint(subject: "audit", role: .auditor)
     )
     let runners = startRunners ? fixture.startRunners() : []
+    if startRunners {
+        // A test starts once the views have made their first pass over the (usually empty)
+        // log, so a busy test process cannot hand its first request a view never built. A
+        // store that is down or held back leaves them catching up: after 10 s the test
+        // starts anyway, and sees what such a store gives.
+        let hub = fixture.hub
+        _ = await eventually(timeout: .seconds(10)) {
+            hub.stats.state != .catchingUp && hub.unlocked.state != .catchingUp && hub.metrics.state != .catchingUp
+        }
+    }
     func stop() async {
         for runner in runners { runner.cancel() }
         for runner in runners { await runner.value }
