@@ -8,13 +8,21 @@ public struct AsOfRow<View: Sendable>: Sendable {
     public var view: View
 }
 
-/// A view as of each of a run of increasing times, from one pass over the log: starts at the
-/// nearest checkpoint before the first time, folds in position order and takes each row when
-/// the first event at or after its time arrives. Each row equals the separate as-of answer
-/// (`AsOf.fold(at: .before(until))`): event time is not monotonic in position, so when an
-/// event recorded before a row's time turns up after the row was taken, that row (and the
-/// others it belongs to) is answered again on its own. In a log whose event time only moves
-/// forward this never happens, and the series costs one pass.
+/// A view as of each of a run of increasing times. Each row equals the separate as-of answer
+/// (`AsOf.fold(at: .before(until))`): the events recorded before its time, folded in position
+/// order.
+///
+/// The first pass starts at the nearest checkpoint before the first time, folds in position
+/// order and takes each row when the first event at or after its time arrives (its
+/// crossing). Event time is not monotonic in position, so an event recorded before a row's
+/// time may still turn up after the row was taken; the first pass notes, per row, the last
+/// position that belongs to it. Those rows (dirty) are answered by a second pass from the
+/// nearest checkpoint before the first dirty crossing: at each dirty row's crossing the
+/// state is forked (a copy of the value), the fork folds only the events recorded before its
+/// time, and it is taken at its last position. A fork lives from its crossing to its last
+/// event, so the second pass holds as many extra states as there are rows whose late events
+/// overlap; in a log whose event time only moves forward there are none, and the series
+/// costs one pass.
 public enum AsOfSeries {
     /// The largest number of rows one series may ask for; bounds the rows held before
     /// they are known to be final.
@@ -23,11 +31,12 @@ public enum AsOfSeries {
     public struct Answer<View: Sendable>: Sendable {
         public var rows: [AsOfRow<View>]
         public var refused: [String]
-        /// Rows answered again on their own because an earlier-recorded event came later.
+        /// Rows answered by the second pass because an earlier-recorded event came later.
         public var reanswered: Int
     }
 
     /// `P`'s view as of each time in `ends` (strictly increasing, at most `maximumRows`).
+    /// `progress` hears the first pass's position after each batch.
     public static func fold<P: Projection, Store: EventStore>(
         _: P.Type, from store: Store, checkpoints: CheckpointStore?, ends: [Int64],
         progress: ((LogPosition) -> Void)? = nil
@@ -37,11 +46,15 @@ public enum AsOfSeries {
             throw ProjectionError(.invalidInput, "a series takes 1...\(maximumRows) strictly increasing times, got \(ends.count)")
         }
         let entries = checkpoints.map { $0.entries(for: P.name) } ?? []
+        let buckets = SeriesBuckets(ends: ends)
         var rows: [AsOfRow<P.View>] = []
         rows.reserveCapacity(ends.count)
+        /// The position of the event that took each row; nil for rows taken at the end.
+        var crossings: [LogPosition?] = []
+        crossings.reserveCapacity(ends.count)
+        /// The last position of an event recorded in each row's interval (row r holds buckets 0...r).
+        var lastInBucket = [LogPosition](repeating: 0, count: ends.count)
         var position: LogPosition = 0
-        /// Rows an event recorded before their time turned up after they were taken.
-        var dirty = Set<Int>()
         let started = try await AsOf.resume(
             P.self, from: store, checkpoints: checkpoints, candidates: AsOf.candidates(entries, for: .before(firstEnd)),
             filter: EventFilter(until: lastEnd), onStart: { mark, _ in position = mark?.position ?? 0 }
@@ -49,18 +62,18 @@ public enum AsOfSeries {
             var from = 0
             for (index, event) in batch.enumerated() {
                 let at = event.recordedAt
-                guard rows.count < ends.count, at >= ends[rows.count] || (rows.count > 0 && at < ends[rows.count - 1]) else { continue }
-                // The events before this one belong to every row due so far.
+                let open = rows.count
+                // The common case: the event belongs to the row being folded.
+                let bucket = (open == ends.count || at < ends[open]) && (open == 0 || at >= ends[open - 1]) ? open : buckets.of(at)
+                if bucket < ends.count { lastInBucket[bucket] = event.position }
+                guard bucket > open else { continue }
+                // The events before this one belong to every row it takes.
                 if from < index { projection.apply(batch: Array(batch[from..<index])) }
                 from = index
                 if index > 0 { position = batch[index - 1].position }
-                if rows.count > 0, at < ends[rows.count - 1] {
-                    // Recorded before rows already taken: those rows are answered again.
-                    let belongs = ends.firstIndex { at < $0 } ?? 0
-                    for row in belongs..<rows.count { dirty.insert(row) }
-                }
-                while rows.count < ends.count, at >= ends[rows.count] {
+                while rows.count < bucket {
                     rows.append(AsOfRow(until: ends[rows.count], position: position, view: projection.makeView()))
+                    crossings.append(event.position)
                 }
             }
             if from < batch.count {
@@ -72,13 +85,95 @@ public enum AsOfSeries {
         }
         while rows.count < ends.count {
             rows.append(AsOfRow(until: ends[rows.count], position: position, view: started.projection.makeView()))
+            crossings.append(nil)
+        }
+        // Row r's last event: the latest of its buckets'.
+        var lastPositions = lastInBucket
+        for r in lastPositions.indices.dropFirst() { lastPositions[r] = max(lastPositions[r], lastPositions[r - 1]) }
+        var dirty: [Int] = []
+        for r in rows.indices {
+            if let crossing = crossings[r], lastPositions[r] > crossing { dirty.append(r) }
         }
         var refused = started.refused
-        for row in dirty.sorted() {
-            let answer = try await AsOf.fold(P.self, from: store, checkpoints: checkpoints, at: .before(ends[row]))
-            rows[row] = AsOfRow(until: ends[row], position: answer.position, view: answer.projection.makeView())
-            refused += answer.refused
+        if !dirty.isEmpty {
+            let late = try await foldLateRows(
+                P.self, from: store, checkpoints: checkpoints, entries: entries, buckets: buckets,
+                dirty: dirty.map { (row: $0, crossing: crossings[$0]!, last: lastPositions[$0]) }
+            )
+            for (row, view) in late.views { rows[row] = AsOfRow(until: ends[row], position: lastPositions[row], view: view) }
+            refused += late.refused
         }
         return Answer(rows: rows, refused: refused, reanswered: dirty.count)
+    }
+
+    /// The second pass: folds from the nearest checkpoint before the first dirty crossing,
+    /// forks the state at each dirty row's crossing and folds into each fork only the events
+    /// of its buckets, up to its last one.
+    private static func foldLateRows<P: Projection, Store: EventStore>(
+        _: P.Type, from store: Store, checkpoints: CheckpointStore?, entries: [CheckpointEntry], buckets: SeriesBuckets,
+        dirty: [(row: Int, crossing: LogPosition, last: LogPosition)]
+    ) async throws -> (views: [(Int, P.View)], refused: [String]) {
+        var views: [(Int, P.View)] = []
+        var next = 0
+        /// Forks being folded: the row, its last position, its state.
+        var forks: [(row: Int, last: LogPosition, state: P)] = []
+        // Every event before the first crossing was recorded before that row's time, so the
+        // unfiltered checkpoint equals the filtered fold there.
+        let started = try await AsOf.resume(
+            P.self, from: store, checkpoints: checkpoints, candidates: AsOf.candidates(entries, for: .position(dirty[0].crossing - 1)),
+            filter: EventFilter(until: buckets.ends[buckets.ends.count - 1]), onStart: { _, _ in }
+        ) { main, batch in
+            var segmentStart = 0
+            while segmentStart < batch.count {
+                // A segment runs to the next dirty crossing (exclusive) or the batch's end.
+                var segmentEnd = batch.count
+                if next < dirty.count {
+                    let crossing = dirty[next].crossing
+                    if let at = batch[segmentStart...].firstIndex(where: { $0.position >= crossing }) { segmentEnd = at }
+                }
+                if segmentStart < segmentEnd {
+                    let segment = Array(batch[segmentStart..<segmentEnd])
+                    // The main state is needed only until the last fork is made.
+                    if next < dirty.count { main.apply(batch: segment) }
+                    for f in forks.indices {
+                        let row = forks[f].row
+                        let own = segment.filter { buckets.of($0.recordedAt) <= row }
+                        if !own.isEmpty { forks[f].state.apply(batch: own) }
+                    }
+                    let reached = segment[segment.count - 1].position
+                    forks.removeAll { fork in
+                        guard fork.last <= reached else { return false }
+                        views.append((fork.row, fork.state.makeView()))
+                        return true
+                    }
+                }
+                while next < dirty.count, segmentEnd < batch.count, batch[segmentEnd].position >= dirty[next].crossing {
+                    forks.append((dirty[next].row, dirty[next].last, main))
+                    next += 1
+                }
+                segmentStart = segmentEnd
+            }
+            return next < dirty.count || !forks.isEmpty
+        }
+        guard next == dirty.count, forks.isEmpty else {
+            throw ProjectionError(.gap, "the second read of the log ended before \(dirty.count - views.count) rows' events it had seen; retry")
+        }
+        return (views, started.refused)
+    }
+}
+
+/// Which row's interval an event time falls in: bucket b holds `ends[b-1] <= at < ends[b]`,
+/// and row r holds buckets 0...r. `ends.count` for a time at or after the last end.
+struct SeriesBuckets: Sendable {
+    let ends: [Int64]
+
+    func of(_ at: Int64) -> Int {
+        var low = 0
+        var high = ends.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ends[mid] <= at { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 }

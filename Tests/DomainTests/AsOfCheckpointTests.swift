@@ -118,6 +118,38 @@ import Testing
         }
     }
 
+    /// Events recorded hours before their neighbours, so several rows' late events overlap
+    /// and the second pass holds several forks at once; with checkpoints and without.
+    @Test(arguments: [true, false]) func seriesRowsWithFarLateEventsEqualSeparateAnswers(checkpointed: Bool) async throws {
+        try await withViewFixture("series-late-\(checkpointed)") { fixture in
+            var events = RandomEvents.make(count: 400, seed: 77)
+            var time = RandomEvents.start
+            var rng = SplitMix64(seed: 77)
+            for i in events.indices {
+                time += 300_000_000
+                // One in five is recorded up to ten hours earlier than the log's clock.
+                let back = rng.next() % 5 == 0 ? Int64(rng.next() % 36_000_000_000) : 0
+                events[i].at = time - back
+            }
+            try await fixture.append(events, chunk: 7)
+            var store: CheckpointStore?
+            if checkpointed {
+                store = CheckpointStore(snapshotDirectory: fixture.snapshotDirectory)
+                try await Self.writeCheckpoints(fixture.log, to: store!, every: 30)
+            }
+            let ends = (1...40).map { RandomEvents.start + Int64($0) * 3_600_000_000 }
+            let series = try await AsOfSeries.fold(SystemStatsProjection.self, from: fixture.log, checkpoints: store, ends: ends)
+            #expect(series.rows.count == ends.count)
+            for (row, end) in zip(series.rows, ends) {
+                let (expected, position) = try await Self.reference(SystemStatsProjection.self, fixture.log, before: end)
+                #expect(row.view == expected.makeView(), "until \(end)")
+                #expect(row.position == position, "until \(end)")
+            }
+            // Nearly every row has a late event after its crossing.
+            #expect(series.reanswered >= ends.count / 2)
+        }
+    }
+
     @Test func seriesOverForwardTimeIsOnePass() async throws {
         try await withViewFixture { fixture in
             // Time only moves forward: every row is taken in the one pass.
