@@ -156,7 +156,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DomainTests",
-            dependencies: ["EventLog", "Events", "Commands", "Projections", "TallyTestSupport", "replay"],
+            dependencies: [
+                "EventLog", "Events", "Commands", "Projections", "TallyTestSupport", "replay",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -27,6 +27,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     let tree = AuditTree()
     /// Stats series being folded (`TallyAPI+Series.swift`).
     let seriesFolds = InFlightCounter(maximum: SeriesQuery.maximumConcurrentStatsFolds)
+    /// Hourly latency summaries of the metrics series, reused while their histograms stay the same.
+    let latencySummaries = LatencySummaryCache()
     /// The live stream's subscribers (`/api/v1/live`); `LivePublisher` feeds them.
     public let live: LiveFeed
 

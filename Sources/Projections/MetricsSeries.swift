@@ -52,8 +52,9 @@ extension MetricsProjection {
     }
 
     /// Latency of one kept hour (nil when nothing of `kind` was recorded in it).
-    public func latency(_ kind: LatencyKind, hourStarting start: Int64) -> LatencySummary? {
+    /// With `cache`, a summary computed before for the same histogram is reused.
+    public func latency(_ kind: LatencyKind, hourStarting start: Int64, cache: LatencySummaryCache? = nil) -> LatencySummary? {
         guard let histograms = hourlyLatency[start], histograms[kind.rawValue].totalCount > 0 else { return nil }
-        return LatencySummary(histograms[kind.rawValue])
+        return cache?.summary(of: histograms[kind.rawValue], hour: start, kind: kind) ?? LatencySummary(histograms[kind.rawValue])
     }
 }

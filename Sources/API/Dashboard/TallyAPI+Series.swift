@@ -37,12 +37,12 @@ extension TallyAPI {
         }
         let buckets = m.buckets(resolution, from: start, until: end).map { bucket in
             SeriesBucketBody(bucket, latency: resolution == .hour ? LatencyKind.allCases.compactMap { kind in
-                m.latency(kind, hourStarting: bucket.start).map { ("\(kind)", $0) }
+                m.latency(kind, hourStarting: bucket.start, cache: latencySummaries).map { ("\(kind)", $0) }
             } : [])
         }
         let body = MetricsSeriesBody(resolution: resolution.rawValue, from: EventTime.iso8601(micros: start), until: EventTime.iso8601(micros: end),
                                      keptFrom: m.keptFrom(resolution).map(EventTime.iso8601(micros:)), buckets: buckets)
-        return try JSONResponse.view(body, read)
+        return JSONResponse.view(encoded: MetricsSeriesJSON.encode(body), freshness: read.freshness, stale: read.stale)
     }
 
     /// `?every=1h&from=&until=`: the stats view as of each interval's end, folded from the
