@@ -13,11 +13,11 @@ import Darwin
 /// The caller awaits the result, so whatever it does next (publish, subscribe, the final
 /// snapshot at shutdown) still happens after the work, in the same order as if it had run
 /// inline.
-enum DedicatedThread {
+package enum DedicatedThread {
     /// `body`'s result, computed on a new thread. If no thread can be started (the process
     /// is out of threads), `body` runs on the caller's thread instead: slower to start
     /// listening, never wrong.
-    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    package static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
             let work = Work { continuation.resume(returning: body()) }
             if !start(work) { work.run() }

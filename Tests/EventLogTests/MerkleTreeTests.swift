@@ -278,4 +278,24 @@ import Testing
         ]
         for variant in variants { #expect(CanonicalEvent.leafHash(of: variant) != CanonicalEvent.leafHash(of: base)) }
     }
+
+    /// The leaf hash laid out in place equals the hash of `bytes(of:)`, on random events of
+    /// every field length (empty ones too), with one scratch buffer reused across sizes.
+    @Test func leafHashesLaidOutInPlaceEqualTheCanonicalBytesHash() {
+        var rng = SplitMix64(seed: 9162)
+        func text(_ maximum: Int) -> String {
+            String((0..<Int(rng.next() % UInt64(maximum + 1))).map { _ in Character(Unicode.Scalar(UInt8(97 + rng.next() % 26))) })
+        }
+        var scratch: [UInt8] = []
+        for _ in 0..<300 {
+            let payload = (0..<Int(rng.next() % 2_000)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let event = RecordedEvent(
+                position: rng.next(), stream: text(40), streamVersion: rng.next(), type: text(30),
+                schemaVersion: UInt16(truncatingIfNeeded: rng.next()), recordedAt: Int64(bitPattern: rng.next()),
+                actor: text(20), correlationID: text(36), causationID: text(36), idempotencyKey: rng.next() % 2 == 0 ? nil : text(60),
+                payload: payload
+            )
+            #expect(CanonicalEvent.leafHash(of: event, scratch: &scratch) == MerkleHash.leaf(CanonicalEvent.bytes(of: event)))
+        }
+    }
 }

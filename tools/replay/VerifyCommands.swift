@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventLog
 import Events
+import Projections
 
 #if canImport(Glibc)
 import Glibc
@@ -47,13 +48,30 @@ struct Verify: AsyncParsableCommand {
         }
         let progress = Progress(label: "verify")
         let report: LogVerifier.Report
+        var audit: TreeAudit?
         do {
             if PostgresURL.matches(target.log) {
                 let store = try PostgresLog(url: target.log, options: .init(readOnly: true))
                 report = try await store.verify(expected: expected) { progress.update($0) }
                 await store.close()
             } else {
-                report = try LogVerifier.verify(directory: target.log, expected: expected) { progress.update($0) }
+                // The chain pass (CRCs, LZ4, chain hashes) on a thread of its own while this
+                // task hashes every event into the tree: the two cores each take one, so the
+                // whole check costs the slower pass, not both. The tree's answer counts only
+                // when the chain is intact and reached the same head.
+                let (directory, digestHead) = (target.log, expected)
+                let chain = Task { await DedicatedThread.run { Result { try LogVerifier.verify(directory: directory, expected: digestHead) { progress.update($0) } } } }
+                // A failure here is the chain pass's to report (or the audit's, run again below).
+                var early: TreeAudit?
+                do {
+                    let store = try target.open()
+                    let head = try await store.head().position
+                    early = try await TreeAudit.run(store: store, head: head, expectedTree: expectedTree, heads: publicKey.map { (headsPath, $0) })
+                } catch {
+                    early = nil
+                }
+                report = try await chain.value.get()
+                if report.intact, let early, early.tree.size == report.head.position { audit = early }
             }
         } catch {
             progress.finish()
@@ -62,32 +80,19 @@ struct Verify: AsyncParsableCommand {
         progress.finish()
         // The tree head, hashed again from every event (the tree index is compared with it
         // and rebuilt where it differs: never trusted).
-        var tree: TreeProofs.Head?
-        var treeRepairs: [String] = []
-        var treeMismatch: (expected: TreeProofs.Head, found: MerkleHash)?
-        var signedHeads = 0
-        var headBreak: JSONObject?
-        if report.intact {
+        if report.intact, audit == nil {
             do {
-                let store = try target.open()
-                let index = try await MerkleTreeIndex.open(for: store)
-                let head = report.head.position
-                tree = TreeProofs.Head(size: head, root: try await index.audit(store, head: head))
-                if let expectedTree, expectedTree.size <= head {
-                    let found = try await index.root(size: expectedTree.size, store: store)
-                    if found != expectedTree.root { treeMismatch = (expectedTree, found) }
-                } else if let expectedTree {
-                    treeMismatch = (expectedTree, .emptyTree)
-                }
-                if let publicKey {
-                    (signedHeads, headBreak) = try await checkSignedHeads(headsPath, key: publicKey, store: store, index: index, head: head)
-                }
-                treeRepairs = await index.repairs
-                try await store.close()
+                audit = try await TreeAudit.run(store: try target.open(), head: report.head.position, expectedTree: expectedTree,
+                                                heads: publicKey.map { (headsPath, $0) })
             } catch {
                 throw target.unreadable("cannot hash the events of the log at \(target.name)", error)
             }
         }
+        let tree = audit?.tree
+        let treeRepairs = audit?.repairs ?? []
+        let treeMismatch = audit?.mismatch
+        let signedHeads = audit?.signedHeads ?? 0
+        let headBreak = audit?.headBreak
         var out = JSONObject()
         out.set("intact", report.intact && treeMismatch == nil && headBreak == nil)
         out.set("segments", report.segments)
@@ -379,5 +384,34 @@ final class Progress: @unchecked Sendable {
     func finish() {
         guard enabled, lastPrint > 0 else { return }
         writeLine(2, "")
+    }
+}
+
+/// The tree half of `replay verify`: the root over every event up to `head`, hashed again
+/// from the events (the tree index is compared with it and mended where it differs), the
+/// digest's tree head and the signed heads checked against it.
+struct TreeAudit {
+    var tree: TreeProofs.Head
+    var mismatch: (expected: TreeProofs.Head, found: MerkleHash)?
+    var signedHeads = 0
+    var headBreak: JSONObject?
+    var repairs: [String] = []
+
+    static func run(store: any EventStore, head: LogPosition, expectedTree: TreeProofs.Head?,
+                    heads: (path: String, key: TreeHeadPublicKey)?) async throws -> TreeAudit {
+        let index = try await MerkleTreeIndex.open(for: store)
+        var audit = TreeAudit(tree: TreeProofs.Head(size: head, root: try await index.audit(store, head: head)))
+        if let expectedTree, expectedTree.size <= head {
+            let found = try await index.root(size: expectedTree.size, store: store)
+            if found != expectedTree.root { audit.mismatch = (expectedTree, found) }
+        } else if let expectedTree {
+            audit.mismatch = (expectedTree, .emptyTree)
+        }
+        if let heads {
+            (audit.signedHeads, audit.headBreak) = try await checkSignedHeads(heads.path, key: heads.key, store: store, index: index, head: head)
+        }
+        audit.repairs = await index.repairs
+        try await store.close()
+        return audit
     }
 }

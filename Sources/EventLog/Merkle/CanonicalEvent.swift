@@ -37,10 +37,42 @@ public enum CanonicalEvent {
     }
 
     /// The leaf hash, reusing `scratch` so that hashing many events allocates once.
+    /// The bytes are laid out once, copied field by field, and hashed in one call: `verify`
+    /// and the tree index hash every event this way.
     public static func leafHash(of event: RecordedEvent, scratch: inout [UInt8]) -> MerkleHash {
-        scratch.removeAll(keepingCapacity: true)
-        write(event, into: &scratch)
-        return scratch.withUnsafeBytes { MerkleHash.leaf($0) }
+        let f = event.fields
+        let fields = (f.stream, f.type, f.actor, f.correlation, f.causation, f.key, f.payload)
+        let variable = Int(fields.0.count) + Int(fields.1.count) + Int(fields.2.count) + Int(fields.3.count)
+            + Int(fields.4.count) + Int(fields.5.count) + Int(fields.6.count)
+        // 0x00 (the leaf prefix), then the canonical bytes: 27 fixed, 7 lengths, the fields.
+        let size = 1 + 27 + 7 * 4 + variable
+        if scratch.count < size { scratch = [UInt8](repeating: 0, count: Swift.max(size, 2 * scratch.count)) }
+        return scratch.withUnsafeMutableBytes { out in
+            out[0] = 0
+            out[1] = layoutVersion
+            out.storeBytes(of: event.position.littleEndian, toByteOffset: 2, as: UInt64.self)
+            out.storeBytes(of: event.streamVersion.littleEndian, toByteOffset: 10, as: UInt64.self)
+            out.storeBytes(of: event.schemaVersion.littleEndian, toByteOffset: 18, as: UInt16.self)
+            out.storeBytes(of: event.recordedAt.littleEndian, toByteOffset: 20, as: Int64.self)
+            var at = 28
+            func field(_ range: FieldRange) {
+                out.storeBytes(of: UInt32(range.count).littleEndian, toByteOffset: at, as: UInt32.self)
+                at += 4
+                event.storage.withBytes(range) { bytes in
+                    guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+                    (out.baseAddress! + at).copyMemory(from: base, byteCount: bytes.count)
+                }
+                at += Int(range.count)
+            }
+            field(fields.0)
+            field(fields.1)
+            field(fields.2)
+            field(fields.3)
+            field(fields.4)
+            field(fields.5)
+            field(fields.6)
+            return MerkleHash(sha256Of: UnsafeRawBufferPointer(rebasing: out[0..<size]))
+        }
     }
 
     static func write(_ event: RecordedEvent, into out: inout [UInt8]) {
