@@ -29,6 +29,8 @@ public struct TallyAPI<Store: EventStore>: Sendable {
     let seriesFolds = InFlightCounter(maximum: SeriesQuery.maximumConcurrentStatsFolds)
     /// Hourly latency summaries of the metrics series, reused while their histograms stay the same.
     let latencySummaries = LatencySummaryCache()
+    /// Stats series rows, kept until an event recorded before their end is appended.
+    let statsSeriesRows = StatsSeriesCache()
     /// The live stream's subscribers (`/api/v1/live`); `LivePublisher` feeds them.
     public let live: LiveFeed
 

@@ -7,7 +7,7 @@ import Projections
 enum SeriesQuery {
     /// The most rows a stats series answers (each row is a view as of its end).
     static let maximumStatsRows = 1_000
-    /// Stats series folded at once; past it, `busy`.
+    /// Stats series requests in flight (one folds, the others wait for it); past it, `busy`.
     static let maximumConcurrentStatsFolds = 2
 
     /// `every`: `N` followed by m, h or d (15m, 1h, 1d), N in 1...10000; the interval in µs.

@@ -47,8 +47,10 @@ extension TallyAPI {
 
     /// `?every=1h&from=&until=`: the stats view as of each interval's end, folded from the
     /// log in one pass from the nearest checkpoint (`AsOfSeries`, as `replay stats --every`);
-    /// each row's `position` is the last event it holds. Without a range, the last 24
-    /// intervals up to the end of the newest event's interval. At most two folds at once.
+    /// each row's `position` is the last event it holds. Rows are kept between requests until
+    /// an event recorded before their end is appended (`StatsSeriesCache`). Without a range,
+    /// the last 24 intervals up to the end of the newest event's interval. One request folds
+    /// at a time, the next waits for it, and one more is `503 busy`.
     @Sendable func statsSeries(_ request: Request, context: TallyRequestContext) async throws -> Response {
         _ = try context.require(.user, .admin)
         let query = request.uri.queryParameters
@@ -68,9 +70,9 @@ extension TallyAPI {
             throw error
         }
         defer { seriesFolds.leave() }
-        let answer: AsOfSeries.Answer<SystemStats>
+        let answer: StatsSeriesCache.Answer
         do {
-            answer = try await AsOfSeries.fold(SystemStatsProjection.self, from: hub.store, checkpoints: hub.checkpoints, ends: intervals.map(\.end))
+            answer = try await statsSeriesRows.rows(ends: intervals.map(\.end), store: hub.store, checkpoints: hub.checkpoints)
         } catch let error as EventLogError {
             throw error
         } catch {
@@ -78,10 +80,20 @@ extension TallyAPI {
             refused.retryAfter = 1
             throw refused
         }
-        let rows = zip(intervals, answer.rows).map { interval, row in
-            StatsSeriesRow(from: EventTime.iso8601(micros: interval.start), until: EventTime.iso8601(micros: interval.end), position: row.position, stats: row.view)
+        // The body `StatsSeriesBody` encodes to, from each row's JSON written once while it is kept.
+        var body = Array(#"{"every":"#.utf8)
+        body += try JSONResponse.encoder.encode(query.get("every") ?? "1h")
+        body += Array(#","rows":["#.utf8)
+        for (index, (interval, row)) in zip(intervals, answer.rows).enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body += try statsSeriesRows.encoded(id: answer.ids[index], until: row.until, from: interval.start) {
+                let shown = StatsSeriesRow(from: EventTime.iso8601(micros: interval.start), until: EventTime.iso8601(micros: interval.end),
+                                           position: row.position, stats: row.view)
+                return Array(try JSONResponse.encoder.encode(shown))
+            }
         }
-        return try JSONResponse.view(StatsSeriesBody(every: query.get("every") ?? "1h", rows: rows), read)
+        body += Array("]}".utf8)
+        return JSONResponse.view(encoded: body, freshness: read.freshness, stale: read.stale)
     }
 }
 

@@ -1,0 +1,131 @@
+import EventLog
+import Projections
+import Synchronization
+
+/// Stats series rows kept between requests. A row is the stats view as of its end: it changes
+/// only when an event recorded before that end is appended, so before it answers, the cache
+/// reads the events appended since its last look and drops every row whose end is after the
+/// earliest recorded-at among them. The rows still missing are folded in one `AsOfSeries`
+/// pass. On a live server new events are recorded now, so only the rows of the newest
+/// interval are folded again; a repeated 30-day request costs the look, not the history.
+///
+/// One request at a time goes through (`SerialGate`), so the look, the fold and the keeping
+/// never interleave and two requests never fold the same rows twice.
+final class StatsSeriesCache: Sendable {
+    /// Rows kept at most (each a `SystemStats`, about 1 KB); when full it starts again empty.
+    static let capacity = 20_000
+
+    struct Answer: Sendable {
+        var rows: [AsOfRow<SystemStats>]
+        /// Each row's identity while it is kept, for `encoded(_:)`.
+        var ids: [UInt64]
+        var refused: [String]
+        /// Rows folded for this request (the others were kept ones).
+        var folded: Int
+    }
+
+    private struct Kept {
+        var row: AsOfRow<SystemStats>
+        var id: UInt64
+        /// The row's JSON in a response, with the `from` it was written with.
+        var encoded: (from: Int64, bytes: [UInt8])?
+    }
+
+    private struct State {
+        var rows: [Int64: Kept] = [:]
+        var nextID: UInt64 = 0
+        /// Every event up to this position has been looked at since the rows were folded.
+        var lookedThrough: LogPosition = 0
+    }
+
+    private let gate = SerialGate()
+    private let state = Mutex(State())
+
+    var count: Int { state.withLock { $0.rows.count } }
+
+    /// The JSON of the row `id` (ending at `until`, shown from `from`), written once while the
+    /// row is kept: `encode` runs only when it is not written yet, or the row was folded again.
+    func encoded(id: UInt64, until: Int64, from: Int64, _ encode: () throws -> [UInt8]) rethrows -> [UInt8] {
+        if let known = state.withLock({ s in s.rows[until].flatMap { $0.id == id && $0.encoded?.from == from ? $0.encoded?.bytes : nil } }) {
+            return known
+        }
+        let bytes = try encode()
+        state.withLock { s in
+            if s.rows[until]?.id == id { s.rows[until]?.encoded = (from, bytes) }
+        }
+        return bytes
+    }
+
+    func rows<Store: EventStore>(ends: [Int64], store: Store, checkpoints: CheckpointStore?) async throws -> Answer {
+        try await gate.run {
+            let (empty, lookedThrough) = state.withLock { ($0.rows.isEmpty, $0.lookedThrough) }
+            var reached = lookedThrough
+            if !empty {
+                // The earliest event time appended since the last look.
+                var earliest = Int64.max
+                for try await batch in store.read(from: lookedThrough + 1, filter: nil).batches {
+                    try Task.checkCancellation()
+                    for event in batch where event.recordedAt < earliest { earliest = event.recordedAt }
+                    if let last = batch.last { reached = last.position }
+                }
+                state.withLock { s in
+                    if earliest != .max { s.rows = s.rows.filter { $0.key <= earliest } }
+                    s.lookedThrough = reached
+                }
+            } else {
+                reached = try await store.head().position
+                state.withLock { $0.lookedThrough = reached }
+            }
+            let missing = state.withLock { s in ends.filter { s.rows[$0] == nil } }
+            guard !missing.isEmpty else {
+                let kept = state.withLock { s in ends.map { s.rows[$0]! } }
+                return Answer(rows: kept.map(\.row), ids: kept.map(\.id), refused: [], folded: 0)
+            }
+            // The fold reads at least through `reached`, so its rows hold as of that look.
+            let answer = try await AsOfSeries.fold(SystemStatsProjection.self, from: store, checkpoints: checkpoints, ends: missing)
+            let folded = Dictionary(uniqueKeysWithValues: answer.rows.map { ($0.until, $0) })
+            let kept = state.withLock { s in
+                if s.rows.count + answer.rows.count > Self.capacity {
+                    let wanted = Set(ends)
+                    s.rows = s.rows.filter { wanted.contains($0.key) }
+                }
+                for row in answer.rows {
+                    s.nextID += 1
+                    s.rows[row.until] = Kept(row: row, id: s.nextID)
+                }
+                return ends.map { s.rows[$0] ?? Kept(row: folded[$0]!, id: 0) }
+            }
+            return Answer(rows: kept.map(\.row), ids: kept.map(\.id), refused: answer.refused, folded: missing.count)
+        }
+    }
+}
+
+/// Runs one body at a time, in the order they arrived; the others wait without a thread.
+final class SerialGate: Sendable {
+    private let state = Mutex<(busy: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func run<T>(_ body: () async throws -> T) async throws -> T {
+        await withCheckedContinuation { (turn: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.busy {
+                    s.waiting.append(turn)
+                    return false
+                }
+                s.busy = true
+                return true
+            }
+            if now { turn.resume() }
+        }
+        defer {
+            let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                if s.waiting.isEmpty {
+                    s.busy = false
+                    return nil
+                }
+                return s.waiting.removeFirst()
+            }
+            next?.resume()
+        }
+        return try await body()
+    }
+}
