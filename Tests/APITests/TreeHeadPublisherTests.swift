@@ -68,4 +68,27 @@ import Testing
             }
         }
     }
+
+    /// The server keeps the tree index up with the head in the background, key or not.
+    @Test func theTreeIndexFollowsTheHead() async throws {
+        try await withTallyFixture(configure: opsConfiguration) { fixture in
+            #expect(fixture.components.services(closesStore: false).contains { $0 is TreeIndexFollower<FileLog> })
+            let chunk = UInt64(1) << MerkleTreeIndex.chunkLevel
+            for i in 0..<(3 * chunk + 5) {
+                _ = try await fixture.log.append(to: "follow-\(i % 3)", events: [ProposedEvent(type: "ProbeThing", recordedAt: 7_000 + Int64(i), payload: [1])])
+            }
+            let follower = TreeIndexFollower(api: fixture.api, interval: .seconds(60), logger: Logger(label: "test"))
+            #expect(await follower.follow() == 3)
+            let index = try await fixture.api.tree.index(for: fixture.log)
+            #expect(await index.chunks == 3)
+            // Its chunks are the tree of the events: the root from the index equals the fold.
+            var folded = MerkleCompactRange()
+            for try await event in fixture.log.read(from: 1) { folded.append(CanonicalEvent.leafHash(of: event)) }
+            #expect(try await index.root(size: 3 * chunk + 5, store: fixture.log) == folded.root)
+            for i in 0..<chunk {
+                _ = try await fixture.log.append(to: "follow-x", events: [ProposedEvent(type: "ProbeThing", recordedAt: 9_000 + Int64(i), payload: [2])])
+            }
+            #expect(await follower.follow() == 4)
+        }
+    }
 }

@@ -59,6 +59,8 @@ public struct TallyComponents<Store: EventStore>: Sendable {
         if configuration.samplesHealth {
             services.append(HealthSampler(api: api, dataDirectory: configuration.dataDirectory, interval: configuration.healthInterval))
         }
+        // The tree index follows the head for the audit routes (at the signed heads' interval).
+        services.append(TreeIndexFollower(api: api, interval: configuration.treeHeadInterval, logger: logger))
         if let key = configuration.signingKey {
             services.append(TreeHeadPublisher(api: api, key: key, path: configuration.dataDirectory + "/" + TreeHeadPublisher<Store>.fileName,
                                               interval: configuration.treeHeadInterval, logger: logger))

@@ -174,7 +174,7 @@ extension TallySetting {
 
     public static let treeHeadIntervalS = integer(
         "tree-head-interval-s", "TALLY_TREE_HEAD_INTERVAL_S",
-        "Seconds between the signed tree heads the server appends to DATA_DIR/tree-heads.jsonl (with a signing key; default 60).",
+        "Seconds between the signed tree heads the server appends to DATA_DIR/tree-heads.jsonl (with a signing key), and between the tree index's catch-ups to the head (default 60).",
         1...86_400) { $0.treeHeadInterval = .seconds($1) }
 
     public static let logLevel = TallySetting(
