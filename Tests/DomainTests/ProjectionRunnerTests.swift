@@ -152,7 +152,8 @@ extension ProjectionRunnerTests {
             try await Self.append(log, 1...200, perAppend: 7)
             let recorder = Recorder()
             let running = Self.start(V1.self, log, nil, recorder)
-            #expect(running.runner.state == .catchingUp)
+            // It may already be live here (a quick runner folds 200 events at once): the
+            // recorded transition shows it started by catching up.
             try await running.waitLive(at: 200)
             #expect(recorder.transitions == ["catchingUp->live"])
 

@@ -1,3 +1,4 @@
+import Events
 import Projections
 
 /// The metrics series body written by hand: a 30-day hourly series is 720 buckets and
@@ -81,41 +82,10 @@ enum MetricsSeriesJSON {
     /// `JSONEncoder`'s `.sortedKeys` order for these ASCII keys.
     private static func utf8Order(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
-    private static func integer(_ value: Int64, _ out: inout [UInt8]) {
-        if value < 0 { out.append(UInt8(ascii: "-")) }
-        unsigned(value.magnitude, &out)
-    }
+    private static func integer(_ value: Int64, _ out: inout [UInt8]) { JSONText.appendInteger(value, to: &out) }
 
-    private static func unsigned(_ value: UInt64, _ out: inout [UInt8]) {
-        let first = out.count
-        var rest = value
-        repeat {
-            out.append(UInt8(ascii: "0") + UInt8(rest % 10))
-            rest /= 10
-        } while rest > 0
-        out[first...].reverse()
-    }
+    private static func unsigned(_ value: UInt64, _ out: inout [UInt8]) { JSONText.appendUnsigned(value, to: &out) }
 
-    /// A JSON string as `JSONEncoder` writes it with `.withoutEscapingSlashes`.
-    private static func string(_ value: String, _ out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
-            case 0x08: out.append(contentsOf: #"\b"#.utf8)
-            case 0x0C: out.append(contentsOf: #"\f"#.utf8)
-            case 0x0A: out.append(contentsOf: #"\n"#.utf8)
-            case 0x0D: out.append(contentsOf: #"\r"#.utf8)
-            case 0x09: out.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0F)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
+    /// As `JSONEncoder` writes it with `.withoutEscapingSlashes`: the same escapes.
+    private static func string(_ value: String, _ out: inout [UInt8]) { JSONText.appendString(value, to: &out) }
 }

@@ -4,12 +4,17 @@ public enum JSONText {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    static func appendInteger(_ value: Int64, to bytes: inout [UInt8]) {
-        if value >= 0 && value < 10 {
+    public static func appendInteger(_ value: Int64, to bytes: inout [UInt8]) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        appendUnsigned(value.magnitude, to: &bytes)
+    }
+
+    public static func appendUnsigned(_ value: UInt64, to bytes: inout [UInt8]) {
+        if value < 10 {
             bytes.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        var magnitude = value.magnitude
+        var magnitude = value
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
         var count = 0
         withUnsafeMutableBytes(of: &digits) { buffer in
@@ -18,7 +23,6 @@ public enum JSONText {
                 magnitude /= 10
                 count += 1
             } while magnitude > 0
-            if value < 0 { bytes.append(UInt8(ascii: "-")) }
             bytes.append(contentsOf: buffer[(24 - count)...])
         }
     }
@@ -43,7 +47,7 @@ public enum JSONText {
 
     /// A JSON string: `"` and `\` escaped, control characters as \n, \t … or \u00XX, all
     /// other text as UTF-8.
-    static func appendString(_ value: String, to bytes: inout [UInt8]) {
+    public static func appendString(_ value: String, to bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in
