@@ -106,6 +106,10 @@ struct FreshnessTests {
 
             let runners = fixture.startRunners()
             defer { for runner in runners { runner.cancel() } }
+            // Once built: a busy test process may take longer than the 1 s consistency wait to
+            // make the first pass (CI failed this with 503 view_not_ready).
+            #expect(await fixture.hub.stats.waitForPosition(2, timeout: .seconds(60)))
+            #expect(await fixture.hub.unlocked.waitForPosition(2, timeout: .seconds(60)))
             let ready = try await send(client, .get, path, token: fixture.aliceToken, [.tallyAfter: "2"])
             #expect(ready.status == .ok, "\(String(buffer: ready.body))")
             let built = try expectFreshness(ready)
