@@ -80,7 +80,8 @@ extension TallyAPI {
             refused.retryAfter = 1
             throw refused
         }
-        // The body `StatsSeriesBody` encodes to, from each row's JSON written once while it is kept.
+        // `{"every":…,"rows":[…]}`, keys sorted as `JSONResponse.encoder` sorts them, from each
+        // row's JSON written once while it is kept.
         var body = Array(#"{"every":"#.utf8)
         body += try JSONResponse.encoder.encode(query.get("every") ?? "1h")
         body += Array(#","rows":["#.utf8)
@@ -157,11 +158,6 @@ struct SeriesBucketBody: Encodable {
         case start, searches, cacheHits = "cache_hits", unlocks, creditsSpent = "credits_spent", analysesOK = "analyses_ok",
              analysesFailed = "analyses_failed", cdn, latencyMs = "latency_ms"
     }
-}
-
-struct StatsSeriesBody: Encodable {
-    var every: String
-    var rows: [StatsSeriesRow]
 }
 
 struct StatsSeriesRow: Encodable {
