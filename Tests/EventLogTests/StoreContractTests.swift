@@ -235,7 +235,28 @@ import Testing
             let wrong = LogHead(position: digest.position, chainHash: [UInt8](repeating: 7, count: 32))
             report = try await store.verify(expected: wrong)
             #expect(!report.intact)
+            #expect(report.firstBreak?.hashes == .init(expected: wrong.chainHash, found: digest.chainHash), "\(String(describing: report.firstBreak))")
             try await store.close()
+        }
+    }
+    /// A row whose recorded chain hash was overwritten (what a careless rewrite leaves): the
+    /// break is at that row, naming the hash it records and the one its bytes give.
+    @Test func postgresRowWithAnotherChainHashIsABreakNamingBothHashes() async throws {
+        try await TestPostgres.withDatabase { url in
+            let store = try PostgresLog(url: url)
+            for i in 0..<6 { _ = try await store.append(to: "t-\(i % 2)", events: [textEvent("\(i)"), textEvent("\(i)b")]) }
+            let intact = try await store.verify(expected: nil, progress: nil)
+            #expect(intact.intact && intact.events == 12)
+            let before = try await store.verify(expected: LogHead(position: 6, chainHash: [UInt8](repeating: 0, count: 32)), progress: nil)
+            let original = try #require(before.firstBreak?.hashes?.found, "the chain hash at position 6")
+            let forged = [UInt8](repeating: 0xAB, count: 32)
+            try PGConnection(url: url).execute("UPDATE tally_batches SET chain_hash = '\\x\(String(repeating: "ab", count: 32))' WHERE position = 5")
+            let report = try await store.verify(expected: nil, progress: nil)
+            #expect(!report.intact)
+            #expect(report.firstBreak?.position == 5, "\(String(describing: report.firstBreak))")
+            #expect(report.firstBreak?.hashes == .init(expected: forged, found: original), "\(String(describing: report.firstBreak))")
+            #expect(report.head.position == 4)
+            await store.close()
         }
     }
 }

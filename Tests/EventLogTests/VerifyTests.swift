@@ -81,11 +81,24 @@ import Testing
                 #expect(report.firstBreak?.segment == name, "\(label)")
                 #expect(report.firstBreak?.offset == batch.offset, "\(label)")
                 #expect(report.head.position == batch.header.firstPosition - 1, "\(label)")
+                // A changed data byte fails the data checksum, and the break names the chain
+                // hash the header records and the other one the changed bytes give. A changed
+                // header fails the header's own checksum first: no hash to compare.
+                if delta >= BatchHeader.framedSize {
+                    let hashes = try #require(report.firstBreak?.hashes, "\(label)")
+                    #expect(hashes.expected == batch.header.chainHash, "\(label)")
+                    #expect(hashes.found != hashes.expected && hashes.found.count == 32, "\(label)")
+                } else {
+                    #expect(report.firstBreak?.hashes == nil, "\(label)")
+                }
 
                 let output = try await Self.verifyCommand(["--log", dir.path])
                 #expect(output.status == 1, "\(label): \(output.stdout) \(output.stderr)")
                 #expect(output.stdout.contains("\"intact\":false"), "\(label)")
                 #expect(output.stdout.contains("\"first_break\":{\"position\":\(batch.header.firstPosition),"), "\(label): \(output.stdout)")
+                if let hashes = report.firstBreak?.hashes {
+                    #expect(output.stdout.contains("\"expected_hash\":\"\(hashes.expectedHex)\",\"found_hash\":\"\(hashes.foundHex)\""), "\(label): \(output.stdout)")
+                }
 
                 try writeFile(dir.sub(name), files[name]!)
                 #expect(try LogVerifier.verify(directory: dir.path).head == head, "\(label): restored")
@@ -124,7 +137,11 @@ import Testing
             let other = try await runProcess(binary, ["verify", "--log", rewritten, "--digest", digestFile])
             #expect(other.status == 1, "\(other.stdout) \(other.stderr)")
             #expect(other.stdout.contains("\"tree_break\"") && other.stdout.contains("\"found_root_hash\""), "\(other.stdout)")
-            #expect(try LogVerifier.verify(directory: rewritten, expected: head).intact == false)
+            let againstDigest = try LogVerifier.verify(directory: rewritten, expected: head)
+            #expect(againstDigest.intact == false)
+            // The same batch shape: a batch ends at the digest's position, with another hash.
+            #expect(againstDigest.firstBreak?.hashes?.expected == head.chainHash, "\(String(describing: againstDigest.firstBreak))")
+            #expect(againstDigest.firstBreak?.hashes?.found.count == 32)
             #expect(try LogVerifier.verify(directory: rewritten).intact, "the rewritten log is intact on its own")
 
             let shorter = dir.sub("shorter")

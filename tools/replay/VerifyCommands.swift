@@ -115,6 +115,10 @@ struct Verify: AsyncParsableCommand {
             b.set("segment", broken.segment)
             b.set("offset", broken.offset)
             b.set("reason", broken.reason)
+            if let hashes = broken.hashes {
+                b.set("expected_hash", hashes.expectedHex)
+                b.set("found_hash", hashes.foundHex)
+            }
             out.set("first_break", b)
         }
         if let (expected, found) = treeMismatch {

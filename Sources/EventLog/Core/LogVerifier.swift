@@ -20,6 +20,37 @@ public enum LogVerifier {
         public var segment: String
         public var offset: Int
         public var reason: String
-        public var description: String { "position \(position) (\(segment), byte \(offset)): \(reason)" }
+        /// Set when a hash decided the break: which one the log (or the digest) records there,
+        /// and which one the bytes give.
+        public var hashes: HashMismatch?
+
+        public init(position: LogPosition, segment: String, offset: Int, reason: String, hashes: HashMismatch? = nil) {
+            self.position = position
+            self.segment = segment
+            self.offset = offset
+            self.reason = reason
+            self.hashes = hashes
+        }
+
+        public var description: String {
+            let detail = hashes.map { "; expected hash \($0.expectedHex), found \($0.foundHex)" } ?? ""
+            return "position \(position) (\(segment), byte \(offset)): \(reason)\(detail)"
+        }
+    }
+
+    /// Two chain hashes that should be one. `expected` is what the record claims (a batch
+    /// header's chain hash, the previous batch's hash, a digest's hash); `found` is what the
+    /// bytes hash to (or the hash the log holds there, against a digest).
+    public struct HashMismatch: Sendable, Equatable {
+        public var expected: [UInt8]
+        public var found: [UInt8]
+
+        public init(expected: [UInt8], found: [UInt8]) {
+            self.expected = expected
+            self.found = found
+        }
+
+        public var expectedHex: String { hexString(expected) }
+        public var foundHex: String { hexString(found) }
     }
 }

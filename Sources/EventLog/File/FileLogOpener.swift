@@ -145,7 +145,7 @@ struct FileLogOpener {
                     try file.sync()
                 }
                 report.tornTail = .init(segment: name, offset: offset, bytes: bytes, fromPosition: next)
-            case .damaged(let offset, let reason):
+            case .damaged(let offset, let reason, _):
                 guard options.repair else {
                     throw EventLogError(
                         .corrupted,

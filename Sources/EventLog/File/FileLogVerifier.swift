@@ -30,7 +30,8 @@ extension LogVerifier {
                         digestChecked = true
                         if header.chainHash != expected.chainHash {
                             digestBreak = Break(position: header.firstPosition, segment: name, offset: location.offset,
-                                                reason: "chain hash at position \(expected.position) differs from the digest: history up to it was changed")
+                                                reason: "chain hash at position \(expected.position) differs from the digest: history up to it was changed",
+                                                hashes: .init(expected: expected.chainHash, found: header.chainHash))
                         }
                     } else if header.lastPosition > expected.position {
                         digestChecked = true
@@ -56,8 +57,8 @@ extension LogVerifier {
             case .tornTail(let offset, _):
                 report.firstBreak = Break(position: next, segment: name, offset: offset, reason: "sealed segment ends inside a batch")
                 return report
-            case .damaged(let offset, let reason):
-                report.firstBreak = Break(position: next, segment: name, offset: offset, reason: reason)
+            case .damaged(let offset, let reason, let hashes):
+                report.firstBreak = Break(position: next, segment: name, offset: offset, reason: reason, hashes: hashes)
                 return report
             }
         }

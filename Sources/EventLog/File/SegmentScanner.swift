@@ -15,8 +15,9 @@ enum SegmentScanEnd: Sendable, Equatable {
     case clean
     /// The segment ends inside a batch (or in zero bytes): what a crash mid-write leaves.
     case tornTail(offset: Int, bytes: Int)
-    /// A complete batch fails a check: corruption, not a crash.
-    case damaged(offset: Int, reason: String)
+    /// A complete batch fails a check: corruption, not a crash. `hashes` when a chain hash
+    /// (or the data under it) is what failed.
+    case damaged(offset: Int, reason: String, hashes: LogVerifier.HashMismatch? = nil)
 }
 
 struct SegmentScan {
@@ -68,34 +69,42 @@ enum SegmentScanner {
                 scan.end = .tornTail(offset: offset, bytes: remaining)
                 return scan
             }
-            func damaged(_ reason: String) -> SegmentScan {
+            func damaged(_ reason: String, hashes: LogVerifier.HashMismatch? = nil) -> SegmentScan {
                 var s = scan
-                s.end = .damaged(offset: offset, reason: reason)
+                s.end = .damaged(offset: offset, reason: reason, hashes: hashes)
                 return s
             }
             guard header.firstPosition == scan.nextPosition else {
                 return damaged("batch starts at position \(header.firstPosition), expected \(scan.nextPosition)")
             }
             guard header.previousHash == scan.lastHash else {
-                return damaged("batch's previous chain hash does not match the batch before it")
+                return damaged("batch's previous chain hash does not match the batch before it",
+                               hashes: .init(expected: scan.lastHash, found: header.previousHash))
             }
             if data.count < Int(header.dataLength) { data = [UInt8](repeating: 0, count: Int(header.dataLength)) }
             let events: [RecordedEvent]
+            // The chain hash the header records against the one its bytes give, when the data
+            // (or the hash) is what failed: the auditor sees which hash broke, not only where.
+            var mismatch: LogVerifier.HashMismatch?
             do {
                 events = try data.withUnsafeMutableBytes { (d) throws -> [RecordedEvent] in
                     let frame = UnsafeMutableRawBufferPointer(rebasing: d[0..<Int(header.dataLength)])
                     try file.read(into: frame, at: offset + BatchHeader.framedSize)
                     let frameView = UnsafeRawBufferPointer(frame)
                     guard CRC32C.checksum(frameView) == header.dataChecksum else {
+                        let found = header.computeChainHash(dataFrame: frameView)
+                        if found != header.chainHash { mismatch = .init(expected: header.chainHash, found: found) }
                         throw EventLogError(.corrupted, "data frame checksum mismatch")
                     }
-                    guard header.computeChainHash(dataFrame: frameView) == header.chainHash else {
+                    let found = header.computeChainHash(dataFrame: frameView)
+                    guard found == header.chainHash else {
+                        mismatch = .init(expected: header.chainHash, found: found)
                         throw EventLogError(.corrupted, "chain hash mismatch")
                     }
                     return try decompressor.decodeBatch(frame: frameView, header: header)
                 }
             } catch {
-                return damaged(EventLogError.wrapping(error).message)
+                return damaged(EventLogError.wrapping(error).message, hashes: mismatch)
             }
             let location = BatchLocation(
                 firstPosition: header.firstPosition, eventCount: header.eventCount, offset: offset, dataLength: header.dataLength

@@ -162,9 +162,9 @@ public final class PostgresLog: EventStore, Sendable {
     /// `expected`, also checks that the log still holds that exact prefix.
     public func verify(expected: LogHead?, progress: ((LogPosition) -> Void)?) async throws -> LogVerifier.Report {
         var report = LogVerifier.Report(segments: 0, batches: 0, events: 0, head: LogHead(position: 0, chainHash: BatchHeader.zeroHash))
-        func broken(_ position: LogPosition, _ reason: String) -> LogVerifier.Report {
+        func broken(_ position: LogPosition, _ reason: String, hashes: LogVerifier.HashMismatch? = nil) -> LogVerifier.Report {
             var r = report
-            r.firstBreak = LogVerifier.Break(position: position, segment: "tally_batches", offset: 0, reason: reason)
+            r.firstBreak = LogVerifier.Break(position: position, segment: "tally_batches", offset: 0, reason: reason, hashes: hashes)
             return r
         }
         let storedHead = try await head()
@@ -182,20 +182,23 @@ public final class PostgresLog: EventStore, Sendable {
                 guard row.header.firstPosition == next else {
                     return broken(next, "batch row starts at position \(row.header.firstPosition), expected \(next)")
                 }
+                // The hash the row records against the one its bytes and the row before give.
+                let chain = row.expectedChainHash(after: hash)
+                let mismatch = chain == row.header.chainHash ? nil : LogVerifier.HashMismatch(expected: row.header.chainHash, found: chain)
                 do {
                     _ = try row.decode(decompressor)
                 } catch {
-                    return broken(next, EventLogError.wrapping(error).message)
+                    return broken(next, EventLogError.wrapping(error).message, hashes: mismatch)
                 }
-                let chain = row.expectedChainHash(after: hash)
-                guard chain == row.header.chainHash else {
-                    return broken(next, "chain hash does not match the batch and the one before it: history was changed")
+                if let mismatch {
+                    return broken(next, "chain hash does not match the batch and the one before it: history was changed", hashes: mismatch)
                 }
                 if let expected, !digestChecked {
                     if row.header.lastPosition == expected.position {
                         digestChecked = true
                         if chain != expected.chainHash {
-                            return broken(row.header.firstPosition, "chain hash at position \(expected.position) differs from the digest: history up to it was changed")
+                            return broken(row.header.firstPosition, "chain hash at position \(expected.position) differs from the digest: history up to it was changed",
+                                          hashes: .init(expected: expected.chainHash, found: chain))
                         }
                     } else if row.header.lastPosition > expected.position {
                         return broken(expected.position, "no batch ends at the digest's position \(expected.position): history was rewritten")
@@ -210,7 +213,8 @@ public final class PostgresLog: EventStore, Sendable {
             }
         }
         if storedHead.position > report.head.position || (storedHead.position == report.head.position && storedHead.chainHash != hash) {
-            return broken(report.head.position + 1, "tally_head names position \(storedHead.position), the batches end at \(report.head.position)")
+            let hashes = storedHead.position == report.head.position ? LogVerifier.HashMismatch(expected: storedHead.chainHash, found: hash) : nil
+            return broken(report.head.position + 1, "tally_head names position \(storedHead.position), the batches end at \(report.head.position)", hashes: hashes)
         }
         if let expected, !digestChecked {
             return broken(report.head.position + 1, "the log ends at position \(report.head.position), before the digest's position \(expected.position)")
