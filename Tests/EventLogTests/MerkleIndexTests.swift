@@ -184,6 +184,38 @@ import Testing
         }
     }
 
+    /// Catch-ups, proofs and an audit asked at once (the server's follower and its proof
+    /// requests share one index): each chunk is stored once, in order, whatever interleaves.
+    @Test func concurrentCatchUpsStoreEachChunkOnce() async throws {
+        try await withStore(.file) { store in
+            try await Self.fill(store, count: 40 * 256 + 17, seed: 41)
+            let roots = try await Self.prefixRoots(store)
+            let storage = MemoryMerkleNodes()
+            let index = try await MerkleTreeIndex(storage: storage)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<6 {
+                    group.addTask { try await index.catchUp(store, head: UInt64(20 * 256 + i * 700)) }
+                    group.addTask {
+                        let size = UInt64(256 * (10 + i * 5) + i)
+                        let root = try await index.root(size: size, store: store)
+                        #expect(root == roots[Int(size)])
+                    }
+                }
+                group.addTask {
+                    let root = try await index.audit(store, head: UInt64(40 * 256 + 17))
+                    #expect(root == roots[40 * 256 + 17])
+                }
+                try await group.waitForAll()
+            }
+            #expect(storage.count() == MerkleTreeIndex.nodeCount(chunks: 40))
+            #expect(await index.chunks == 40)
+            let fresh = try await MerkleTreeIndex(storage: storage)
+            #expect(try await fresh.audit(store, head: UInt64(40 * 256 + 17)) == roots[40 * 256 + 17])
+            let repairs = await fresh.repairs
+            #expect(repairs.isEmpty, "\(repairs)")
+        }
+    }
+
     @Test func nodeCountArithmetic() {
         for c in 0..<2_000 as Range<UInt64> {
             let n = MerkleTreeIndex.nodeCount(chunks: c)

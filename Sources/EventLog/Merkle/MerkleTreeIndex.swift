@@ -26,6 +26,12 @@ public actor MerkleTreeIndex {
     private var leafCache: [(chunk: UInt64, leaves: [MerkleHash])] = []
     /// What was found damaged or stale and rebuilt, oldest first (for reports and tests).
     public private(set) var repairs: [String] = []
+    /// One operation at a time. Each awaits the log or the storage part-way, and the actor
+    /// lets another call in meanwhile: two builds from the same `chunks` stored chunks twice and
+    /// answered roots from half-written nodes (the server's follower and its proof requests
+    /// share one index).
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
 
     public init(storage: any MerkleNodeStorage) async throws {
         self.storage = storage
@@ -103,12 +109,26 @@ public actor MerkleTreeIndex {
         count == 0 ? 0 : nodeCount(chunks: chunks(fittingIn: count - 1))
     }
 
+    private func exclusively<Result>(_ body: () async throws -> Result) async throws -> Result {
+        while busy { await withCheckedContinuation { waiting.append($0) } }
+        busy = true
+        defer {
+            busy = false
+            if !waiting.isEmpty { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
+
     // MARK: Building
 
     /// Checks the stored part against a log whose head is `head`: chunks past the head (a log
     /// cut shorter by a repair) are dropped, and the last stored chunk is hashed again from its
     /// events; when it differs the whole index is compared with the events (`audit`).
     public func reconcile<Store: EventStore>(_ store: Store, head: LogPosition) async throws {
+        try await exclusively { try await reconciling(store, head: head) }
+    }
+
+    private func reconciling<Store: EventStore>(_ store: Store, head: LogPosition) async throws {
         if chunks > head / Self.chunkSize {
             let keep = head / Self.chunkSize
             repairs.append("the index held \(chunks) chunks but the log ends at position \(head); cut to \(keep)")
@@ -120,7 +140,7 @@ public actor MerkleTreeIndex {
         let last = chunks - 1
         let leaves = try await chunkLeaves(last, limit: chunks * Self.chunkSize, store: store)
         let stored = try await storedChunk(last)
-        if stored != Self.fold(leaves[...]) { _ = try await audit(store, head: head) }
+        if stored != Self.fold(leaves[...]) { _ = try await auditing(store, head: head, progress: nil) }
     }
 
     private func storedChunk(_ chunk: UInt64) async throws -> MerkleHash? {
@@ -135,6 +155,11 @@ public actor MerkleTreeIndex {
     /// reading them from `store`. Returns the number of chunks stored after it.
     @discardableResult
     public func catchUp<Store: EventStore>(_ store: Store, head: LogPosition) async throws -> UInt64 {
+        try await exclusively { try await catchingUp(store, head: head) }
+    }
+
+    @discardableResult
+    private func catchingUp<Store: EventStore>(_ store: Store, head: LogPosition) async throws -> UInt64 {
         let target = head / Self.chunkSize
         guard target > chunks else { return chunks }
         try await build(store, fromChunk: chunks, toChunk: target, compare: false, progress: nil)
@@ -147,6 +172,12 @@ public actor MerkleTreeIndex {
     @discardableResult
     public func audit<Store: EventStore>(
         _ store: Store, head: LogPosition, progress: ((LogPosition) -> Void)? = nil
+    ) async throws -> MerkleHash {
+        try await exclusively { try await auditing(store, head: head, progress: progress) }
+    }
+
+    private func auditing<Store: EventStore>(
+        _ store: Store, head: LogPosition, progress: ((LogPosition) -> Void)?
     ) async throws -> MerkleHash {
         peaks = MerkleCompactRange()
         let stored = chunks
@@ -280,14 +311,16 @@ public actor MerkleTreeIndex {
     private func withSubtrees<Store: EventStore, Result>(
         size: UInt64, store: Store, _ body: (MerkleProof.PerfectSubtree) throws -> Result
     ) async throws -> Result {
-        var attempt = 0
-        while true {
-            do {
-                try await catchUp(store, head: size)
-                return try await answer(size: size, store: store, body)
-            } catch let damage as MerkleNodeDamage where attempt < 3 {
-                attempt += 1
-                try await cut(at: damage)
+        try await exclusively {
+            var attempt = 0
+            while true {
+                do {
+                    try await catchingUp(store, head: size)
+                    return try await answer(size: size, store: store, body)
+                } catch let damage as MerkleNodeDamage where attempt < 3 {
+                    attempt += 1
+                    try await cut(at: damage)
+                }
             }
         }
     }
