@@ -216,6 +216,35 @@ import Testing
         }
     }
 
+    /// Chunk roots hashed by several lanes, each reading its own stretch, are the roots one
+    /// reader folds; a build long enough to take two lanes stores the same tree.
+    @Test func chunkRootsFromSeveralLanesEqualOneReadersFold() async throws {
+        try await withStore(.file) { store in
+            let count = 130 * 256 + 77
+            try await Self.fill(store, count: count, seed: 51)
+            let leaves = try await store.readAll().map { CanonicalEvent.leafHash(of: $0) }
+            let folded = (0..<130).map { MerkleTreeIndex.fold(leaves[$0 * 256..<($0 + 1) * 256]) }
+            for lanes in [1, 2, 3] {
+                #expect(try await MerkleTreeIndex.hashChunks(0..<130, lanes: lanes, store: store) == folded, "\(lanes) lanes")
+                #expect(try await MerkleTreeIndex.hashChunks(7..<12, lanes: lanes, store: store) == Array(folded[7..<12]), "\(lanes) lanes")
+            }
+            var whole = MerkleCompactRange()
+            for leaf in leaves { whole.append(leaf) }
+            let storage = MemoryMerkleNodes()
+            let index = try await MerkleTreeIndex(storage: storage)
+            #expect(try await index.audit(store, head: UInt64(count)) == whole.root)
+            #expect(storage.count() == MerkleTreeIndex.nodeCount(chunks: 130))
+            let oneLane = MemoryMerkleNodes()
+            for chunks in stride(from: 10, through: 130, by: 10) as StrideThrough<UInt64> {
+                // The storage one reader's catch-ups leave, ten chunks at a time.
+                try await MerkleTreeIndex(storage: oneLane).catchUp(store, head: chunks * 256)
+            }
+            #expect(try oneLane.read(Array(0..<oneLane.count())) == storage.read(Array(0..<storage.count())))
+            // A log shorter than asked is an error, not a short answer.
+            await #expect(throws: EventLogError.self) { try await MerkleTreeIndex.hashChunks(128..<131, lanes: 2, store: store) }
+        }
+    }
+
     @Test func nodeCountArithmetic() {
         for c in 0..<2_000 as Range<UInt64> {
             let n = MerkleTreeIndex.nodeCount(chunks: c)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The Merkle tree of a log, kept beside it so that the root at any size and any proof cost
 /// O(log n) stored hashes plus the leaves of at most two chunks, whatever the history.
 ///
@@ -192,46 +196,106 @@ public actor MerkleTreeIndex {
     }
 
     /// Reads events from chunk `first`, appending each completed chunk's nodes (comparing them
-    /// with what is stored when `compare`) up to chunk `target`; with `through`, also folds
-    /// every leaf up to that position into a compact range and returns it.
+    /// with what is stored when `compare`) up to chunk `target`; with `through`, also returns
+    /// the compact range of every leaf up to that position.
+    ///
+    /// Chunks are independent below chunk level, so their roots are hashed by `lanes` tasks at
+    /// once, each reading its own stretch of the log; the nodes above (one per chunk) are
+    /// appended here in order. The whole-log range is the stored peaks plus the leaves after
+    /// the last whole chunk: no interior node is hashed twice.
     @discardableResult
     private func build<Store: EventStore>(
         _ store: Store, fromChunk first: UInt64, toChunk target: UInt64, compare: Bool,
         progress: ((LogPosition) -> Void)?, through: LogPosition? = nil
     ) async throws -> MerkleCompactRange? {
-        let end = max(through ?? 0, target * Self.chunkSize)
-        guard end > first * Self.chunkSize else { return through.map { _ in MerkleCompactRange() } }
+        precondition(through == nil || first == 0, "a whole-log range starts at chunk 0")
         var run = BuildRun(pendingFrom: chunks, built: chunks, rewriting: !compare)
+        var next = first
+        let lanes = Self.lanes
+        while next < target {
+            let window = min(target - next, UInt64(lanes) * Self.laneChunks)
+            let roots = try await Self.hashChunks(next..<next + window, lanes: window >= UInt64(lanes) * 64 ? lanes : 1, store: store)
+            for root in roots {
+                appendChunk(root, into: &run.pending)
+                run.built += 1
+                if run.pending.count >= Self.block { try await flush(&run) }
+            }
+            next += window
+            progress?(next * Self.chunkSize)
+        }
+        try await flush(&run)
+        guard let through else { return nil }
+        var whole = MerkleCompactRange(size: peaks.size << Self.chunkLevel, hashes: peaks.hashes)!
+        let tail = target * Self.chunkSize
+        if through > tail {
+            for leaf in try await Self.leafHashes(from: tail + 1, through: through, store: store) { whole.append(leaf) }
+            progress?(through)
+        }
+        return whole
+    }
+
+    /// Chunks one lane hashes per round: 1 M events, so a round's stragglers wait little.
+    static let laneChunks: UInt64 = 4096
+    /// Lanes: one per core, at most two (the log reads and decodes in the same lane).
+    static let lanes = min(2, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+
+    /// The roots of the chunks in `range`, hashed from their events by `lanes` concurrent
+    /// tasks, in chunk order.
+    nonisolated static func hashChunks<Store: EventStore>(_ range: Range<UInt64>, lanes: Int, store: Store) async throws -> [MerkleHash] {
+        guard lanes > 1 else { return try await hashChunks(range, store: store) }
+        let per = (UInt64(range.count) + UInt64(lanes) - 1) / UInt64(lanes)
+        let parts = stride(from: range.lowerBound, to: range.upperBound, by: Int(per)).map { $0..<min($0 + per, range.upperBound) }
+        return try await withThrowingTaskGroup(of: (Int, [MerkleHash]).self) { group in
+            for (i, part) in parts.enumerated() {
+                group.addTask { (i, try await hashChunks(part, store: store)) }
+            }
+            var results = [[MerkleHash]](repeating: [], count: parts.count)
+            for try await (i, roots) in group { results[i] = roots }
+            return results.flatMap { $0 }
+        }
+    }
+
+    /// The roots of the chunks in `range`, from one read of the log.
+    nonisolated static func hashChunks<Store: EventStore>(_ range: Range<UInt64>, store: Store) async throws -> [MerkleHash] {
+        var roots: [MerkleHash] = []
+        roots.reserveCapacity(range.count)
         var chunk = MerkleCompactRange()
-        var whole = through.map { _ in MerkleCompactRange() }
+        try await eachLeaf(from: range.lowerBound * chunkSize + 1, through: range.upperBound * chunkSize, store: store) { leaf in
+            chunk.append(leaf)
+            if chunk.size == chunkSize {
+                roots.append(chunk.root)
+                chunk = MerkleCompactRange()
+            }
+        }
+        return roots
+    }
+
+    nonisolated static func leafHashes<Store: EventStore>(from first: LogPosition, through last: LogPosition, store: Store) async throws -> [MerkleHash] {
+        var leaves: [MerkleHash] = []
+        try await eachLeaf(from: first, through: last, store: store) { leaves.append($0) }
+        return leaves
+    }
+
+    /// Hashes the events `first…last` in order; the log must hold every one of them.
+    nonisolated static func eachLeaf<Store: EventStore>(
+        from first: LogPosition, through last: LogPosition, store: Store, _ body: (MerkleHash) -> Void
+    ) async throws {
+        guard last >= first else { return }
+        var expected = first
         var scratch: [UInt8] = []
-        var expected = first * Self.chunkSize + 1
-        reading: for try await batch in store.read(from: expected).batches {
+        reading: for try await batch in store.read(from: first).batches {
             for event in batch where event.position >= expected {
                 guard event.position == expected else {
                     throw EventLogError(.corrupted, "the log returned position \(event.position) where \(expected) was due")
                 }
-                let leaf = CanonicalEvent.leafHash(of: event, scratch: &scratch)
-                whole?.append(leaf)
+                body(CanonicalEvent.leafHash(of: event, scratch: &scratch))
                 expected += 1
-                if run.built < target {
-                    chunk.append(leaf)
-                    if chunk.size == Self.chunkSize {
-                        appendChunk(chunk.root, into: &run.pending)
-                        chunk = MerkleCompactRange()
-                        run.built += 1
-                        if run.pending.count >= Self.block { try await flush(&run) }
-                    }
-                }
-                if expected > end { break reading }
+                if expected > last { break reading }
             }
-            progress?(expected - 1)
         }
-        try await flush(&run)
-        guard expected > end else {
-            throw EventLogError(.corrupted, "the log ended at position \(expected - 1), before position \(end) it reported")
+        guard expected > last else {
+            throw EventLogError(.corrupted, "the log ended at position \(expected - 1), before position \(last) it reported")
         }
-        return whole
     }
 
     /// Nodes computed by `build` and not yet stored, from chunk `pendingFrom`; `rewriting`
