@@ -261,6 +261,14 @@ public final class CommandService<Store: EventStore>: Sendable {
     }
 
     private func append(_ appends: [StreamAppend], key: String?) async throws(CommandError) -> AppendOutcome {
+        // Abandoned before its append (its deadline passed while it read or waited): the client
+        // was answered 503; writing now would land a request the client may not retry.
+        if Task.isCancelled {
+            throw CommandError(
+                .storeUnavailable,
+                "the command was abandoned (its deadline passed) before it appended; nothing was written. Retry with the same Idempotency-Key"
+            )
+        }
         do {
             return .written(try await store.append(appends, idempotencyKey: key))
         } catch let error as EventLogError {

@@ -58,7 +58,18 @@ public struct ConflictRetry: Sendable {
     ) async throws(CommandError) -> Result {
         var previous: Conflict?
         for number in 1...maxAttempts {
-            if number > 1 { await backOff(before: number) }
+            if number > 1 {
+                await backOff(before: number)
+                // Abandoned (its deadline passed): the conflicts so far wrote nothing; stop there.
+                if Task.isCancelled {
+                    throw CommandError(
+                        .storeUnavailable,
+                        "the command was abandoned (its deadline passed) after \(number - 1) conflicting attempts; nothing was written. "
+                            + "Retry with the same Idempotency-Key",
+                        cause: previous
+                    )
+                }
+            }
             switch try await attempt(number, previous) {
             case .done(let result):
                 return result

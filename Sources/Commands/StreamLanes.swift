@@ -8,65 +8,84 @@ import Synchronization
 final class StreamLanes: Sendable {
     private struct Lane {
         /// Commands waiting for the lane, first come first served.
-        var waiting: [CheckedContinuation<Void, Never>] = []
-        var next = 0
+        var waiting: [(id: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
     }
 
-    private let lanes = Mutex<[String: Lane]>([:])
+    private let lanes = Mutex<(byStream: [String: Lane], nextID: UInt64)>(([:], 0))
 
     /// Lanes held or waited for right now (tests check that idle lanes are dropped).
-    var count: Int { lanes.withLock { $0.count } }
+    var count: Int { lanes.withLock { $0.byStream.count } }
 
     /// Runs `body` holding the lanes of every stream in `streams`. Lanes are taken in one
     /// order (sorted by name), so two commands over overlapping streams never wait for each
-    /// other in a cycle.
+    /// other in a cycle. A command cancelled while it waits (its deadline passed: the client
+    /// was answered 503) leaves the queue and never runs, so a stalled append does not
+    /// leave a queue of abandoned commands behind it to write once the store is back.
     func run<Result>(_ streams: some Sequence<String>, _ body: () async throws(CommandError) -> Result) async throws(CommandError) -> Result {
         let ordered = Set(streams).sorted()
-        for stream in ordered { await acquire(stream) }
-        defer { for stream in ordered.reversed() { release(stream) } }
+        var held: [String] = []
+        defer { for stream in held.reversed() { release(stream) } }
+        for stream in ordered {
+            guard await acquire(stream) else {
+                throw CommandError(
+                    .storeUnavailable,
+                    "the command was abandoned (its deadline passed) while it waited for its turn on \(stream); nothing was written. "
+                        + "Retry with the same Idempotency-Key"
+                )
+            }
+            held.append(stream)
+        }
         return try await body()
     }
 
-    private func acquire(_ stream: String) async {
-        let free = lanes.withLock { lanes in
-            if lanes[stream] == nil {
-                lanes[stream] = Lane()
-                return true
+    /// Takes the lane of `stream`, waiting for its turn; false when the task was cancelled
+    /// before its turn came (the lane is then not held).
+    private func acquire(_ stream: String) async -> Bool {
+        let (free, id) = lanes.withLock { state -> (Bool, UInt64) in
+            if state.byStream[stream] == nil {
+                state.byStream[stream] = Lane()
+                return (true, 0)
             }
-            return false
+            state.nextID += 1
+            return (false, state.nextID)
         }
-        if free { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let handedOver = lanes.withLock { lanes in
-                // Released between the two locks: take it now.
-                guard lanes[stream] != nil else {
-                    lanes[stream] = Lane()
-                    return true
+        if free { return true }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let now: Bool? = lanes.withLock { state in
+                    // Released between the two locks: take it now.
+                    guard state.byStream[stream] != nil else {
+                        state.byStream[stream] = Lane()
+                        return true
+                    }
+                    // Cancelled before it queued: the handler found nothing to take out.
+                    if Task.isCancelled { return false }
+                    state.byStream[stream]?.waiting.append((id, continuation))
+                    return nil
                 }
-                lanes[stream]?.waiting.append(continuation)
-                return false
+                if let now { continuation.resume(returning: now) }
             }
-            if handedOver { continuation.resume() }
+        } onCancel: {
+            let abandoned = lanes.withLock { state -> CheckedContinuation<Bool, Never>? in
+                guard let at = state.byStream[stream]?.waiting.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.byStream[stream]?.waiting.remove(at: at).continuation
+            }
+            abandoned?.resume(returning: false)
         }
     }
 
     /// Hands the lane to the next waiter, or drops it when nobody waits.
     private func release(_ stream: String) {
-        let next: CheckedContinuation<Void, Never>? = lanes.withLock { lanes in
-            guard var lane = lanes[stream] else { return nil }
-            guard lane.next < lane.waiting.count else {
-                lanes[stream] = nil
+        let next: CheckedContinuation<Bool, Never>? = lanes.withLock { state in
+            guard var lane = state.byStream[stream] else { return nil }
+            guard !lane.waiting.isEmpty else {
+                state.byStream[stream] = nil
                 return nil
             }
-            let continuation = lane.waiting[lane.next]
-            lane.next += 1
-            if lane.next == lane.waiting.count {
-                lane.waiting.removeAll()
-                lane.next = 0
-            }
-            lanes[stream] = lane
-            return continuation
+            let next = lane.waiting.removeFirst()
+            state.byStream[stream] = lane
+            return next.continuation
         }
-        next?.resume()
+        next?.resume(returning: true)
     }
 }

@@ -76,6 +76,50 @@ struct StreamLaneRouteTests {
             }
         }
     }
+
+    /// A command that is still waiting for its stream's lane when its deadline passes is
+    /// answered 503 and leaves the queue: it never writes, not even once the command ahead of
+    /// it lands. Before, it kept its place and unlocked after the client had been told 503.
+    @Test("a command still waiting for its lane at the deadline is 503 and never writes; its retry with the same key writes once")
+    func abandonedWaiterNeverWrites() async throws {
+        try await withTallyFixture(label: "abandoned", configure: { $0.commandTimeout = .milliseconds(300); $0.breakerFailureThreshold = 100 }, store: {
+            FaultInjectingStore(base: try FileLog(directory: $0 + "/log", options: .init(fsync: .never)))
+        }) { fixture in
+            let alice = TallyFixture<FileLog>.alice
+            let unlocked = { @Sendable () async throws -> [String] in
+                try await fixture.store.base.readStream(WalletState.stream(of: alice)).compactMap { event -> String? in
+                    if case .profileUnlocked(let unlock)? = event.domainEvent { return unlock.username }
+                    return nil
+                }
+            }
+            try await fixture.makeApplication().test(.router) { client in
+                let granted = try await send(client, .post, "/api/v1/credits/grant", token: fixture.adminToken,
+                                             body: ["user": alice, "amount": 5, "reason": "seed"])
+                #expect(granted.status == .ok)
+                // The first unlock's append sleeps in the store for 2 s, past its deadline, holding alice's lane.
+                fixture.store.mode = .slowAppends(.seconds(2))
+                let first = Task { try await send(client, .post, "/api/v1/creator/unlock/first_in_line", token: fixture.aliceToken, [.idempotencyKey: "u-1"]) }
+                try await waitUntil("the first unlock's append is in the store") { fixture.store.inFlight == 1 }
+                let second = try await send(client, .post, "/api/v1/creator/unlock/second_in_line", token: fixture.aliceToken, [.idempotencyKey: "u-2"])
+                _ = try expectProblem(second, .serviceUnavailable, code: "store_unavailable")
+                _ = try expectProblem(try await first.value, .serviceUnavailable, code: "store_unavailable")
+                fixture.store.mode = .normal
+                // The first append was already in the store: it lands, durably. The second never reached it.
+                try await waitUntil("the first append landed and every lane is free") {
+                    fixture.store.inFlight == 0 && fixture.commands.lanesInUse == 0
+                }
+                let afterFirst = try await unlocked()
+                #expect(afterFirst == ["first_in_line"])
+                // The client retries the second with its key: written once, and once only.
+                for _ in 0..<2 {
+                    let retried = try await send(client, .post, "/api/v1/creator/unlock/second_in_line", token: fixture.aliceToken, [.idempotencyKey: "u-2"])
+                    #expect(retried.status == .ok)
+                }
+                let afterRetries = try await unlocked()
+                #expect(afterRetries == ["first_in_line", "second_in_line"])
+            }
+        }
+    }
 }
 
 extension Sequence {

@@ -11,8 +11,11 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
     /// `overtaken`: before each append, another writer appends the event `filler` makes to
     /// every stream the append names, straight to the base store, so an append that
     /// expects a version really conflicts (a second server writing behind this one's back).
+    /// `slow`: every command call (appends, stream reads, head) first waits `delay`;
+    /// `slowAppends`: appends only. Either wait ignores cancellation, as a disk or a database
+    /// does once a call is under way.
     public enum Mode: Sendable {
-        case normal, failing, slow(Duration), conflicting
+        case normal, failing, slow(Duration), slowAppends(Duration), conflicting
         case overtaken(filler: @Sendable (_ stream: String) -> ProposedEvent)
     }
 
@@ -29,7 +32,7 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
     /// Command calls that have started and not yet returned.
     public var inFlight: Int { state.withLock { $0.inFlight } }
 
-    private func faulted<T>(_ body: () async throws -> T) async throws -> T {
+    private func faulted<T>(appending: Bool = false, _ body: () async throws -> T) async throws -> T {
         let mode = state.withLock { s in
             s.inFlight += 1
             return s.mode
@@ -38,9 +41,15 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
         switch mode {
         case .normal, .conflicting, .overtaken: break
         case .failing: throw EventLogError(.io, "injected: the disk is gone")
-        case .slow(let delay): try? await Task.sleep(for: delay)
+        case .slow(let delay): await Self.wait(delay)
+        case .slowAppends(let delay): if appending { await Self.wait(delay) }
         }
         return try await body()
+    }
+
+    /// Waits `delay` whether or not the caller is cancelled (a task of its own does not inherit it).
+    private static func wait(_ delay: Duration) async {
+        await Task { try? await Task.sleep(for: delay) }.value
     }
 
     /// Appends that write to any of these streams fail as from a failing disk, whatever the mode.
@@ -59,7 +68,7 @@ public final class FaultInjectingStore<Base: EventStore>: EventStore {
                 _ = try await base.append([StreamAppend(stream: append.stream, expected: .any, events: [filler(append.stream)])], idempotencyKey: nil)
             }
         }
-        return try await faulted { try await base.append(appends, idempotencyKey: idempotencyKey) }
+        return try await faulted(appending: true) { try await base.append(appends, idempotencyKey: idempotencyKey) }
     }
 
     public func head() async throws -> LogHead {
