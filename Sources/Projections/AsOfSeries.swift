@@ -23,22 +23,33 @@ public struct AsOfRow<View: Sendable>: Sendable {
 /// event, so the second pass holds as many extra states as there are rows whose late events
 /// overlap; in a log whose event time only moves forward there are none, and the series
 /// costs one pass.
+///
+/// Forks are whole fold states (their intern tables diverge from the main state's), so at
+/// most `maximumForks` live at once: a dirty row whose crossing comes while that many are
+/// folding waits for another second pass. One event recorded at the log's start and
+/// appended last makes every row dirty until the end; unbounded, each of 71 rows of a
+/// 1 M-event log held its own copy (70 → 330 MB), and a 10 M-event log's 720 rows would
+/// not have fit in memory. Bounded, that log costs more passes instead.
 public enum AsOfSeries {
     /// The largest number of rows one series may ask for; bounds the rows held before
     /// they are known to be final.
     public static let maximumRows = 10_000
+    /// Forks folded at once in one second pass.
+    public static let maximumForks = 8
 
     public struct Answer<View: Sendable>: Sendable {
         public var rows: [AsOfRow<View>]
         public var refused: [String]
         /// Rows answered by the second pass because an earlier-recorded event came later.
         public var reanswered: Int
+        /// Second passes made (each holds at most `maximumForks` forks at once).
+        public var secondPasses = 0
     }
 
     /// `P`'s view as of each time in `ends` (strictly increasing, at most `maximumRows`).
     /// `progress` hears the first pass's position after each batch.
     public static func fold<P: Projection, Store: EventStore>(
-        _: P.Type, from store: Store, checkpoints: CheckpointStore?, ends: [Int64],
+        _: P.Type, from store: Store, checkpoints: CheckpointStore?, ends: [Int64], maximumForks: Int = maximumForks,
         progress: ((LogPosition) -> Void)? = nil
     ) async throws -> Answer<P.View> {
         guard let firstEnd = ends.first, let lastEnd = ends.last else { return Answer(rows: [], refused: [], reanswered: 0) }
@@ -95,25 +106,33 @@ public enum AsOfSeries {
             if let crossing = crossings[r], lastPositions[r] > crossing { dirty.append(r) }
         }
         var refused = started.refused
-        if !dirty.isEmpty {
+        var waiting = dirty.map { (row: $0, crossing: crossings[$0]!, last: lastPositions[$0]) }
+        var passes = 0
+        while !waiting.isEmpty {
+            // Each pass answers at least its first row (no fork is live at the first crossing).
             let late = try await foldLateRows(
                 P.self, from: store, checkpoints: checkpoints, entries: entries, buckets: buckets,
-                dirty: dirty.map { (row: $0, crossing: crossings[$0]!, last: lastPositions[$0]) }
+                dirty: waiting, maximumForks: max(1, maximumForks)
             )
             for (row, view) in late.views { rows[row] = AsOfRow(until: ends[row], position: lastPositions[row], view: view) }
-            refused += late.refused
+            // A checkpoint passed over again by a later pass is reported once.
+            for reason in late.refused where !refused.contains(reason) { refused.append(reason) }
+            passes += 1
+            waiting = late.deferred
         }
-        return Answer(rows: rows, refused: refused, reanswered: dirty.count)
+        return Answer(rows: rows, refused: refused, reanswered: dirty.count, secondPasses: passes)
     }
 
     /// The second pass: folds from the nearest checkpoint before the first dirty crossing,
     /// forks the state at each dirty row's crossing and folds into each fork only the events
-    /// of its buckets, up to its last one.
+    /// of its buckets, up to its last one. A row whose crossing comes while `maximumForks`
+    /// forks are live is passed over (`deferred`) for the next pass.
     private static func foldLateRows<P: Projection, Store: EventStore>(
         _: P.Type, from store: Store, checkpoints: CheckpointStore?, entries: [CheckpointEntry], buckets: SeriesBuckets,
-        dirty: [(row: Int, crossing: LogPosition, last: LogPosition)]
-    ) async throws -> (views: [(Int, P.View)], refused: [String]) {
+        dirty: [(row: Int, crossing: LogPosition, last: LogPosition)], maximumForks: Int
+    ) async throws -> (views: [(Int, P.View)], deferred: [(row: Int, crossing: LogPosition, last: LogPosition)], refused: [String]) {
         var views: [(Int, P.View)] = []
+        var deferred: [(row: Int, crossing: LogPosition, last: LogPosition)] = []
         var next = 0
         /// Forks being folded: the row, its last position, its state.
         var forks: [(row: Int, last: LogPosition, state: P)] = []
@@ -148,7 +167,11 @@ public enum AsOfSeries {
                     }
                 }
                 while next < dirty.count, segmentEnd < batch.count, batch[segmentEnd].position >= dirty[next].crossing {
-                    forks.append((dirty[next].row, dirty[next].last, main))
+                    if forks.count < maximumForks {
+                        forks.append((dirty[next].row, dirty[next].last, main))
+                    } else {
+                        deferred.append(dirty[next])
+                    }
                     next += 1
                 }
                 segmentStart = segmentEnd
@@ -156,9 +179,9 @@ public enum AsOfSeries {
             return next < dirty.count || !forks.isEmpty
         }
         guard next == dirty.count, forks.isEmpty else {
-            throw ProjectionError(.gap, "the second read of the log ended before \(dirty.count - views.count) rows' events it had seen; retry")
+            throw ProjectionError(.gap, "the second read of the log ended before \(dirty.count - views.count - deferred.count) rows' events it had seen; retry")
         }
-        return (views, started.refused)
+        return (views, deferred, started.refused)
     }
 }
 

@@ -120,8 +120,10 @@ import Testing
 
     /// Events recorded hours before their neighbours, so several rows' late events overlap
     /// and the second pass holds several forks at once; with checkpoints and without.
-    @Test(arguments: [true, false]) func seriesRowsWithFarLateEventsEqualSeparateAnswers(checkpointed: Bool) async throws {
-        try await withViewFixture("series-late-\(checkpointed)") { fixture in
+    /// With at most two forks at once, most dirty rows wait for later second passes.
+    @Test(arguments: [(true, AsOfSeries.maximumForks), (false, AsOfSeries.maximumForks), (true, 2), (false, 1)])
+    func seriesRowsWithFarLateEventsEqualSeparateAnswers(checkpointed: Bool, maximumForks: Int) async throws {
+        try await withViewFixture("series-late-\(checkpointed)-\(maximumForks)") { fixture in
             var events = RandomEvents.make(count: 400, seed: 77)
             var time = RandomEvents.start
             var rng = SplitMix64(seed: 77)
@@ -138,8 +140,10 @@ import Testing
                 try await Self.writeCheckpoints(fixture.log, to: store!, every: 30)
             }
             let ends = (1...40).map { RandomEvents.start + Int64($0) * 3_600_000_000 }
-            let series = try await AsOfSeries.fold(SystemStatsProjection.self, from: fixture.log, checkpoints: store, ends: ends)
+            let series = try await AsOfSeries.fold(SystemStatsProjection.self, from: fixture.log, checkpoints: store, ends: ends,
+                                                   maximumForks: maximumForks)
             #expect(series.rows.count == ends.count)
+            if maximumForks <= 2 { #expect(series.secondPasses > 1, "\(series.secondPasses) second passes") }
             for (row, end) in zip(series.rows, ends) {
                 let (expected, position) = try await Self.reference(SystemStatsProjection.self, fixture.log, before: end)
                 #expect(row.view == expected.makeView(), "until \(end)")
@@ -147,6 +151,33 @@ import Testing
             }
             // Nearly every row has a late event after its crossing.
             #expect(series.reanswered >= ends.count / 2)
+        }
+    }
+
+    /// One event recorded at the start and appended last: every row is dirty until the end
+    /// of the log. At most three forks live at once; the rows still equal separate answers.
+    @Test func oneBackdatedEventAppendedLastMakesEveryRowDirtyWithBoundedForks() async throws {
+        try await withViewFixture { fixture in
+            var events = RandomEvents.make(count: 301, seed: 12)
+            var time = RandomEvents.start
+            for i in events.indices {
+                time += 600_000_000
+                events[i].at = time
+            }
+            events[events.count - 1].at = RandomEvents.start + 1
+            try await fixture.append(events, chunk: 5)
+            let store = CheckpointStore(snapshotDirectory: fixture.snapshotDirectory)
+            try await Self.writeCheckpoints(fixture.log, to: store, every: 40)
+            let ends = (1...20).map { RandomEvents.start + Int64($0) * 3_600_000_000 * 2 }
+            let series = try await AsOfSeries.fold(SystemStatsProjection.self, from: fixture.log, checkpoints: store, ends: ends,
+                                                   maximumForks: 3)
+            #expect(series.reanswered == ends.count - 1, "every row with a crossing")
+            #expect(series.secondPasses == (ends.count - 1 + 2) / 3)
+            for (row, end) in zip(series.rows, ends) {
+                let (expected, position) = try await Self.reference(SystemStatsProjection.self, fixture.log, before: end)
+                #expect(row.view == expected.makeView(), "until \(end)")
+                #expect(row.position == position, "until \(end)")
+            }
         }
     }
 
