@@ -154,16 +154,18 @@ import Testing
         }
     }
 
+    /// `events` recorded ten minutes apart from `RandomEvents.start`, in order.
+    static func forwardInTime(_ events: [TimedEvent]) -> [TimedEvent] {
+        var events = events
+        for i in events.indices { events[i].at = RandomEvents.start + Int64(i + 1) * 600_000_000 }
+        return events
+    }
+
     /// One event recorded at the start and appended last: every row is dirty until the end
     /// of the log. At most three forks live at once; the rows still equal separate answers.
     @Test func oneBackdatedEventAppendedLastMakesEveryRowDirtyWithBoundedForks() async throws {
         try await withViewFixture { fixture in
-            var events = RandomEvents.make(count: 301, seed: 12)
-            var time = RandomEvents.start
-            for i in events.indices {
-                time += 600_000_000
-                events[i].at = time
-            }
+            var events = Self.forwardInTime(RandomEvents.make(count: 301, seed: 12))
             events[events.count - 1].at = RandomEvents.start + 1
             try await fixture.append(events, chunk: 5)
             let store = CheckpointStore(snapshotDirectory: fixture.snapshotDirectory)
@@ -184,12 +186,7 @@ import Testing
     @Test func seriesOverForwardTimeIsOnePass() async throws {
         try await withViewFixture { fixture in
             // Time only moves forward: every row is taken in the one pass.
-            var events = RandomEvents.make(count: 300, seed: 9)
-            var time = RandomEvents.start
-            for i in events.indices {
-                time += 600_000_000
-                events[i].at = time
-            }
+            let events = Self.forwardInTime(RandomEvents.make(count: 300, seed: 9))
             try await fixture.append(events, chunk: 11)
             let ends = (1...20).map { RandomEvents.start + Int64($0) * 3_600_000_000 * 2 }
             let series = try await AsOfSeries.fold(SystemStatsProjection.self, from: fixture.log, checkpoints: nil, ends: ends)

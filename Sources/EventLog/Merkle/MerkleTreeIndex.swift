@@ -156,17 +156,19 @@ public actor MerkleTreeIndex {
     }
 
     /// Stores the chunks completed by the events up to `head` that are not stored yet,
-    /// reading them from `store`. Returns the number of chunks stored after it.
+    /// reading them from `store`. Returns the number of chunks stored after it. `lanes`:
+    /// tasks hashing chunks at once (a server's background catch-up takes one, so requests
+    /// keep the other core).
     @discardableResult
-    public func catchUp<Store: EventStore>(_ store: Store, head: LogPosition) async throws -> UInt64 {
-        try await exclusively { try await catchingUp(store, head: head) }
+    public func catchUp<Store: EventStore>(_ store: Store, head: LogPosition, lanes: Int = MerkleTreeIndex.lanes) async throws -> UInt64 {
+        try await exclusively { try await catchingUp(store, head: head, lanes: lanes) }
     }
 
     @discardableResult
-    private func catchingUp<Store: EventStore>(_ store: Store, head: LogPosition) async throws -> UInt64 {
+    private func catchingUp<Store: EventStore>(_ store: Store, head: LogPosition, lanes: Int = MerkleTreeIndex.lanes) async throws -> UInt64 {
         let target = head / Self.chunkSize
         guard target > chunks else { return chunks }
-        try await build(store, fromChunk: chunks, toChunk: target, compare: false, progress: nil)
+        try await build(store, fromChunk: chunks, toChunk: target, compare: false, lanes: lanes, progress: nil)
         return chunks
     }
 
@@ -205,13 +207,13 @@ public actor MerkleTreeIndex {
     /// the last whole chunk: no interior node is hashed twice.
     @discardableResult
     private func build<Store: EventStore>(
-        _ store: Store, fromChunk first: UInt64, toChunk target: UInt64, compare: Bool,
+        _ store: Store, fromChunk first: UInt64, toChunk target: UInt64, compare: Bool, lanes: Int = MerkleTreeIndex.lanes,
         progress: ((LogPosition) -> Void)?, through: LogPosition? = nil
     ) async throws -> MerkleCompactRange? {
         precondition(through == nil || first == 0, "a whole-log range starts at chunk 0")
         var run = BuildRun(pendingFrom: chunks, built: chunks, rewriting: !compare)
         var next = first
-        let lanes = Self.lanes
+        let lanes = max(1, lanes)
         while next < target {
             let window = min(target - next, UInt64(lanes) * Self.laneChunks)
             let roots = try await Self.hashChunks(next..<next + window, lanes: window >= UInt64(lanes) * 64 ? lanes : 1, store: store)
@@ -237,7 +239,7 @@ public actor MerkleTreeIndex {
     /// Chunks one lane hashes per round: 1 M events, so a round's stragglers wait little.
     static let laneChunks: UInt64 = 4096
     /// Lanes: one per core, at most two (the log reads and decodes in the same lane).
-    static let lanes = min(2, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    public static let lanes = min(2, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
 
     /// The roots of the chunks in `range`, hashed from their events by `lanes` concurrent
     /// tasks, in chunk order.
