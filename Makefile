@@ -26,10 +26,8 @@ PG_TEST_SCRIPT := $(CURDIR)/scripts/postgres-test-server.sh
 # two cores' task pool starves the ones that wait on time limits: 406 tests took 302 s with
 # 22 time-limit failures; 4 at once took 121 s.
 TEST_WIDTH     ?= 4
-# Extra flags for the test build. CI passes --disable-index-store: the index feeds editors, a CI
-# machine has none, and it cost 9-12 % of a clean build (NIOPosix: 71 s with it, 62-65 s without).
-# Not the default: a later `swift test` with other flags would rebuild every module.
-TEST_BUILD_FLAGS ?=
+# The test build keeps the index store although no editor reads it here: on Linux SwiftPM
+# discovers the tests from it (`--disable-index-store` fails at all-discovered-tests.swift).
 
 .PHONY: help deps venv build run test pg-test-start pg-test-stop bench bench-api bench-scale bench-micro clean
 
@@ -108,7 +106,7 @@ run: deps
 # dashboard's browser test runs Chromium (TALLY_TEST_CHROMIUM) through the venv's websocket-client.
 # Without them those tests fail, they never skip.
 test: deps venv
-	$(SWIFT) build --build-tests $(TEST_BUILD_FLAGS)
+	$(SWIFT) build --build-tests
 	@mkdir -p .build
 	@trap '"$(PG_TEST_SCRIPT)" stop "$(PG_TEST_DIR)"' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	url=$$("$(PG_TEST_SCRIPT)" start "$(PG_TEST_DIR)" $(PG_TEST_PORT)); \
