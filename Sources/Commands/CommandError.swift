@@ -114,6 +114,16 @@ extension CommandError {
     }
 
     /// A store failure: refused input stays `invalid_input`, anything else is `store_unavailable`.
+    /// A command whose deadline passed (its client was answered 503) before it reached the
+    /// store: it stops `when` and writes nothing.
+    static func abandoned(_ when: String, cause: (any Error)? = nil) -> CommandError {
+        CommandError(
+            .storeUnavailable,
+            "the command was abandoned (its deadline passed) \(when); nothing was written. Retry with the same Idempotency-Key",
+            cause: cause
+        )
+    }
+
     static func store(_ error: any Error) -> CommandError {
         if let error = error as? CommandError { return error }
         if let logError = error as? EventLogError, logError.code == .invalidInput {

@@ -264,10 +264,7 @@ public final class CommandService<Store: EventStore>: Sendable {
         // Abandoned before its append (its deadline passed while it read or waited): the client
         // was answered 503; writing now would land a request the client may not retry.
         if Task.isCancelled {
-            throw CommandError(
-                .storeUnavailable,
-                "the command was abandoned (its deadline passed) before it appended; nothing was written. Retry with the same Idempotency-Key"
-            )
+            throw CommandError.abandoned("before it appended")
         }
         do {
             return .written(try await store.append(appends, idempotencyKey: key))

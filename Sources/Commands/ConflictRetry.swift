@@ -62,12 +62,7 @@ public struct ConflictRetry: Sendable {
                 await backOff(before: number)
                 // Abandoned (its deadline passed): the conflicts so far wrote nothing; stop there.
                 if Task.isCancelled {
-                    throw CommandError(
-                        .storeUnavailable,
-                        "the command was abandoned (its deadline passed) after \(number - 1) conflicting attempts; nothing was written. "
-                            + "Retry with the same Idempotency-Key",
-                        cause: previous
-                    )
+                    throw CommandError.abandoned("after \(number - 1) conflicting attempts", cause: previous)
                 }
             }
             switch try await attempt(number, previous) {

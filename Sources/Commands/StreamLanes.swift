@@ -27,11 +27,7 @@ final class StreamLanes: Sendable {
         defer { for stream in held.reversed() { release(stream) } }
         for stream in ordered {
             guard await acquire(stream) else {
-                throw CommandError(
-                    .storeUnavailable,
-                    "the command was abandoned (its deadline passed) while it waited for its turn on \(stream); nothing was written. "
-                        + "Retry with the same Idempotency-Key"
-                )
+                throw CommandError.abandoned("while it waited for its turn on \(stream)")
             }
             held.append(stream)
         }
