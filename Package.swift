@@ -42,6 +42,7 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
+        .systemLibrary(name: "CCRC32C"),
         .systemLibrary(
             name: "CLibPQ",
             pkgConfig: "libpq",
@@ -50,6 +51,7 @@ let package = Package(
         .target(
             name: "EventLog",
             dependencies: [
+                "CCRC32C",
                 "CLZ4",
                 "CLibPQ",
                 .product(name: "Crypto", package: "swift-crypto"),
