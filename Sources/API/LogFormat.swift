@@ -23,22 +23,52 @@ public enum LogFormat: String, Sendable, CaseIterable {
 
 /// One entry, as both line formats render it.
 public struct LogLine: Sendable {
+    public typealias Entry = (key: String, value: Logger.MetadataValue)
+
     public var level: Logger.Level
     /// Microseconds since 1970-01-01 UTC.
     public var time: Int64
     public var label: String
     public var message: String
-    public var metadata: Logger.Metadata
+    /// The metadata, each key once, sorted by key: the order every format writes it in.
+    var entries: [Entry]
     /// The module that logged it (swift-log's `source`); only the text format shows it.
     public var source: String
 
+    public var metadata: Logger.Metadata {
+        get { Logger.Metadata(uniqueKeysWithValues: entries) }
+        set { entries = newValue.sorted { $0.key < $1.key } }
+    }
+
     public init(level: Logger.Level, time: Int64, label: String, message: String, metadata: Logger.Metadata, source: String = "") {
+        self.init(level: level, time: time, label: label, message: message, entries: metadata.sorted { $0.key < $1.key }, source: source)
+    }
+
+    /// `entries` sorted by key, each key once.
+    init(level: Logger.Level, time: Int64, label: String, message: String, entries: [Entry], source: String) {
         self.level = level
         self.time = time
         self.label = label
         self.message = message
-        self.metadata = metadata
+        self.entries = entries
         self.source = source
+    }
+
+    /// A line's metadata from its three sources, each key once with the first source's value
+    /// (the call's own, then the provider's, then the logger's), sorted by key. Lines carry a
+    /// handful of keys, so an array beats merging dictionaries (the access log writes one
+    /// line per request).
+    static func entries(explicit: some Sequence<Entry>, provided: Logger.Metadata?, handler: Logger.Metadata) -> [Entry] {
+        var entries: [Entry] = []
+        entries.reserveCapacity(handler.count + (provided?.count ?? 0) + explicit.underestimatedCount)
+        func add(_ key: String, _ value: Logger.MetadataValue) {
+            if !entries.contains(where: { $0.key == key }) { entries.append((key, value)) }
+        }
+        for (key, value) in explicit { add(key, value) }
+        if let provided { for (key, value) in provided { add(key, value) } }
+        for (key, value) in handler { add(key, value) }
+        entries.sort { $0.key < $1.key }
+        return entries
     }
 
     /// `2026-12-01T18:31:06.123456Z info tally : key=value other=x [API] message` and a newline:
@@ -53,7 +83,7 @@ public struct LogLine: Sendable {
         bytes.append(UInt8(ascii: " "))
         bytes.append(contentsOf: line.label.utf8)
         bytes.append(contentsOf: " :".utf8)
-        for (key, value) in line.metadata.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in line.entries {
             bytes.append(UInt8(ascii: " "))
             bytes.append(contentsOf: key.utf8)
             bytes.append(UInt8(ascii: "="))
@@ -79,7 +109,7 @@ public struct LogLine: Sendable {
             ("level", .string(line.level.rawValue)),
             ("label", .string(line.label)),
             ("message", .string(line.message)),
-            ("metadata", jsonValue(line.metadata)),
+            ("metadata", .object(JSONValue.Object(line.entries.map { ($0.key, jsonValue($0.value)) }))),
         ])).write(to: &bytes)
         bytes.append(UInt8(ascii: "\n"))
         return bytes
@@ -118,7 +148,7 @@ public struct LogLine: Sendable {
         pair("label", line.label)
         pair("msg", line.message)
         var flat: [(String, String)] = []
-        flatten(line.metadata, prefix: "", into: &flat)
+        for (key, value) in line.entries { flatten(value, key: key, into: &flat) }
         for (key, value) in flat.sorted(by: { $0.0 < $1.0 }) { pair(key, value) }
         bytes.append(UInt8(ascii: "\n"))
         return bytes
@@ -192,11 +222,14 @@ struct LineLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
-        let line = LogLine(level: event.level, time: wallClockMicroseconds(), label: label, message: event.message.description,
-                           metadata: merged, source: event.source)
-        sink.append(render(line), level: event.level)
+        log(level: event.level, message: event.message.description, explicit: event.metadata ?? [:], source: event.source)
+    }
+
+    /// The line `Logger` would log through `log(event:)` with `explicit` as the call's
+    /// metadata, given as entries (no `Logger.Metadata` built): the access log's way in.
+    func log(level: Logger.Level, message: String, explicit: some Sequence<LogLine.Entry>, source: String) {
+        let entries = LogLine.entries(explicit: explicit, provided: metadataProvider?.get(), handler: metadata)
+        let line = LogLine(level: level, time: wallClockMicroseconds(), label: label, message: message, entries: entries, source: source)
+        sink.append(render(line), level: level)
     }
 }

@@ -1,3 +1,4 @@
+import Events
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -14,6 +15,7 @@ final class LogCapture: Sendable {
         var level: Logger.Level
         var message: String
         var metadata: [String: String]
+        var source = ""
     }
 
     struct Handler: LogHandler {
@@ -28,7 +30,7 @@ final class LogCapture: Sendable {
 
         func log(event: LogEvent) {
             let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }.mapValues { "\($0)" }
-            capture.entries.withLock { $0.append(Entry(level: event.level, message: event.message.description, metadata: merged)) }
+            capture.entries.withLock { $0.append(Entry(level: event.level, message: event.message.description, metadata: merged, source: event.source)) }
         }
     }
 
@@ -72,6 +74,9 @@ final class LogCapture: Sendable {
                 #expect(lines.count == 3, "\(lines)")
                 guard lines.count == 3 else { return }
                 #expect(lines.allSatisfy { $0.level == .info })
+                // Another handler than the server's gets the line through `Logger`, whose
+                // source is the one the server's handler is given directly.
+                #expect(lines.allSatisfy { $0.source == AccessLogMiddleware.source }, "\(lines)")
                 #expect(lines.map { $0.metadata["method"] } == ["GET", "POST", "GET"])
                 #expect(lines.map { $0.metadata["route"] } == ["/api/v1/creator/unlocked", "/api/v1/creator/unlock/{username}", "NotFound"])
                 #expect(lines.map { $0.metadata["status"] } == ["200", "402", "404"])
@@ -100,6 +105,40 @@ final class LogCapture: Sendable {
                 #expect(statuses.map(\.code) == [401, 400, 405])
             }
             #expect(capture.accessLines.map { $0.metadata["status"] } == ["401", "400", "405"])
+        }
+    }
+
+    /// The server's own handler (`LineLogHandler`) takes the access log's entries without
+    /// `Logger`: the line is the one `Logger` would have written, in every format.
+    @Test(arguments: LogFormat.allCases) func theServersHandlerGetsTheSameLine(_ format: LogFormat) async throws {
+        try await withAPI { fixture, _ in
+            let (sink, batches) = LogFormatTests.capturingSink()
+            let render: @Sendable (LogLine) -> [UInt8] = switch format {
+            case .text: LogLine.text
+            case .json: LogLine.json
+            case .logfmt: LogLine.logfmt
+            }
+            let handler = LineLogHandler(label: "tally", render: render, sink: sink, metadataProvider: nil)
+            var logger = Logger(label: "tally") { _ in handler }
+            logger.logLevel = .info
+            let app = Application(router: fixture.api.makeRouter(), logger: logger)
+            let requestID = try await app.test(.router) { client in
+                let ok = try await send(client, .get, "/api/v1/creator/unlocked", token: fixture.aliceToken, [.clientRequestID: "req-7"])
+                #expect(ok.status == .ok)
+                return try #require(ok.headers[.requestID])
+            }
+            sink.flush()
+            let written = String(decoding: batches.withLock { Array($0.joined()) }, as: UTF8.self)
+            let line = try #require(written.split(separator: "\n").first { $0.contains("request") && $0.contains("duration_ms") }.map(String.init), "\(written)")
+            let duration = try #require(line.firstMatch(of: /duration_ms"?[=:]"?([0-9]+\.[0-9]{3})/).map { String($0.1) }, "\(line)")
+            let time = try #require(line.firstMatch(of: /[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{15}Z/).map { String($0.0) }, "\(line)")
+            // The same entry through `Logger`, at the same time, from the same module.
+            let micros = try EventTime.parseISO8601(time)
+            let expected = render(LogLine(level: .info, time: micros, label: "tally", message: "request", metadata: [
+                "hb.request.id": .string(requestID), "method": "GET", "route": "/api/v1/creator/unlocked", "status": .stringConvertible(200),
+                "duration_ms": .string(duration),
+            ], source: "API"))
+            #expect(line + "\n" == String(decoding: expected, as: UTF8.self))
         }
     }
 

@@ -100,6 +100,35 @@ import Testing
         #expect(second["message"] as? String == "second" && second["level"] as? String == "warning")
     }
 
+    /// Entries given straight to the handler (the access log's way in) make the line that
+    /// `Logger` makes from the same metadata: the call's keys win over the provider's, and
+    /// the provider's over the logger's.
+    @Test(arguments: LogFormat.allCases) func entriesGivenDirectlyMakeTheLoggersLine(_ format: LogFormat) throws {
+        let render: @Sendable (LogLine) -> [UInt8] = switch format {
+        case .text: LogLine.text
+        case .json: LogLine.json
+        case .logfmt: LogLine.logfmt
+        }
+        let (sink, batches) = Self.capturingSink()
+        var handler = LineLogHandler(label: "tally", render: render, sink: sink,
+                                     metadataProvider: Logger.MetadataProvider { ["provided": "p", "shared": "provider", "both": "provider"] })
+        handler[metadataKey: "hb.request.id"] = "r-1"
+        handler[metadataKey: "shared"] = "handler"
+        handler[metadataKey: "both"] = "handler"
+        var logger = Logger(label: "tally") { _ in handler }
+        logger.logLevel = .info
+        logger.info("request", metadata: ["status": .stringConvertible(201), "both": "call", "a b": "x y"], source: "API")
+        let entries: [LogLine.Entry] = [("status", .string("201")), ("both", .string("call")), ("a b", .string("x y"))]
+        handler.log(level: .info, message: "request", explicit: entries, source: "API")
+        sink.flush()
+        let lines = batches.withLock { Array($0.joined()) }.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+        try #require(lines.count == 2)
+        // The two lines differ only in their times.
+        let time = /[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{15}Z/
+        #expect(lines[0].replacing(time, with: "T") == lines[1].replacing(time, with: "T"))
+        #expect(lines[0].contains("call") && lines[0].contains("provider") && !lines[0].contains("handler"), "\(lines[0])")
+    }
+
     @Test func textLineHasTheStreamHandlerLayoutInUTC() {
         var line = Self.line("request", ["url": "http://127.0.0.1:8080", "status": .stringConvertible(200), "a": .array(["x"])])
         line.source = "API"
