@@ -13,10 +13,15 @@ public enum LogFormat: String, Sendable, CaseIterable {
 
     /// The handler factory to pass to `LoggingSystem.bootstrap`.
     public func makeHandler(label: String) -> any LogHandler {
+        LineLogHandler(label: label, render: render)
+    }
+
+    /// How a line of this format is written.
+    var render: @Sendable (LogLine) -> [UInt8] {
         switch self {
-        case .text: LineLogHandler(label: label, render: LogLine.text)
-        case .json: LineLogHandler(label: label, render: LogLine.json)
-        case .logfmt: LineLogHandler(label: label, render: LogLine.logfmt)
+        case .text: LogLine.text
+        case .json: LogLine.json
+        case .logfmt: LogLine.logfmt
         }
     }
 }

@@ -113,11 +113,7 @@ final class LogCapture: Sendable {
     @Test(arguments: LogFormat.allCases) func theServersHandlerGetsTheSameLine(_ format: LogFormat) async throws {
         try await withAPI { fixture, _ in
             let (sink, batches) = LogFormatTests.capturingSink()
-            let render: @Sendable (LogLine) -> [UInt8] = switch format {
-            case .text: LogLine.text
-            case .json: LogLine.json
-            case .logfmt: LogLine.logfmt
-            }
+            let render = format.render
             let handler = LineLogHandler(label: "tally", render: render, sink: sink, metadataProvider: nil)
             var logger = Logger(label: "tally") { _ in handler }
             logger.logLevel = .info

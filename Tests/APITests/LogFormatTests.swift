@@ -104,11 +104,7 @@ import Testing
     /// `Logger` makes from the same metadata: the call's keys win over the provider's, and
     /// the provider's over the logger's.
     @Test(arguments: LogFormat.allCases) func entriesGivenDirectlyMakeTheLoggersLine(_ format: LogFormat) throws {
-        let render: @Sendable (LogLine) -> [UInt8] = switch format {
-        case .text: LogLine.text
-        case .json: LogLine.json
-        case .logfmt: LogLine.logfmt
-        }
+        let render = format.render
         let (sink, batches) = Self.capturingSink()
         var handler = LineLogHandler(label: "tally", render: render, sink: sink,
                                      metadataProvider: Logger.MetadataProvider { ["provided": "p", "shared": "provider", "both": "provider"] })
