@@ -9,6 +9,9 @@
 # BENCH_SSE_CLIENTS=N holds N live dashboards (GET /api/v1/live, Benchmarks/dashboard/
 # sse-clients.py) connected through every wrk run; their frame count is printed at the end.
 set -euo pipefail
+for tool in wrk curl; do
+  command -v "$tool" > /dev/null || { echo "run.sh needs $tool (make bench-api installs it)" >&2; exit 1; }
+done
 bin="$1"; secs="${BENCH_SECONDS:-10}"; users="${BENCH_USERS:-200}"
 snapshot_secs="${BENCH_SNAPSHOT_SECONDS:-0}"
 dir=$(mktemp -d); port=18080

@@ -20,6 +20,7 @@ shift 3
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000 100000000)
 runs=${SCALE_RUNS:-3}
+here=$(cd "$(dirname "$0")" && pwd)
 port=${SCALE_PORT:-18480}
 mkdir -p "$work/logs"
 results="$work/results.md"
@@ -53,37 +54,12 @@ writable_copy() {
 # JSON field $2 of the one-line object in file $1.
 field() { sed -E "s/.*\"$2\":\"?([^,\"}]*).*/\1/" "$1"; }
 
-# Milliseconds since the epoch, for the server's start-up figures.
-now_ms() { date +%s%3N; }
-
 # Starts the server on log copy $1; prints "listen_s views_live_s rss_mib" and stops it
-# (SIGTERM, so it writes its snapshots). All three views live = every
-# tally_projection_state{state="live"} gauge at 1 and no lag.
+# (SIGTERM, so it writes its snapshots): cold-start.sh's figures, in seconds.
 server_start() {
-    local dir=$1 t0 pid listen="" live="" rss
-    t0=$(now_ms)
-    TALLY_JWT_SECRET=scale-benchmark-secret-scale-benchmark "$server" serve --data-dir "$dir" \
-        --host 127.0.0.1 --port "$port" > "$work/server.log" 2>&1 &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null; do
-        if [ -z "$listen" ] && curl -fs "http://127.0.0.1:$port/api/health" > /dev/null 2>&1; then
-            listen=$(( $(now_ms) - t0 ))
-        fi
-        if [ -n "$listen" ]; then
-            local metrics
-            metrics=$(curl -fs "http://127.0.0.1:$port/metrics" || true)
-            if [ "$(grep -c 'tally_projection_state{.*state="live".*} 1' <<< "$metrics")" = 3 ] \
-                && ! grep -Eq '^tally_projection_lag_events\{.*\} [1-9]' <<< "$metrics"; then
-                live=$(( $(now_ms) - t0 )); break
-            fi
-        fi
-        sleep 0.05
-    done
-    rss=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "?")
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" || true
-    [ -n "$live" ] || { log "the server did not get all views live; its log:"; tail -20 "$work/server.log" >&2; exit 1; }
-    awk -v l="$listen" -v v="$live" -v r="$rss" 'BEGIN { printf "%.2f %.2f %s\n", l / 1000, v / 1000, r }'
+    local figures
+    figures=$("$here/cold-start.sh" "$server" "$1" "$port") || { log "the server did not get all views live"; exit 1; }
+    awk '{ printf "%.2f %.2f %s\n", $1 / 1000, $2 / 1000, $3 }' <<< "$figures"
 }
 
 # Runs `$@` $runs times and prints the values joined by " · ".
