@@ -27,7 +27,9 @@ public final class ViewHub<Store: EventStore>: Sendable {
         // any point; not of unlocked profiles, whose state is far larger (docs/snapshot-format.md).
         let checkpoints = snapshots.map { CheckpointStore(snapshotDirectory: $0.directory) }
         self.checkpoints = checkpoints
-        stats = ProjectionRunner(store: store, snapshots: snapshots, checkpoints: checkpoints, options: runnerOptions) {
+        // Hourly rows for the stats series (`SystemStats.hourlyRows`), kept as the fold passes each hour.
+        stats = ProjectionRunner(store: store, snapshots: snapshots, checkpoints: checkpoints, options: runnerOptions,
+                                 intervalRows: SystemStats.hourlyRows) {
             onEvent?(SystemStatsProjection.name, $0)
         }
         unlocked = ProjectionRunner(store: store, snapshots: snapshots, options: runnerOptions) { onEvent?(UnlockedProfilesProjection.name, $0) }

@@ -28,6 +28,8 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     /// Where the runner writes its as-of checkpoints (`options.checkpointEveryEvents`); nil: none.
     public let checkpoints: CheckpointStore?
     public let options: Options
+    /// Rows of the view as of each interval end the fold passes (nil: none kept).
+    public let intervalRows: IntervalRowsOptions<P.View>?
     private let onEvent: (@Sendable (ProjectionRunnerEvent) -> Void)?
     private let shared: Mutex<Shared>
     /// Read-your-writes waits, advanced as views are published; closed when the runner stops.
@@ -35,6 +37,8 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
 
     private struct Shared {
         var published: Published<P.View>
+        /// The rows as of `published`'s position.
+        var rows: IntervalRows<P.View>?
         var state: ProjectionState = .catchingUp
         var started = false
         var writingSnapshot = false
@@ -54,11 +58,14 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         var schedule: CheckpointSchedule
         /// A checkpoint due and not yet handed to a writer.
         var dueCheckpoint: CheckpointMark?
+        var rows: IntervalRows<P.View>?
 
-        init(projection: P, position: LogPosition, recordedAt: Int64?, options: Options, maxRecordedAt: Int64? = nil) {
+        init(projection: P, position: LogPosition, recordedAt: Int64?, options: Options, maxRecordedAt: Int64? = nil,
+             rows: IntervalRows<P.View>? = nil) {
             self.projection = projection
             self.position = position
             self.recordedAt = recordedAt
+            self.rows = rows
             schedule = CheckpointSchedule(everyEvents: options.checkpointEveryEvents, everyEventMicros: options.checkpointEveryEventMicros,
                                           position: position, maxRecordedAt: maxRecordedAt)
         }
@@ -67,11 +74,12 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     /// `snapshots` nil: no snapshots, every start folds the whole log. `onEvent` hears about
     /// snapshots used or passed over, state changes and store failures (for logs and tests).
     public init(store: Store, snapshots: SnapshotStore?, checkpoints: CheckpointStore? = nil, options: Options = Options(),
-                onEvent: (@Sendable (ProjectionRunnerEvent) -> Void)? = nil) {
+                intervalRows: IntervalRowsOptions<P.View>? = nil, onEvent: (@Sendable (ProjectionRunnerEvent) -> Void)? = nil) {
         self.store = store
         self.snapshots = snapshots
         self.checkpoints = checkpoints
         self.options = options
+        self.intervalRows = intervalRows
         self.onEvent = onEvent
         shared = Mutex(Shared(published: Published(view: P().makeView(), position: 0, recordedAt: nil)))
     }
@@ -82,6 +90,12 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     public var current: Published<P.View> { shared.withLock { $0.published } }
 
     public var state: ProjectionState { shared.withLock { $0.state } }
+
+    /// The latest published view with its interval rows, as of the same position (rows nil
+    /// when the runner keeps none, or while an older version's view is served).
+    public var currentWithRows: (published: Published<P.View>, rows: IntervalRows<P.View>?) {
+        shared.withLock { ($0.published, $0.rows) }
+    }
 
     /// The log's head as far as this runner knows, without asking the store: what reads
     /// compare their view with while the store is slow or down.
@@ -154,11 +168,12 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
                           machine.snapshotDue(at: fold.position, now: .now, writing: shared.withLock({ $0.writingSnapshot }))
                     else { return }
                     shared.withLock { $0.writingSnapshot = true }
-                    let (projection, position, recordedAt) = (fold.projection, fold.position, fold.recordedAt)
+                    let (projection, position, recordedAt, rows) = (fold.projection, fold.position, fold.recordedAt, fold.rows)
                     let maxRecordedAt = fold.schedule.maxRecordedAt
                     snapshotTask = Task.detached { [self] in
                         await DedicatedThread.run { [self] in
-                            writeSnapshot(projection, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt, to: snapshots)
+                            writeSnapshot(projection, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt, rows: rows,
+                                          to: snapshots)
                         }
                         shared.withLock { $0.writingSnapshot = false }
                     }
@@ -184,7 +199,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         if let snapshots, stopped.position > 0, shared.withLock({ $0.snapshotPosition }) != stopped.position {
             await DedicatedThread.run { [self] in
                 writeSnapshot(stopped.projection, position: stopped.position, recordedAt: stopped.recordedAt,
-                              maxRecordedAt: stopped.schedule.maxRecordedAt, to: snapshots)
+                              maxRecordedAt: stopped.schedule.maxRecordedAt, rows: stopped.rows, to: snapshots)
             }
         }
     }
@@ -205,10 +220,18 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             guard events[0].position == fold.position + 1 else {
                 throw ProjectionError(.gap, "the store delivered position \(events[0].position) after \(fold.position); re-reading")
             }
-            fold.projection.apply(batch: events)
+            if var rows = fold.rows {
+                // Out of the fold while it changes, so the array is not copied.
+                fold.rows = nil
+                rows.fold(events, into: &fold.projection)
+                fold.rows = rows
+            } else {
+                fold.projection.apply(batch: events)
+            }
             fold.position = last.position
             fold.recordedAt = last.recordedAt
-            if checkpoints != nil, fold.schedule.folded(events) { fold.dueCheckpoint = fold.schedule.mark(after: last) }
+            // The schedule also keeps the largest recorded-at, which snapshots carry (`IntervalRows` needs it).
+            if fold.schedule.folded(events), checkpoints != nil { fold.dueCheckpoint = fold.schedule.mark(after: last) }
             if machine.needsHead(at: fold.position) {
                 let head = try await store.head().position
                 noteHead(head)
@@ -234,7 +257,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         case .restart(let head, let position):
             onEvent?(.snapshotIgnored(reason: "the log's head \(head) is behind the view's position \(position): "
                 + "the snapshot came from another log; folding from the start"))
-            fold = Fold(projection: P(), position: 0, recordedAt: nil, options: options)
+            fold = Fold(projection: P(), position: 0, recordedAt: nil, options: options, rows: freshRows(position: 0, maxRecordedAt: nil))
             shared.withLock { $0.snapshotPosition = nil }
         }
     }
@@ -244,7 +267,9 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
     /// files are read and decoded on a thread of their own (`DedicatedThread`), never on the
     /// cooperative pool; `snapshotLoading` is reported from that thread first.
     private func loadSnapshot() async -> (Fold, RebuiltProjection<P>?, rebuilding: Bool) {
-        guard let snapshots else { return (Fold(projection: P(), position: 0, recordedAt: nil, options: options), nil, false) }
+        guard let snapshots else {
+            return (Fold(projection: P(), position: 0, recordedAt: nil, options: options, rows: freshRows(position: 0, maxRecordedAt: nil)), nil, false)
+        }
         let load = await DedicatedThread.run { [onEvent] in
             if let onEvent, let file = snapshots.existingFile(for: P.name) { onEvent(.snapshotLoading(file: file)) }
             return SnapshotStore.withLoadPermit { snapshots.load(P.self) }
@@ -255,14 +280,32 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
             onEvent?(.snapshotLoaded(file: file, position: load.position))
         }
         let rebuilding = load.file == nil && load.olderVersion != nil
+        var rows = freshRows(position: load.position, maxRecordedAt: load.maxRecordedAt)
+        if let intervalRows, load.file != nil {
+            let found = await DedicatedThread.run {
+                snapshots.loadRows(P.self, position: load.position, recordedAt: load.recordedAt, options: intervalRows)
+            }
+            switch found {
+            case .success(let loaded): rows = loaded
+            case .failure(let refusal): if let reason = refusal.reason { onEvent?(.snapshotIgnored(reason: reason)) }
+            }
+        }
         return (Fold(projection: load.projection, position: load.position, recordedAt: load.recordedAt, options: options,
-                     maxRecordedAt: load.maxRecordedAt),
+                     maxRecordedAt: load.maxRecordedAt, rows: rows),
                 rebuilding ? load.previous : nil, rebuilding)
     }
 
-    private func writeSnapshot(_ projection: P, position: LogPosition, recordedAt: Int64?, maxRecordedAt: Int64?, to snapshots: SnapshotStore) {
+    /// Empty rows for a fold at `position` (nil when the runner keeps none).
+    private func freshRows(position: LogPosition, maxRecordedAt: Int64?) -> IntervalRows<P.View>? {
+        intervalRows.map { IntervalRows(every: $0.every, kept: $0.kept, position: position, maxRecordedAt: maxRecordedAt, emptyView: P().makeView()) }
+    }
+
+    private func writeSnapshot(_ projection: P, position: LogPosition, recordedAt: Int64?, maxRecordedAt: Int64?, rows: IntervalRows<P.View>?,
+                               to snapshots: SnapshotStore) {
         do {
             try snapshots.save(projection, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt)
+            // After the snapshot: rows are read only with the snapshot of their position.
+            if let rows, let intervalRows { try snapshots.saveRows(rows, of: P.self, recordedAt: recordedAt, options: intervalRows) }
             shared.withLock { s in s.snapshotPosition = max(s.snapshotPosition ?? 0, position) }
             onEvent?(.snapshotWritten(position: position))
         } catch {
@@ -285,6 +328,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
         let published = Published(view: fold.projection.makeView(), position: fold.position, recordedAt: fold.recordedAt)
         let oldState: ProjectionState = shared.withLock { s in
             s.published = published
+            s.rows = fold.rows
             let old = s.state
             if let newState { s.state = newState }
             return old

@@ -10,12 +10,13 @@ enum SnapshotFormat {
     struct Kind: Sendable, Hashable {
         var magic: [UInt8]
         var version: UInt16
-        /// "snapshot" or "checkpoint", for messages.
+        /// "snapshot", "checkpoint" or "interval rows", for messages.
         var label: String
 
         /// 1 was JSON of the whole state in one payload; 2 is the chunked binary state.
         static let snapshot = Kind(magic: Array("TLYS".utf8), version: 2, label: "snapshot")
         static let checkpoint = Kind(magic: Array("TLYA".utf8), version: 1, label: "checkpoint")
+        static let intervalRows = Kind(magic: Array("TLYR".utf8), version: 1, label: "interval rows")
     }
 
     static let magic: [UInt8] = Kind.snapshot.magic

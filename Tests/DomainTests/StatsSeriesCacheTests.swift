@@ -56,6 +56,39 @@ import Testing
         }
     }
 
+    @Test func theRunnersHourlyRowsAnswerWithoutAFoldUntilALateEventDropsThem() async throws {
+        try await withViewFixture { fixture in
+            // Forward only, 7.5 minutes apart: 30 hours, every boundary a row.
+            let events = (0..<240).map { i in
+                TimedEvent(.creatorSearched(.init(user: "u\(i % 4)", username: "creator.\(i % 9)", servedFrom: i % 3 == 0 ? .cache : .fresh,
+                                                   durationMs: i, found: true)), at: RandomEvents.start + Int64(i) * Self.hour / 8)
+            }
+            try await fixture.append(events, chunk: 11)
+            let (runner, task) = IntervalRowsTests.start(fixture.log, nil)
+            _ = try await IntervalRowsTests.live(runner, at: 240)
+            let first = RandomEvents.start / Self.hour * Self.hour
+            let ends = (1...32).map { first + Int64($0) * Self.hour }
+            let cache = StatsSeriesCache()
+            let log = fixture.log
+            let answer = try await cache.rows(ends: ends, store: log, checkpoints: nil, live: { runner.currentWithRows })
+            #expect(answer.folded == 0)
+            try await Self.check(answer, ends, log)
+
+            // Recorded in the middle, appended last: the rows after it are folded, the rest kept.
+            let middle = ends[12] + Self.hour / 3
+            try await fixture.append([TimedEvent(.creditsGranted(.init(user: "u1", amount: 5, reason: "late")), at: middle)], chunk: 1)
+            _ = try await IntervalRowsTests.live(runner, at: 241)
+            let newest = events.last!.at
+            let after = try await cache.rows(ends: ends, store: log, checkpoints: nil, live: { runner.currentWithRows })
+            // Ends after everything recorded are the runner's whole view: not folded either.
+            #expect(after.folded == ends.filter { $0 > middle && $0 <= newest }.count)
+            #expect(after.folded > 10)
+            try await Self.check(after, ends, log)
+            task.cancel()
+            try await task.value
+        }
+    }
+
     @Test func twoRequestsAtOnceFoldTheRowsOnce() async throws {
         try await withViewFixture { fixture in
             let events = RandomEvents.make(count: 200, seed: 43)

@@ -20,6 +20,9 @@ enum ViewName: String, ExpressibleByArgument, CaseIterable {
 /// lane folds every batch in log order, so the views equal a sequential fold.
 struct ViewSet {
     var stats: SystemStatsProjection?
+    /// The stats view as of each hour the fold passes, written beside its snapshot so a
+    /// server started from it answers hourly series without folding (`IntervalRows`).
+    var statsRows: IntervalRows<SystemStats>?
     var unlocked: UnlockedProfilesProjection?
     var metrics: MetricsProjection?
     private(set) var position: LogPosition = 0
@@ -31,7 +34,11 @@ struct ViewSet {
     private(set) var checkpointsWritten = 0
 
     init(_ names: Set<ViewName>) {
-        if names.contains(.systemStats) { stats = SystemStatsProjection() }
+        if names.contains(.systemStats) {
+            stats = SystemStatsProjection()
+            let options = SystemStats.hourlyRows
+            statsRows = IntervalRows(every: options.every, kept: options.kept, position: 0, maxRecordedAt: nil, emptyView: SystemStatsProjection().makeView())
+        }
         if names.contains(.unlockedProfiles) { unlocked = UnlockedProfilesProjection() }
         if names.contains(.metrics) { metrics = MetricsProjection() }
     }
@@ -43,7 +50,7 @@ struct ViewSet {
     mutating func fold(_ store: any EventStore, checkpoints: Checkpointing? = nil, pipeline: FoldPipeline? = nil,
                        progress: (LogPosition) -> Void) async throws {
         let views = stats != nil || metrics != nil
-            ? LaneState(ViewsLane(stats: stats, metrics: metrics, checkpoints: checkpoints?.views)) : nil
+            ? LaneState(ViewsLane(stats: stats, statsRows: statsRows, metrics: metrics, checkpoints: checkpoints?.views)) : nil
         let profiles = unlocked.map { LaneState(UnlockedLane(projection: $0, checkpoints: checkpoints?.unlocked)) }
         var lanes: [FoldPipeline.Lane] = []
         if let views { lanes.append { batch in try views.value.fold(batch) } }
@@ -73,6 +80,7 @@ struct ViewSet {
         }
         (events, position, recordedAt, maxRecordedAt) = (read.events, read.position, read.recordedAt, read.maxRecordedAt)
         stats = views?.value.stats
+        statsRows = views?.value.statsRows
         metrics = views?.value.metrics
         unlocked = profiles?.value.projection
         checkpointsWritten = (views?.value.checkpoints?.written ?? 0) + (profiles?.value.checkpoints?.written ?? 0)
@@ -81,10 +89,34 @@ struct ViewSet {
     /// System stats and metrics, folded on one lane thread from one read of each event's fields.
     struct ViewsLane {
         var stats: SystemStatsProjection?
+        var statsRows: IntervalRows<SystemStats>?
         var metrics: MetricsProjection?
         var checkpoints: CheckpointLane?
 
         mutating func fold(_ batch: [RecordedEvent]) throws {
+            if var rows = statsRows, let stats {
+                // Out of the lane while they change, so neither is copied.
+                (statsRows, self.stats) = (nil, nil)
+                var folded: SystemStatsProjection? = stats
+                rows.fold(batch, apply: { run in fold(run, stats: &folded) }, view: { folded!.makeView() }, viewWithLate: { late in
+                    var copy = folded!
+                    copy.apply(batch: late)
+                    return copy.makeView()
+                })
+                (statsRows, self.stats) = (rows, folded)
+            } else {
+                var folded = stats
+                stats = nil
+                fold(batch, stats: &folded)
+                stats = folded
+            }
+            guard var schedule = checkpoints else { return }
+            try schedule.afterBatch(batch, save: save)
+            checkpoints = schedule
+        }
+
+        /// Stats (when given) and metrics, from one read of each event's fields when both are folded.
+        private mutating func fold(_ batch: [RecordedEvent], stats: inout SystemStatsProjection?) {
             if stats != nil, metrics != nil {
                 batch.forEachFields { fields, stamp in
                     stats!.fold(fields, at: stamp)
@@ -94,9 +126,6 @@ struct ViewSet {
                 stats?.apply(batch: batch)
                 metrics?.apply(batch: batch)
             }
-            guard var schedule = checkpoints else { return }
-            try schedule.afterBatch(batch, save: save)
-            checkpoints = schedule
         }
 
         mutating func atHead(_ last: RecordedEvent) throws {
@@ -183,6 +212,10 @@ struct ViewSet {
         if let stats {
             try snapshots.save(stats, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt)
             written.append(snapshots.path(for: SystemStatsProjection.name))
+            if let statsRows {
+                try snapshots.saveRows(statsRows, of: SystemStatsProjection.self, recordedAt: recordedAt, options: SystemStats.hourlyRows)
+                written.append(snapshots.rowsPath(for: SystemStatsProjection.name))
+            }
         }
         if let unlocked {
             try snapshots.save(unlocked, position: position, recordedAt: recordedAt, maxRecordedAt: maxRecordedAt)

@@ -5,9 +5,11 @@ import Synchronization
 /// Stats series rows kept between requests. A row is the stats view as of its end: it changes
 /// only when an event recorded before that end is appended, so before it answers, the cache
 /// reads the events appended since its last look and drops every row whose end is after the
-/// earliest recorded-at among them. The rows still missing are folded in one `AsOfSeries`
-/// pass. On a live server new events are recorded now, so only the rows of the newest
-/// interval are folded again; a repeated 30-day request costs the look, not the history.
+/// earliest recorded-at among them. A row it does not hold comes from the stats runner's
+/// hourly rows when they have it (`IntervalRows`: an hour boundary the live fold passed, or
+/// a time after everything folded), else it is folded: the rows still missing in one
+/// `AsOfSeries` pass. So an hourly or daily series over the last quarter costs lookups even
+/// on the first request, and a repeated request costs the look, not the history.
 ///
 /// One request at a time goes through (`SerialGate`), so the look, the fold and the keeping
 /// never interleave and two requests never fold the same rows twice.
@@ -24,14 +26,14 @@ final class StatsSeriesCache: Sendable {
         var folded: Int
     }
 
-    private struct Kept {
+    fileprivate struct Kept {
         var row: AsOfRow<SystemStats>
         var id: UInt64
         /// The row's JSON in a response, with the `from` it was written with.
         var encoded: (from: Int64, bytes: [UInt8])?
     }
 
-    private struct State {
+    fileprivate struct State {
         var rows: [Int64: Kept] = [:]
         var nextID: UInt64 = 0
         /// Every event up to this position has been looked at since the rows were folded.
@@ -56,7 +58,12 @@ final class StatsSeriesCache: Sendable {
         return bytes
     }
 
-    func rows<Store: EventStore>(ends: [Int64], store: Store, checkpoints: CheckpointStore?) async throws -> Answer {
+    /// The row as of each of `ends`. `live`, when given, returns the stats runner's published
+    /// view with its interval rows.
+    func rows<Store: EventStore>(
+        ends: [Int64], store: Store, checkpoints: CheckpointStore?,
+        live: (() -> (published: Published<SystemStats>, rows: IntervalRows<SystemStats>?))? = nil
+    ) async throws -> Answer {
         try await gate.run {
             let (empty, lookedThrough) = state.withLock { ($0.rows.isEmpty, $0.lookedThrough) }
             var reached = lookedThrough
@@ -76,7 +83,20 @@ final class StatsSeriesCache: Sendable {
                 reached = try await store.head().position
                 state.withLock { $0.lookedThrough = reached }
             }
-            let missing = state.withLock { s in ends.filter { s.rows[$0] == nil } }
+            var missing = state.withLock { s in ends.filter { s.rows[$0] == nil } }
+            if !missing.isEmpty, let (published, intervalRows) = live?(), let intervalRows {
+                var found: [AsOfRow<SystemStats>] = []
+                missing.removeAll { end in
+                    guard let row = intervalRows.row(until: end, current: published.view) else { return false }
+                    found.append(row)
+                    return true
+                }
+                state.withLock { s in
+                    keep(found, wanted: ends, in: &s)
+                    // These rows hold through the runner's position: the next look starts there.
+                    if !found.isEmpty { s.lookedThrough = min(s.lookedThrough, published.position) }
+                }
+            }
             guard !missing.isEmpty else {
                 let kept = state.withLock { s in ends.map { s.rows[$0]! } }
                 return Answer(rows: kept.map(\.row), ids: kept.map(\.id), refused: [], folded: 0)
@@ -85,17 +105,26 @@ final class StatsSeriesCache: Sendable {
             let answer = try await AsOfSeries.fold(SystemStatsProjection.self, from: store, checkpoints: checkpoints, ends: missing)
             let folded = Dictionary(uniqueKeysWithValues: answer.rows.map { ($0.until, $0) })
             let kept = state.withLock { s in
-                if s.rows.count + answer.rows.count > Self.capacity {
-                    let wanted = Set(ends)
-                    s.rows = s.rows.filter { wanted.contains($0.key) }
-                }
-                for row in answer.rows {
-                    s.nextID += 1
-                    s.rows[row.until] = Kept(row: row, id: s.nextID)
-                }
+                keep(answer.rows, wanted: ends, in: &s)
                 return ends.map { s.rows[$0] ?? Kept(row: folded[$0]!, id: 0) }
             }
             return Answer(rows: kept.map(\.row), ids: kept.map(\.id), refused: answer.refused, folded: missing.count)
+        }
+    }
+}
+
+extension StatsSeriesCache {
+    /// Keeps `rows`, each under a new id; when that would pass `capacity`, first drops the
+    /// kept rows this request does not want.
+    private func keep(_ rows: [AsOfRow<SystemStats>], wanted ends: [Int64], in s: inout State) {
+        guard !rows.isEmpty else { return }
+        if s.rows.count + rows.count > Self.capacity {
+            let wanted = Set(ends)
+            s.rows = s.rows.filter { wanted.contains($0.key) }
+        }
+        for row in rows {
+            s.nextID += 1
+            s.rows[row.until] = Kept(row: row, id: s.nextID)
         }
     }
 }

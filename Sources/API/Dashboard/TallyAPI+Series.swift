@@ -45,10 +45,11 @@ extension TallyAPI {
         return JSONResponse.view(encoded: MetricsSeriesJSON.encode(body), freshness: read.freshness, stale: read.stale)
     }
 
-    /// `?every=1h&from=&until=`: the stats view as of each interval's end, folded from the
-    /// log in one pass from the nearest checkpoint (`AsOfSeries`, as `replay stats --every`);
-    /// each row's `position` is the last event it holds. Rows are kept between requests until
-    /// an event recorded before their end is appended (`StatsSeriesCache`). Without a range,
+    /// `?every=1h&from=&until=`: the stats view as of each interval's end, from the stats
+    /// runner's hourly rows where they hold it, else folded from the log in one pass from the
+    /// nearest checkpoint (`AsOfSeries`, as `replay stats --every`); each row's `position` is
+    /// the last event it holds. Rows are kept between requests until an event recorded
+    /// before their end is appended (`StatsSeriesCache`). Without a range,
     /// the last 24 intervals up to the end of the newest event's interval. One request folds
     /// at a time, the next waits for it, and one more is `503 busy`.
     @Sendable func statsSeries(_ request: Request, context: TallyRequestContext) async throws -> Response {
@@ -72,7 +73,8 @@ extension TallyAPI {
         defer { seriesFolds.leave() }
         let answer: StatsSeriesCache.Answer
         do {
-            answer = try await statsSeriesRows.rows(ends: intervals.map(\.end), store: hub.store, checkpoints: hub.checkpoints)
+            answer = try await statsSeriesRows.rows(ends: intervals.map(\.end), store: hub.store, checkpoints: hub.checkpoints,
+                                                     live: { [hub] in hub.stats.currentWithRows })
         } catch let error as EventLogError {
             throw error
         } catch {

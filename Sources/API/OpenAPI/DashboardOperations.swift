@@ -19,7 +19,7 @@ extension OpenAPIDocument {
                       .string("until", Schemas.iso8601, "End, exclusive (default: the end of the newest event's bucket). At most 1440 minute or 720 hour buckets."),
                   ], view: true, response: metricsSeries),
         Operation(method: "GET", path: "/api/v1/system/stats/series", roles: [.user, .admin],
-                  summary: "The system stats as of the end of each interval (as `replay stats --every`), folded from the log from the nearest checkpoint and kept until an event recorded before a row's end is appended; at most 1000 rows, two requests at once (one folds, the other waits; else 503 busy).",
+                  summary: "The system stats as of the end of each interval (as `replay stats --every`): from the stats view's hourly rows where it holds them (hour boundaries of the last 92 days), else folded from the log from the nearest checkpoint; kept until an event recorded before a row's end is appended; at most 1000 rows, two requests at once (one folds, the other waits; else 503 busy).",
                   query: [
                       .string("every", .string(pattern: "^[0-9]+[mhd]$"), "Interval: N followed by m, h or d (default 1h), N in 1...10000."),
                       .string("from", Schemas.iso8601, "First interval's start (default: 24 intervals before `until`)."),
