@@ -80,22 +80,19 @@ public struct IntervalRows<View: Sendable>: Sendable {
     /// at each multiple of `every` their time passes and dropping the rows a late one changes.
     ///
     /// An event of the same batch recorded before a row's time but placed after its crossing
-    /// (concurrent writers stamp before they commit; an import's batch mixes streams) is
-    /// folded into that row: a copy of the state at the crossing folds those events and is
-    /// dropped at once, before the fold goes on, so only what they touch is copied. Late
-    /// events of a later batch drop the row instead.
+    /// (writers that stamp before they commit; an import's batch mixes streams) is in that
+    /// row: its view is the state at the crossing with those events also folded
+    /// (`Projection.view(alsoFolding:)`), taken before the fold goes on. Late events of a
+    /// later batch drop the row instead.
     public mutating func fold<P: Projection>(_ events: [RecordedEvent], into projection: inout P) where P.View == View {
-        fold(events, apply: { projection.apply(batch: $0) }, view: { projection.makeView() }, viewWithLate: { late in
-            var copy = projection
-            copy.apply(batch: late)
-            return copy.makeView()
-        })
+        fold(events, apply: { projection.apply(batch: $0) }, view: { projection.makeView() },
+             viewWithLate: { projection.view(alsoFolding: $0) })
     }
 
     /// `fold(_:into:)` for a fold that is more than one projection (`replay rebuild` folds
     /// stats and metrics from one read of each event): `apply` folds a run of events,
-    /// `view` is the view now, `viewWithLate` the view of a copy that also folds `late`
-    /// (the copy must not outlive the call).
+    /// `view` is the view now, `viewWithLate` the view now with `late` also folded, the
+    /// state left unchanged.
     public mutating func fold(_ events: [RecordedEvent], apply: ([RecordedEvent]) -> Void, view: () -> View,
                               viewWithLate: ([RecordedEvent]) -> View) {
         guard let lastEvent = events.last else { return }

@@ -16,6 +16,11 @@ public protocol Projection: Sendable {
     /// Folds a stored batch; default implementation loops over `apply`.
     mutating func apply(batch: [RecordedEvent])
     func makeView() -> View
+    /// The view this state would have after also folding `late`, leaving it unchanged (an
+    /// hourly row whose batch holds events recorded before the hour after the crossing,
+    /// `IntervalRows`). The default folds them into a copy; a projection whose copy would
+    /// copy large tables on its first write computes it beside them instead.
+    func view(alsoFolding late: [RecordedEvent]) -> View
     /// Writes the whole fold state, section by section, by hand (docs/snapshot-format.md);
     /// the writer streams it to the file in chunks as it goes.
     func writeSnapshot(to writer: inout SnapshotWriter)
@@ -28,6 +33,12 @@ extension Projection {
     /// as a whole.
     public mutating func apply(batch: [RecordedEvent]) {
         for event in batch { apply(event) }
+    }
+
+    public func view(alsoFolding late: [RecordedEvent]) -> View {
+        var copy = self
+        copy.apply(batch: late)
+        return copy.makeView()
     }
 
     /// Folds the log from its first event up to `until` (inclusive; nil = the head as the read

@@ -142,17 +142,32 @@ public struct SystemStatsProjection: PayloadFieldsProjection {
     }
 
     public func makeView() -> SystemStats {
+        makeView(sets: SetCounts(usernames: usernames.count, analysedUsernames: analysedUsernames.count, posts: postIDs.count,
+                                 users: users.count, unlockPairs: unlockPairs.count))
+    }
+
+    /// The sizes of the distinct sets the view counts.
+    struct SetCounts {
+        var usernames: Int
+        var analysedUsernames: Int
+        var posts: Int
+        var users: Int
+        var unlockPairs: Int
+    }
+
+    /// The view with the distinct sets' sizes given (`LateOverlay` adds its own to the state's).
+    func makeView(sets: SetCounts) -> SystemStats {
         var s = SystemStats()
-        s.profiles.total = usernames.count
-        s.profiles.withAIAnalysis = analysedUsernames.count
-        s.profiles.aiCompletionRate = ratio(analysedUsernames.count, usernames.count)
-        s.posts = SystemStats.Posts(total: postIDs.count, withAIAnalysis: postsWithAnalysis, failedUnrecovered: postsFailedUnrecovered)
+        s.profiles.total = sets.usernames
+        s.profiles.withAIAnalysis = sets.analysedUsernames
+        s.profiles.aiCompletionRate = ratio(sets.analysedUsernames, sets.usernames)
+        s.posts = SystemStats.Posts(total: sets.posts, withAIAnalysis: postsWithAnalysis, failedUnrecovered: postsFailedUnrecovered)
         s.analyses = SystemStats.Analyses(
             completed: analysesCompleted, failed: analysesFailed,
             completionRate: ratio(analysesCompleted, analysesCompleted + analysesFailed)
         )
         s.searches = SystemStats.Searches(total: searches, cacheHits: cacheHits, cacheHitRatio: ratio(cacheHits, searches))
-        s.unlocks = SystemStats.Unlocks(total: unlockEvents, distinct: unlockPairs.count, users: users.count)
+        s.unlocks = SystemStats.Unlocks(total: unlockEvents, distinct: sets.unlockPairs, users: sets.users)
         s.credits = SystemStats.Credits(granted: creditsGranted, spent: creditsSpent)
         var total = CdnTally()
         for (priority, tally) in zip(CdnPriority.allCases, cdn) {

@@ -38,12 +38,21 @@ import Testing
         #expect(types == Set(EventType.allCases), "seed \(seed) lacks \(Set(EventType.allCases).subtracting(types))")
     }
 
-    @Test func batchesGroupEachStreamOnceInGeneratedOrder() throws {
+    @Test func batchesGroupEachStreamOnceInGeneratedOrderWithinAnHour() throws {
         var flat = DomainWorkload(seed: 9), grouped = DomainWorkload(seed: 9)
-        for size in [1, 4_999, 20_000] {
-            let events = flat.nextGenerated(size)
+        var cut = 0
+        for size in [1, 4_999, 20_000, 20_000, 20_000, 20_000] {
             let batch = grouped.nextBatch(size)
-            #expect(batch.count == size && batch.appends.reduce(0) { $0 + $1.events.count } == size)
+            let events = flat.nextGenerated(batch.count)
+            #expect(batch.count >= 1 && batch.count <= size && batch.appends.reduce(0) { $0 + $1.events.count } == batch.count)
+            // One hour of event time at most: the next event is of a later hour, or the batch is full.
+            let hour: Int64 = 3_600_000_000
+            #expect(events.allSatisfy { $0.recordedAt / hour == events[0].recordedAt / hour })
+            if batch.count < size {
+                cut += 1
+                var peek = flat
+                #expect(peek.nextGenerated(1)[0].recordedAt / hour != events[0].recordedAt / hour)
+            }
             #expect(Set(batch.appends.map(\.stream)).count == batch.appends.count, "a stream appears twice in one append")
             #expect(batch.firstRecordedAt == events.first?.recordedAt && batch.lastRecordedAt == events.last?.recordedAt)
             var expected: [String: [ProposedEvent]] = [:]
@@ -52,6 +61,7 @@ import Testing
                 #expect(append.events == expected[append.stream], "\(append.stream)")
             }
         }
+        #expect(cut >= 1, "80,000 events span hours: some batch ends at an hour")
     }
 
     @Test func walletsCoverEveryUnlockAndPairsNeverRepeat() {

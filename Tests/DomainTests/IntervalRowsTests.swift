@@ -161,6 +161,36 @@ import Testing
         }
     }
 
+    /// The stats view with late events folded beside the state (never into a copy of it)
+    /// against folding them into a copy, for states after every prefix length and any later
+    /// events: new and known usernames, posts and users, repeated ones, every event kind.
+    @Test(arguments: [61, 67, 71] as [UInt64])
+    func theStatsViewAlsoFoldingLateEventsEqualsFoldingThemIntoACopy(seed: UInt64) async throws {
+        try await withViewFixture { fixture in
+            let events = RandomEvents.make(count: 500, seed: seed)
+            try await fixture.append(events, chunk: 50)
+            var recorded: [RecordedEvent] = []
+            for try await batch in fixture.log.read(from: 1, filter: nil).batches { recorded += batch }
+            var rng = SplitMix64(seed: seed)
+            var base = SystemStatsProjection()
+            var folded = 0
+            for split in stride(from: 0, to: recorded.count, by: 7) {
+                base.apply(batch: Array(recorded[folded..<split]))
+                folded = split
+                for _ in 0..<3 {
+                    let late = recorded[split...].filter { _ in Int.random(in: 0..<8, using: &rng) == 0 }.prefix(Int.random(in: 1...40, using: &rng))
+                    var copy = base
+                    copy.apply(batch: Array(late))
+                    #expect(base.view(alsoFolding: Array(late)) == copy.makeView(), "after \(split) events, \(late.count) late")
+                }
+            }
+            // The state itself is unchanged.
+            var again = SystemStatsProjection()
+            again.apply(batch: Array(recorded[..<folded]))
+            #expect(base.makeView() == again.makeView())
+        }
+    }
+
     @Test func onlyTheNewestRowsAreKept() async throws {
         try await withViewFixture { fixture in
             // Forward only: every hour passed keeps a row until trimmed.

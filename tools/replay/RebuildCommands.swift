@@ -98,11 +98,7 @@ struct ViewSet {
                 // Out of the lane while they change, so neither is copied.
                 (statsRows, self.stats) = (nil, nil)
                 var folded: SystemStatsProjection? = stats
-                rows.fold(batch, apply: { run in fold(run, stats: &folded) }, view: { folded!.makeView() }, viewWithLate: { late in
-                    var copy = folded!
-                    copy.apply(batch: late)
-                    return copy.makeView()
-                })
+                rows.fold(batch, apply: { run in fold(run, stats: &folded) }, view: { folded!.makeView() }, viewWithLate: { folded!.view(alsoFolding: $0) })
                 (statsRows, self.stats) = (rows, folded)
             } else {
                 var folded = stats
