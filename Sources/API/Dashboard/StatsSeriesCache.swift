@@ -11,6 +11,9 @@ import Synchronization
 /// `AsOfSeries` pass. So an hourly or daily series over the last quarter costs lookups even
 /// on the first request, and a repeated request costs the look, not the history.
 ///
+/// While the store cannot be read, the runner's rows answer alone when they hold every row
+/// asked for (the response is stale, as every view read then is); anything else is refused.
+///
 /// One request at a time goes through (`SerialGate`), so the look, the fold and the keeping
 /// never interleave and two requests never fold the same rows twice.
 final class StatsSeriesCache: Sendable {
@@ -41,7 +44,7 @@ final class StatsSeriesCache: Sendable {
     }
 
     private let gate = SerialGate()
-    private let state = Mutex(State())
+    fileprivate let state = Mutex(State())
 
     var count: Int { state.withLock { $0.rows.count } }
 
@@ -65,23 +68,16 @@ final class StatsSeriesCache: Sendable {
         live: (() -> (published: Published<SystemStats>, rows: IntervalRows<SystemStats>?))? = nil
     ) async throws -> Answer {
         try await gate.run {
-            let (empty, lookedThrough) = state.withLock { ($0.rows.isEmpty, $0.lookedThrough) }
-            var reached = lookedThrough
-            if !empty {
-                // The earliest event time appended since the last look.
-                var earliest = Int64.max
-                for try await batch in store.read(from: lookedThrough + 1, filter: nil).batches {
-                    try Task.checkCancellation()
-                    for event in batch where event.recordedAt < earliest { earliest = event.recordedAt }
-                    if let last = batch.last { reached = last.position }
+            do {
+                try await look(store)
+            } catch {
+                // The store cannot be read (the kept rows cannot be checked, nothing can be
+                // folded): the runner's rows alone answer, when they hold every row.
+                if let (published, intervalRows) = live?(), let intervalRows {
+                    let rows = ends.compactMap { intervalRows.row(until: $0, current: published.view) }
+                    if rows.count == ends.count { return Answer(rows: rows, ids: Array(repeating: 0, count: rows.count), refused: [], folded: 0) }
                 }
-                state.withLock { s in
-                    if earliest != .max { s.rows = s.rows.filter { $0.key <= earliest } }
-                    s.lookedThrough = reached
-                }
-            } else {
-                reached = try await store.head().position
-                state.withLock { $0.lookedThrough = reached }
+                throw error
             }
             var missing = state.withLock { s in ends.filter { s.rows[$0] == nil } }
             if !missing.isEmpty, let (published, intervalRows) = live?(), let intervalRows {
@@ -101,7 +97,7 @@ final class StatsSeriesCache: Sendable {
                 let kept = state.withLock { s in ends.map { s.rows[$0]! } }
                 return Answer(rows: kept.map(\.row), ids: kept.map(\.id), refused: [], folded: 0)
             }
-            // The fold reads at least through `reached`, so its rows hold as of that look.
+            // The fold reads at least through the look, so its rows hold as of it.
             let answer = try await AsOfSeries.fold(SystemStatsProjection.self, from: store, checkpoints: checkpoints, ends: missing)
             let folded = Dictionary(uniqueKeysWithValues: answer.rows.map { ($0.until, $0) })
             let kept = state.withLock { s in
@@ -125,6 +121,30 @@ extension StatsSeriesCache {
         for row in rows {
             s.nextID += 1
             s.rows[row.until] = Kept(row: row, id: s.nextID)
+        }
+    }
+}
+
+extension StatsSeriesCache {
+    /// Reads the events appended since the last look and drops the kept rows ending after
+    /// the earliest time among them; the first look only notes the head.
+    fileprivate func look<Store: EventStore>(_ store: Store) async throws {
+        let (empty, lookedThrough) = state.withLock { ($0.rows.isEmpty, $0.lookedThrough) }
+        guard !empty else {
+            let head = try await store.head().position
+            state.withLock { $0.lookedThrough = head }
+            return
+        }
+        var reached = lookedThrough
+        var earliest = Int64.max
+        for try await batch in store.read(from: lookedThrough + 1, filter: nil).batches {
+            try Task.checkCancellation()
+            for event in batch where event.recordedAt < earliest { earliest = event.recordedAt }
+            if let last = batch.last { reached = last.position }
+        }
+        state.withLock { s in
+            if earliest != .max { s.rows = s.rows.filter { $0.key <= earliest } }
+            s.lookedThrough = reached
         }
     }
 }
