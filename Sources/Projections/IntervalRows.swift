@@ -70,10 +70,13 @@ public struct IntervalRows<View: Sendable>: Sendable {
         self.rows = rows
     }
 
-    /// `time` rounded down to a multiple of `every`, also before 1970.
-    func floor(_ time: Int64) -> Int64 {
-        let q = time / every
-        return (time % every < 0 ? q - 1 : q) * every
+    /// `time` rounded down to a multiple of `every`, also before 1970; nil when that
+    /// multiple is below `Int64.min`.
+    func floor(_ time: Int64) -> Int64? {
+        let remainder = time % every
+        guard remainder < 0 else { return time - remainder }
+        let (floored, overflow) = (time - remainder).subtractingReportingOverflow(every)
+        return overflow ? nil : floored
     }
 
     /// Folds `events` (the ones after `position`, in order) into `projection`, taking a row
@@ -117,15 +120,19 @@ public struct IntervalRows<View: Sendable>: Sendable {
             maxRecordedAt = at
             // The multiples in (max, at] are crossed by this event; the state before it,
             // with this batch's later events recorded before each, is each one's answer.
-            let newest = floor(at)
-            var end = floor(max) + every
-            guard end <= newest else { continue }
+            // (Times at the ends of Int64 have no multiple past them: no row, no trap.)
+            guard let newest = floor(at), let below = floor(max) else { continue }
+            let (first, overflow) = below.addingReportingOverflow(every)
+            guard !overflow, first <= newest else { continue }
+            var end = first
             if from < index { apply(Array(events[from..<index])) }
             from = index
             let taken = index > 0 ? events[index - 1].position : position
             let now = view()
             // A jump of more than `kept` intervals keeps only the newest of them.
-            if newest - end > Int64(kept - 1) * every { end = newest - Int64(kept - 1) * every }
+            let (span, spanOverflow) = newest.subtractingReportingOverflow(end)
+            let (keptSpan, keptOverflow) = Int64(kept - 1).multipliedReportingOverflow(by: every)
+            if !keptOverflow, spanOverflow || span > keptSpan { end = newest - keptSpan }
             // Only an event recorded before the newest multiple can be late for any of them.
             let lateForAny = events[(index + 1)...].filter { $0.recordedAt < newest }
             while end <= newest {
@@ -135,7 +142,9 @@ public struct IntervalRows<View: Sendable>: Sendable {
                 } else {
                     rows.append(AsOfRow(until: end, position: taken, view: now))
                 }
-                end += every
+                let (next, past) = end.addingReportingOverflow(every)
+                if past { break }
+                end = next
             }
         }
         if from < events.count { apply(from == 0 ? events : Array(events[from...])) }

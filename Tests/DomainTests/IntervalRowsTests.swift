@@ -191,6 +191,29 @@ import Testing
         }
     }
 
+    @Test func timesAtTheEndsOfInt64NeverTrap() {
+        func event(_ position: LogPosition, _ at: Int64) -> RecordedEvent {
+            RecordedEvent(position: position, stream: "s-1", streamVersion: position - 1, type: "Unknown", schemaVersion: 1, recordedAt: at,
+                          actor: "", correlationID: "", causationID: "", idempotencyKey: nil, payload: [])
+        }
+        var rows = IntervalRows<SystemStats>(every: Self.hour, kept: 4, position: 0, maxRecordedAt: nil,
+                                             emptyView: SystemStatsProjection().makeView())
+        var projection = SystemStatsProjection()
+        // No hour below Int64.min + 1 is representable: the first row is at 0.
+        rows.fold([event(1, .min), event(2, .min + 1), event(3, -Self.hour), event(4, 0)], into: &projection)
+        #expect(rows.rows.map(\.until) == [0])
+        // A jump of more than `kept` hours keeps the newest four (and the trim drops 0).
+        rows.fold([event(5, 10 * Self.hour)], into: &projection)
+        #expect(rows.rows.map(\.until) == [7, 8, 9, 10].map { $0 * Self.hour })
+        #expect(rows.rows.allSatisfy { $0.position == 4 })
+        // Up to Int64.max: the newest hours below it, and none past it.
+        rows.fold([event(6, .max - 1), event(7, .max)], into: &projection)
+        let top = Int64.max - Int64.max % Self.hour
+        #expect(rows.rows.map(\.until) == [top - 3 * Self.hour, top - 2 * Self.hour, top - Self.hour, top])
+        #expect(rows.row(until: top, current: projection.makeView())?.position == 5)
+        #expect(rows.position == 7)
+    }
+
     @Test func onlyTheNewestRowsAreKept() async throws {
         try await withViewFixture { fixture in
             // Forward only: every hour passed keeps a row until trimmed.
