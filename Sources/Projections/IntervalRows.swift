@@ -155,13 +155,7 @@ public struct IntervalRows<View: Sendable>: Sendable {
 
     /// Drops the rows after `time`: each was taken before an event recorded before its end.
     private mutating func dropRows(after time: Int64) {
-        var low = 0
-        var high = rows.count
-        while low < high {
-            let mid = (low + high) / 2
-            if rows[mid].until <= time { low = mid + 1 } else { high = mid }
-        }
-        rows.removeSubrange(low...)
+        rows.removeSubrange(rows.partitioningIndex { $0.until > time }...)
     }
 
     /// The answer as of `end` (events recorded before it) for the fold at `position` whose
@@ -172,12 +166,7 @@ public struct IntervalRows<View: Sendable>: Sendable {
         if maxRecordedAt.map({ $0 < end }) ?? true { return AsOfRow(until: end, position: position, view: current) }
         if fromStart, let earliest, end <= earliest { return AsOfRow(until: end, position: 0, view: emptyView) }
         guard end % every == 0 else { return nil }
-        var low = 0
-        var high = rows.count
-        while low < high {
-            let mid = (low + high) / 2
-            if rows[mid].until < end { low = mid + 1 } else { high = mid }
-        }
-        return low < rows.count && rows[low].until == end ? rows[low] : nil
+        let index = rows.partitioningIndex { $0.until >= end }
+        return index < rows.count && rows[index].until == end ? rows[index] : nil
     }
 }

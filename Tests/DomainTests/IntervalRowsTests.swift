@@ -49,6 +49,13 @@ import Testing
         return ends
     }
 
+    /// Every event of `log`, in position order.
+    static func recorded(_ log: FileLog) async throws -> [RecordedEvent] {
+        var recorded: [RecordedEvent] = []
+        for try await batch in log.read(from: 1, filter: nil).batches { recorded += batch }
+        return recorded
+    }
+
     static func start(_ log: FileLog, _ snapshots: SnapshotStore?, options: IntervalRowsOptions<SystemStats> = SystemStats.hourlyRows,
                       recorder: @escaping @Sendable (ProjectionRunnerEvent) -> Void = { _ in }) -> (StatsRunner, Task<Void, any Error>) {
         let runner = StatsRunner(store: log, snapshots: snapshots, options: .init(snapshotEveryEvents: 1_000_000), intervalRows: options,
@@ -108,8 +115,7 @@ import Testing
         try await withViewFixture { fixture in
             let events = RandomEvents.make(count: 400, seed: seed)
             try await fixture.append(events, chunk: 50)
-            var recorded: [RecordedEvent] = []
-            for try await batch in fixture.log.read(from: 1, filter: nil).batches { recorded += batch }
+            let recorded = try await Self.recorded(fixture.log)
             try #require(recorded.count == events.count)
             // Batches of 1 to 40 events, as a store might deliver them.
             var rng = SplitMix64(seed: seed)
@@ -142,8 +148,7 @@ import Testing
             let events = [grant(1, at: eleven - minute), grant(2, at: eleven + minute), grant(4, at: eleven - 2 * minute),
                           grant(8, at: eleven + Self.hour + minute), grant(16, at: eleven - 3 * minute)]
             try await fixture.append(events, chunk: 5)
-            var recorded: [RecordedEvent] = []
-            for try await batch in fixture.log.read(from: 1, filter: nil).batches { recorded += batch }
+            let recorded = try await Self.recorded(fixture.log)
             var rows = IntervalRows<SystemStats>(every: Self.hour, kept: 100, position: 0, maxRecordedAt: nil, emptyView: SystemStatsProjection().makeView())
             var projection = SystemStatsProjection()
             rows.fold(Array(recorded[..<4]), into: &projection)
@@ -169,8 +174,7 @@ import Testing
         try await withViewFixture { fixture in
             let events = RandomEvents.make(count: 500, seed: seed)
             try await fixture.append(events, chunk: 50)
-            var recorded: [RecordedEvent] = []
-            for try await batch in fixture.log.read(from: 1, filter: nil).batches { recorded += batch }
+            let recorded = try await Self.recorded(fixture.log)
             var rng = SplitMix64(seed: seed)
             var base = SystemStatsProjection()
             var folded = 0

@@ -123,9 +123,7 @@ extension StatsSeriesCache {
             s.rows[row.until] = Kept(row: row, id: s.nextID)
         }
     }
-}
 
-extension StatsSeriesCache {
     /// Reads the events appended since the last look and drops the kept rows ending after
     /// the earliest time among them; the first look only notes the head.
     fileprivate func look<Store: EventStore>(_ store: Store) async throws {
