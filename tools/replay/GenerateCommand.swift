@@ -20,7 +20,7 @@ struct Generate: AsyncParsableCommand {
     @OptionGroup var target: LogOption
     @Option(help: "Events to write.") var events: Int
     @Option(help: "Workload seed.") var seed: UInt64 = 42
-    @Option(help: "Events per append (one log batch each).") var batch = 20_000
+    @Option(help: "At most N events per append (one log batch each); a batch also ends at each hour of event time.") var batch = 20_000
     @Option(help: "Simulated start, ISO 8601 UTC (e.g. 2026-10-01T00:00:00Z).") var start = "2026-10-01T00:00:00Z"
     @Option(help: "Mean simulated events per second, all kinds.") var rate = DomainWorkload.Settings().eventsPerSecond
     @Option(help: "Credits one unlock costs.") var unlockCost: Int64 = 1

@@ -231,7 +231,9 @@ struct Rebuild: AsyncParsableCommand {
         discussion: """
             A server started with the same snapshot directory starts from these snapshots and folds \
             only what came after. The as-of checkpoints (DIR/snapshots/checkpoints) let `replay \
-            stats` and `replay unlocked` answer as of any point by folding only from the nearest one.
+            stats` and `replay unlocked` answer as of any point by folding only from the nearest one. \
+            The system stats as of every hour the fold passed (DIR/snapshots/system-stats.rows) let \
+            the server answer hourly stats series without folding.
             """
     )
 
