@@ -61,6 +61,11 @@ public struct IntervalRows<View: Sendable>: Sendable {
         self.emptyView = emptyView
     }
 
+    /// Empty rows kept as `options` says, for a fold at `position`.
+    public init(_ options: IntervalRowsOptions<View>, position: LogPosition, maxRecordedAt: Int64?, emptyView: View) {
+        self.init(every: options.every, kept: options.kept, position: position, maxRecordedAt: maxRecordedAt, emptyView: emptyView)
+    }
+
     /// Rows read back from a file (`IntervalRowsFile`); every value already checked.
     init(every: Int64, kept: Int, position: LogPosition, maxRecordedAt: Int64?, fromStart: Bool, earliest: Int64?,
          rows: [AsOfRow<View>], emptyView: View) {

@@ -297,7 +297,7 @@ public final class ProjectionRunner<P: Projection, Store: EventStore>: Sendable 
 
     /// Empty rows for a fold at `position` (nil when the runner keeps none).
     private func freshRows(position: LogPosition, maxRecordedAt: Int64?) -> IntervalRows<P.View>? {
-        intervalRows.map { IntervalRows(every: $0.every, kept: $0.kept, position: position, maxRecordedAt: maxRecordedAt, emptyView: P().makeView()) }
+        intervalRows.map { IntervalRows($0, position: position, maxRecordedAt: maxRecordedAt, emptyView: P().makeView()) }
     }
 
     private func writeSnapshot(_ projection: P, position: LogPosition, recordedAt: Int64?, maxRecordedAt: Int64?, rows: IntervalRows<P.View>?,

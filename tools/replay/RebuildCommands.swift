@@ -36,8 +36,7 @@ struct ViewSet {
     init(_ names: Set<ViewName>) {
         if names.contains(.systemStats) {
             stats = SystemStatsProjection()
-            let options = SystemStats.hourlyRows
-            statsRows = IntervalRows(every: options.every, kept: options.kept, position: 0, maxRecordedAt: nil, emptyView: SystemStatsProjection().makeView())
+            statsRows = IntervalRows(SystemStats.hourlyRows, position: 0, maxRecordedAt: nil, emptyView: SystemStatsProjection().makeView())
         }
         if names.contains(.unlockedProfiles) { unlocked = UnlockedProfilesProjection() }
         if names.contains(.metrics) { metrics = MetricsProjection() }
@@ -94,12 +93,12 @@ struct ViewSet {
         var checkpoints: CheckpointLane?
 
         mutating func fold(_ batch: [RecordedEvent]) throws {
-            if var rows = statsRows, let stats {
+            if var rows = statsRows, stats != nil {
                 // Out of the lane while they change, so neither is copied.
-                (statsRows, self.stats) = (nil, nil)
-                var folded: SystemStatsProjection? = stats
+                var folded = stats
+                (statsRows, stats) = (nil, nil)
                 rows.fold(batch, apply: { run in fold(run, stats: &folded) }, view: { folded!.makeView() }, viewWithLate: { folded!.view(alsoFolding: $0) })
-                (statsRows, self.stats) = (rows, folded)
+                (statsRows, stats) = (rows, folded)
             } else {
                 var folded = stats
                 stats = nil
