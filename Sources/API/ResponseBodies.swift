@@ -129,31 +129,41 @@ struct SearchBody: Encodable {
 /// One page of a user's unlocked profiles, written without `JSONEncoder`: this is the
 /// hottest read, and the encoder cost several times the rest of the request.
 enum UnlockedPageBody {
+    /// `{"profiles":[…],"next_cursor":…,"total":N}`, written straight into bytes: the
+    /// busiest list route built a `JSONValue` tree per profile, a fifth of its CPU
+    /// (BENCHMARKS.md, issue 13). `UnlockedPageBodyTests` checks it against that tree.
     static func json(_ page: UnlockedProfilesView.Page) -> [UInt8] {
-        let profiles: [JSONValue] = page.profiles.map { p in
-            var summary: [(String, JSONValue)] = []
-            if let v = p.profile.followers { summary.append(("followers", .integer(v))) }
-            if let v = p.profile.following { summary.append(("following", .integer(v))) }
-            if let v = p.profile.postsCount { summary.append(("posts_count", .integer(v))) }
-            if let v = p.profile.verified { summary.append(("verified", .bool(v))) }
-            if let v = p.profile.category { summary.append(("category", .string(v))) }
-            summary.append(("posts_analysed", .integer(Int64(p.profile.postsAnalysed))))
-            summary.append(("posts_failed", .integer(Int64(p.profile.postsFailed))))
-            return .object(JSONValue.Object([
-                ("username", .string(p.username)),
-                ("unlocked_at", .string(EventTime.iso8601(micros: p.unlockedAt))),
-                ("credits_spent", .integer(p.creditsSpent)),
-                ("position", .integer(Int64(p.position))),
-                ("profile", .object(JSONValue.Object(summary))),
-            ]))
-        }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(256 * max(1, profiles.count))
-        JSONValue.object(JSONValue.Object([
-            ("profiles", .array(profiles)),
-            ("next_cursor", page.nextCursor.map { .string($0) } ?? .null),
-            ("total", .integer(Int64(page.total))),
-        ])).write(to: &bytes)
+        bytes.reserveCapacity(64 + 256 * page.profiles.count)
+        var body = JSONMemberWriter()
+        bytes.append(UInt8(ascii: "{"))
+        body.key("profiles", &bytes)
+        bytes.append(UInt8(ascii: "["))
+        for (i, p) in page.profiles.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            var o = JSONMemberWriter()
+            bytes.append(UInt8(ascii: "{"))
+            o.string("username", p.username, &bytes)
+            o.time("unlocked_at", micros: p.unlockedAt, &bytes)
+            o.integer("credits_spent", p.creditsSpent, &bytes)
+            o.integer("position", Int64(p.position), &bytes)
+            o.key("profile", &bytes)
+            var summary = JSONMemberWriter()
+            bytes.append(UInt8(ascii: "{"))
+            if let v = p.profile.followers { summary.integer("followers", v, &bytes) }
+            if let v = p.profile.following { summary.integer("following", v, &bytes) }
+            if let v = p.profile.postsCount { summary.integer("posts_count", v, &bytes) }
+            if let v = p.profile.verified { summary.bool("verified", v, &bytes) }
+            if let v = p.profile.category { summary.string("category", v, &bytes) }
+            summary.integer("posts_analysed", Int64(p.profile.postsAnalysed), &bytes)
+            summary.integer("posts_failed", Int64(p.profile.postsFailed), &bytes)
+            bytes.append(UInt8(ascii: "}"))
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: "]"))
+        if let cursor = page.nextCursor { body.string("next_cursor", cursor, &bytes) } else { body.null("next_cursor", &bytes) }
+        body.integer("total", Int64(page.total), &bytes)
+        bytes.append(UInt8(ascii: "}"))
         return bytes
     }
 }

@@ -4,7 +4,7 @@
 /// building the tree was most of its cost. `EventJSONTests` checks both agree.
 extension DomainEvent {
     public func writeJSONData(to bytes: inout [UInt8]) {
-        var o = MemberWriter()
+        var o = JSONMemberWriter()
         bytes.append(UInt8(ascii: "{"))
         switch self {
         case .creditsGranted(let e):
@@ -72,39 +72,5 @@ extension DomainEvent {
             o.string("reason", e.reason, &bytes)
         }
         bytes.append(UInt8(ascii: "}"))
-    }
-}
-
-/// The members of one object: a comma before every key but the first. Keys are ASCII
-/// names without characters to escape, so they are copied as they are.
-private struct MemberWriter {
-    private var first = true
-
-    private mutating func key(_ name: StaticString, _ bytes: inout [UInt8]) {
-        if first { first = false } else { bytes.append(UInt8(ascii: ",")) }
-        bytes.append(UInt8(ascii: "\""))
-        JSONText.appendASCII(name, to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
-    }
-
-    mutating func string(_ name: StaticString, _ value: String, _ bytes: inout [UInt8]) {
-        key(name, &bytes)
-        JSONText.appendString(value, to: &bytes)
-    }
-
-    mutating func integer(_ name: StaticString, _ value: Int64, _ bytes: inout [UInt8]) {
-        key(name, &bytes)
-        JSONText.appendInteger(value, to: &bytes)
-    }
-
-    mutating func number(_ name: StaticString, _ value: Double, _ bytes: inout [UInt8]) {
-        key(name, &bytes)
-        JSONText.appendDouble(value, to: &bytes)
-    }
-
-    mutating func bool(_ name: StaticString, _ value: Bool, _ bytes: inout [UInt8]) {
-        key(name, &bytes)
-        JSONText.appendASCII(value ? "true" : "false", to: &bytes)
     }
 }
