@@ -126,12 +126,11 @@ struct SearchBody: Encodable {
     var replayed: Bool
 }
 
-/// One page of a user's unlocked profiles, written without `JSONEncoder`: this is the
-/// hottest read, and the encoder cost several times the rest of the request.
+/// One page of a user's unlocked profiles, `{"profiles":[…],"next_cursor":…,"total":N}`,
+/// written straight into bytes: this is the hottest list read, and the `JSONEncoder`, then a
+/// `JSONValue` tree per profile (20–25 % of the route's CPU in `perf`), cost more than the
+/// rest of the request. `UnlockedPageBodyTests` checks the bytes against that tree.
 enum UnlockedPageBody {
-    /// `{"profiles":[…],"next_cursor":…,"total":N}`, written straight into bytes: the
-    /// busiest list route built a `JSONValue` tree per profile, a fifth of its CPU
-    /// (BENCHMARKS.md, issue 13). `UnlockedPageBodyTests` checks it against that tree.
     static func json(_ page: UnlockedProfilesView.Page) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(64 + 256 * page.profiles.count)
