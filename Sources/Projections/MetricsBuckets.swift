@@ -47,13 +47,13 @@ public enum CdnOutcome: Int, Sendable, Hashable, CaseIterable, Codable {
 /// event older than the ring's window is not counted (it would evict newer data).
 struct BucketRing: Sendable, Hashable {
     let width: Int64
-    var buckets: [MetricsBucket?]
+    var buckets: BucketSlots
     /// The newest bucket start seen.
     var newest: Int64 = .min
 
     init(width: Int64, count: Int) {
         self.width = width
-        buckets = Array(repeating: nil, count: count)
+        buckets = BucketSlots(count: count)
     }
 
     /// Floor division: bucket starts are multiples of `width`, also before 1970.
@@ -84,5 +84,35 @@ struct BucketRing: Sendable, Hashable {
         guard newest != .min else { return [] }
         let from = newest - width * Int64(min(last, buckets.count) - 1)
         return buckets.compactMap { $0 }.filter { $0.start >= from && $0.start <= newest }.sorted { $0.start < $1.start }
+    }
+}
+
+/// A ring's slots in chunks of 64. The view is published (copied) after every batch while the
+/// fold keeps counting, so a flat array was copied whole (1,440 + 720 buckets, a retain for
+/// each bucket's CDN counts) by the first count after each publish; now one chunk is.
+struct BucketSlots: RandomAccessCollection, MutableCollection, Sendable, Hashable {
+    private static let shift = 6
+    private static let mask = (1 << shift) - 1
+
+    private var chunks: [ContiguousArray<MetricsBucket?>]
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        chunks = stride(from: 0, to: count, by: 1 << Self.shift).map { ContiguousArray(repeating: nil, count: Swift.min(1 << Self.shift, count - $0)) }
+    }
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { count }
+
+    subscript(slot: Int) -> MetricsBucket? {
+        @inline(__always) get {
+            precondition(slot >= 0 && slot < count, "bucket slot out of range")
+            return chunks[slot &>> Self.shift][slot & Self.mask]
+        }
+        @inline(__always) _modify {
+            precondition(slot >= 0 && slot < count, "bucket slot out of range")
+            yield &chunks[slot &>> Self.shift][slot & Self.mask]
+        }
     }
 }
