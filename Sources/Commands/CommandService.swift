@@ -289,14 +289,20 @@ public final class CommandService<Store: EventStore>: Sendable {
     /// the winner is readable; a store that does not (a lagging replica) makes the read wait,
     /// briefly and boundedly, rather than spend an attempt deciding on the same stale state.
     func catchUp(user: String, atLeast minimum: UInt64?) async throws(CommandError) -> WalletState {
-        var wallet = wallets.state(of: user) ?? WalletState(user: user)
+        var wallet = wallets.take(user) ?? WalletState(user: user)
         var polls = 0
         while true {
-            let events = try await readStream(wallet.stream, from: wallet.nextVersion)
-            if !events.isEmpty {
-                wallet.apply(contentsOf: events)
+            let events: [RecordedEvent]
+            do {
+                events = try await readStream(wallet.stream, from: wallet.nextVersion)
+            } catch {
                 wallets.store(wallet)
+                throw error
             }
+            wallet.apply(contentsOf: events)
+            // Stored before it is returned: the caller only reads it, so the cache's copy
+            // stays the only one once the command ends.
+            wallets.store(wallet)
             guard let minimum, wallet.version.map({ $0 < minimum }) ?? true, polls < 2_000 else { return wallet }
             polls += 1
             try? await Task.sleep(nanoseconds: 500_000)

@@ -162,14 +162,13 @@ final class WalletCache: Sendable {
 
     var count: Int { storage.withLock { $0.entries.count } }
 
-    func state(of user: String) -> WalletState? {
-        storage.withLock { s in
-            s.clock += 1
-            guard var entry = s.entries[user] else { return nil }
-            entry.lastUsed = s.clock
-            s.entries[user] = entry
-            return entry.state
-        }
+    /// The user's wallet, taken out of the cache so that the events folded into it next
+    /// change it in place. Left shared, the first one copied every unlocked profile of the
+    /// user: a cost per command that grew with the user's history. `store` puts it back; a
+    /// command for the same user meanwhile (only a read, outside the user's lane) folds the
+    /// stream itself, and `store` keeps whichever is further.
+    func take(_ user: String) -> WalletState? {
+        storage.withLock { $0.entries.removeValue(forKey: user)?.state }
     }
 
     /// Keeps `state` unless the cache already holds the wallet folded further: folds of one

@@ -102,6 +102,7 @@ final class ScriptedStore: EventStore {
     private let conflicts: Mutex<Int>
     private let calls = Mutex(0)
     private let gate: Mutex<Gate>
+    private let streamReads = Mutex<(from: [UInt64], failing: Int)>(([], 0))
 
     init(base: FileLog, conflicts: Int = 0, gate: Int = 0) {
         self.base = base
@@ -110,6 +111,12 @@ final class ScriptedStore: EventStore {
     }
 
     var appendCalls: Int { calls.withLock { $0 } }
+
+    /// The `fromVersion` of every stream read so far, oldest first.
+    var streamReadVersions: [UInt64] { streamReads.withLock { $0.from } }
+
+    /// The next `count` stream reads fail with an I/O error.
+    func failStreamReads(_ count: Int) { streamReads.withLock { $0.failing = count } }
 
     func append(_ appends: [StreamAppend], idempotencyKey: String?) async throws -> AppendResult {
         calls.withLock { $0 += 1 }
@@ -141,7 +148,14 @@ final class ScriptedStore: EventStore {
     func read(from position: LogPosition, filter: EventFilter?) -> FileLogEvents { base.read(from: position, filter: filter) }
     func subscribe(from position: LogPosition) -> FileLogEvents { base.subscribe(from: position) }
     func readStream(_ stream: String, fromVersion version: UInt64, limit: Int) async throws -> [RecordedEvent] {
-        try await base.readStream(stream, fromVersion: version, limit: limit)
+        let fail = streamReads.withLock { r in
+            r.from.append(version)
+            guard r.failing > 0 else { return false }
+            r.failing -= 1
+            return true
+        }
+        if fail { throw EventLogError(.io, "scripted read failure of \(stream)") }
+        return try await base.readStream(stream, fromVersion: version, limit: limit)
     }
     func streamVersion(_ stream: String) async throws -> UInt64? { try await base.streamVersion(stream) }
 }

@@ -359,6 +359,28 @@ import Testing
         }
     }
 
+    /// The cache hands a wallet out to be folded in place (a shared one was copied whole, every
+    /// unlocked profile, by each command); a read that fails must hand it back, or the next
+    /// command refolds the user's stream from its first event.
+    @Test func walletCacheKeepsTheWalletAcrossAFailedRead() async throws {
+        try await withCommandLog { log in
+            let store = ScriptedStore(base: log.log)
+            let service = CommandService(store: store)
+            _ = try await service.grantCredits(user: "alice", amount: 5, reason: "signup", context: testUserContext)
+            _ = try await service.unlock(user: "alice", username: "one", context: testUserContext)
+            #expect(store.streamReadVersions == [0, 0])
+
+            store.failStreamReads(1)
+            let error = await commandError { try await service.unlock(user: "alice", username: "two", context: testUserContext) }
+            #expect(error?.code == .storeUnavailable)
+            let two = try await service.unlock(user: "alice", username: "two", context: testUserContext)
+            #expect(two.charged == 1 && two.balance == 3)
+            // Both reads after the first unlock start past it: the wallet stayed cached.
+            #expect(store.streamReadVersions == [0, 0, 1, 1])
+            #expect(try await service.wallet(user: "alice").unlocked.keys.sorted() == ["one", "two"])
+        }
+    }
+
     @Test func walletCacheCatchesUpWithAnotherServer() async throws {
         try await withCommandLog { log in
             let serverA = log.service()
