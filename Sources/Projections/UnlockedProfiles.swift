@@ -114,7 +114,7 @@ public struct UnlockedProfilesView: Sendable, Equatable {
     /// Every username of an unlock, a refresh or an analysis.
     var usernames = InternTable()
     /// Per user id, unlocks in log order (oldest first).
-    var unlocks = ChunkedColumn<[Unlock]>()
+    var unlocks = ChunkedColumn<UnlockList>()
     /// Per username id; nil for a username only unlocked, never refreshed nor analysed.
     var profiles = ChunkedColumn<ProfileSummary?>()
     /// Per user id: credits and recent movements.
@@ -131,7 +131,7 @@ public struct UnlockedProfilesView: Sendable, Equatable {
     /// One page of `user`'s unlocked profiles, newest first. `cursor` is a previous page's
     /// `nextCursor`; a cursor that is not one gives the first page.
     public func unlocked(user: String, limit: Int, cursor: String? = nil) -> Page {
-        let list = users.lookup(user).map { unlocks[Int($0)] } ?? []
+        let list = users.lookup(user).map { unlocks[Int($0)] } ?? UnlockList()
         var end = list.count
         if let cursor, let before = LogPosition(cursor) {
             end = list.partitioningIndex { $0.position >= before }
@@ -260,7 +260,7 @@ public struct UnlockedProfilesProjection: PayloadFieldsProjection {
     private mutating func internUser(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         let id = view.users.intern(bytes)
         if Int(id) == view.unlocks.count {
-            view.unlocks.append([])
+            view.unlocks.append(UnlockList())
             view.wallets.append(WalletSummary())
         }
         return id
@@ -314,12 +314,12 @@ public struct UnlockedProfilesProjection: PayloadFieldsProjection {
     public func makeView() -> UnlockedProfilesView { view }
 }
 
-extension Array {
-    /// The first index whose element satisfies `belongs`, for an array partitioned so that
-    /// all non-members come first.
+extension RandomAccessCollection where Index == Int {
+    /// The first index whose element satisfies `belongs`, for a collection partitioned so
+    /// that all non-members come first.
     func partitioningIndex(where belongs: (Element) -> Bool) -> Int {
-        var low = 0
-        var high = count
+        var low = startIndex
+        var high = endIndex
         while low < high {
             let mid = (low + high) / 2
             if belongs(self[mid]) { high = mid } else { low = mid + 1 }

@@ -67,7 +67,7 @@ extension UnlockedProfilesProjection {
         var pairs: [UInt64] = []
         for user in 0..<userCount {
             let count = try r.count("unlocks of a user", minimumBytes: 4)
-            var unlocks: [UnlockedProfilesView.Unlock] = []
+            var unlocks = UnlockList()
             unlocks.reserveCapacity(count)
             for _ in 0..<count {
                 let username = try r.unsigned("unlocked username id", max: usernameLimit)
