@@ -9,10 +9,10 @@ struct IndexBlockDamaged: Error {
     var reason: String
 }
 
-/// A sealed segment's `NAME.idx`, opened: the header, the batch list, the fences and the
-/// filters are read and checked when it is opened (a few kilobytes per segment); stream and
-/// key entries stay on disk and a lookup reads the one block that may hold its name with a
-/// positioned read. Immutable once opened, hence `Sendable`.
+/// A sealed segment's `NAME.idx`, opened: the header and the batch list are read and checked
+/// when it is opened (a few kilobytes per segment); the fences and filters at the first
+/// lookup; stream and key entries stay on disk and a lookup reads the one block that may hold
+/// its name with a positioned read. Immutable once opened, hence `Sendable`.
 final class SealedSegmentIndex: @unchecked Sendable {
     /// Magic … header checksum: see docs/log-format.md.
     static let headerSize = 164
@@ -162,13 +162,11 @@ final class SealedSegmentIndex: @unchecked Sendable {
         self.batches = batches
         self.streamCount = counts.streams
         self.keyCount = counts.keys
-        // The fences and filters are checked now (a chunk at a time, nothing kept) and read
-        // when first used.
-        for i in [2, 3, 5, 6] {
-            guard try Self.checksum(source, count: sectionLengths[i], at: offsets[i]) == sectionChecksums[i] else {
-                throw EventLogError(.corrupted, "index \(i < 5 ? "stream" : "key") \(i % 3 == 2 ? "fence" : "filter") checksum mismatch")
-            }
-        }
+        // The fences and filters are read and checked at the first lookup in their table
+        // (`table(keys:)`), and a lookup that finds them damaged rebuilds the index from its
+        // segment (`SealedIndexes.lookUp`). Checking them here too read 1.3 MB per segment of
+        // a generated log at every open, for commands (a proof, an inspect) that look up
+        // nothing.
         guard counts.streams == 0 || sectionLengths[3] > 0, counts.keys == 0 || sectionLengths[6] > 0 else {
             throw EventLogError(.corrupted, "index filter is empty")
         }
@@ -182,19 +180,6 @@ final class SealedSegmentIndex: @unchecked Sendable {
             filter: (offsets[6], sectionLengths[6], sectionChecksums[6]), entries: counts.keys, maxName: EventLimits.maxIdempotencyKeyBytes,
             hashCount: hashCount
         )
-    }
-
-    /// CRC-32C of a stretch of the source, read 64 KiB at a time into one buffer.
-    private static func checksum(_ source: Source, count: Int, at offset: Int) throws -> UInt32 {
-        var crc: UInt32 = 0
-        var done = 0
-        while done < count {
-            let n = min(64 << 10, count - done)
-            let chunk = try read(source, count: n, at: offset + done)
-            crc = CRC32C.checksum(chunk[...], continuing: crc)
-            done += n
-        }
-        return crc
     }
 
     /// The stream's events in this segment, or nil when it has none.
