@@ -20,7 +20,8 @@ import Testing
             configuration.snapshots = true
             configuration.checkpointEveryEvents = 40
         }) { fixture in
-            let all = RandomEvents.make(count: 400, seed: 21)
+            // 320 in chunks, then one per poll of the wait below (at most 300: 60 s at 200 ms).
+            let all = RandomEvents.make(count: 640, seed: 21)
             let events = Array(all[..<320])
             var trickle = all[320...].makeIterator()
             // Eight chunks of 40, each folded before the next is appended, so the runners see
@@ -38,7 +39,9 @@ import Testing
             let store = CheckpointStore(snapshotDirectory: try #require(fixture.configuration.snapshotDirectory))
             // A checkpoint that fell due while another was being written goes out at the next
             // batch; on a slow disk that can be after the last chunk, so the wait gives the
-            // runners one more event at a time (at most 80) until it has.
+            // runners one more event at a time until it has. (With 80 of them, a loaded CI
+            // machine ran out of events while a write was still going, and the due checkpoint
+            // had no batch left to go out with.)
             try await waitUntil("the runners wrote at least four checkpoints of stats and of metrics", poll: .milliseconds(200)) {
                 if store.entries(for: SystemStatsProjection.name).count >= 4 && store.entries(for: MetricsProjection.name).count >= 4 { return true }
                 if let next = trickle.next() { try await Self.appendEach([next], to: fixture.log) }
