@@ -105,14 +105,10 @@ struct BucketSlots: RandomAccessCollection, MutableCollection, Sendable, Hashabl
     var startIndex: Int { 0 }
     var endIndex: Int { count }
 
+    /// A slot outside the ring traps in the chunk arrays' own bounds checks: every chunk holds
+    /// exactly its slots.
     subscript(slot: Int) -> MetricsBucket? {
-        @inline(__always) get {
-            precondition(slot >= 0 && slot < count, "bucket slot out of range")
-            return chunks[slot &>> Self.shift][slot & Self.mask]
-        }
-        @inline(__always) _modify {
-            precondition(slot >= 0 && slot < count, "bucket slot out of range")
-            yield &chunks[slot &>> Self.shift][slot & Self.mask]
-        }
+        @inline(__always) get { chunks[slot &>> Self.shift][slot & Self.mask] }
+        @inline(__always) _modify { yield &chunks[slot &>> Self.shift][slot & Self.mask] }
     }
 }

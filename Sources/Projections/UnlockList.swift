@@ -20,9 +20,10 @@ struct UnlockList: RandomAccessCollection, Sendable, Hashable {
     var startIndex: Int { 0 }
     var endIndex: Int { count }
 
+    /// An index outside the list traps in the chunk arrays' own bounds checks: every chunk
+    /// holds exactly its unlocks.
     subscript(index: Int) -> Element {
-        precondition(index >= 0 && index < count, "unlock index out of range")
-        return index < Self.chunkSize ? first[index] : rest[(index &>> Self.shift) - 1][index & Self.mask]
+        index < Self.chunkSize ? first[index] : rest[(index &>> Self.shift) - 1][index & Self.mask]
     }
 
     mutating func append(_ element: Element) {
