@@ -21,9 +21,18 @@ public final class LatencySummaryCache: Sendable {
     public init() {}
 
     func summary(of histogram: Histogram<UInt64>, hour: Int64, kind: LatencyKind) -> LatencySummary {
-        let key = Key(hour: hour, kind: kind, count: histogram.totalCount, max: histogram.max)
+        summary(count: histogram.totalCount, max: histogram.max, hour: hour, kind: kind) { histogram }
+    }
+
+    /// An hour's summary; a packed hour is unpacked only when its summary is not cached.
+    func summary(of histogram: HourHistogram, hour: Int64, kind: LatencyKind) -> LatencySummary {
+        summary(count: histogram.totalCount, max: histogram.max, hour: hour, kind: kind) { histogram.histogram }
+    }
+
+    private func summary(count: UInt64, max: UInt64, hour: Int64, kind: LatencyKind, _ histogram: () -> Histogram<UInt64>) -> LatencySummary {
+        let key = Key(hour: hour, kind: kind, count: count, max: max)
         if let known = summaries.withLock({ $0[key] }) { return known }
-        let summary = LatencySummary(histogram)
+        let summary = LatencySummary(histogram())
         summaries.withLock { table in
             if table.count >= Self.capacity { table.removeAll(keepingCapacity: true) }
             table[key] = summary

@@ -68,8 +68,12 @@ public struct MetricsProjection: PayloadFieldsProjection {
     var hours = BucketRing(width: hour, count: 30 * 24)
     /// All-time latency, by `LatencyKind`.
     var latency: [Histogram<UInt64>] = LatencyKind.allCases.map { _ in MetricsProjection.histogram() }
-    /// Per-hour latency for the hours in `hours`, keyed by hour start then kind.
-    var hourlyLatency: [Int64: [Histogram<UInt64>]] = [:]
+    /// Per-hour latency for the hours in `hours`, keyed by hour start then kind; hours not
+    /// being recorded into are packed (`HourHistogram`).
+    var hourlyLatency: [Int64: [HourHistogram]] = [:]
+    /// The hours of `hourlyLatency` whose histograms may be whole (recorded into since the
+    /// last pack): packed when a new hour starts, so that one or two hours are whole at once.
+    var recordingHours: [Int64] = []
     public internal(set) var gauges: [String: HealthGauge] = [:]
     public internal(set) var transitions: [BreakerTransition] = []
     public internal(set) var transitionCount: Int64 = 0
@@ -183,12 +187,25 @@ public struct MetricsProjection: PayloadFieldsProjection {
         let hour = hours.start(of: at)
         guard hour > hours.newest - Self.hour * Int64(hours.buckets.count) else { return }
         if hourlyLatency[hour] == nil {
-            hourlyLatency[hour] = LatencyKind.allCases.map { _ in Self.histogram() }
+            packRecordingHours()
+            hourlyLatency[hour] = LatencyKind.allCases.map { _ in HourHistogram() }
             // Drop hours that left the 30-day window.
             let oldest = hours.newest - Self.hour * Int64(hours.buckets.count - 1)
             if hourlyLatency.count > hours.buckets.count { hourlyLatency = hourlyLatency.filter { $0.key >= oldest } }
         }
-        _ = hourlyLatency[hour]![kind.rawValue].record(clamped)
+        if recordingHours.last != hour, !recordingHours.contains(hour) { recordingHours.append(hour) }
+        hourlyLatency[hour]![kind.rawValue].record(clamped)
+    }
+
+    /// Packs every hour recorded into since the last call (a late event unpacks an old hour
+    /// until the next new hour starts).
+    private mutating func packRecordingHours() {
+        for hour in recordingHours {
+            guard var histograms = hourlyLatency.removeValue(forKey: hour) else { continue }
+            for i in histograms.indices { histograms[i].pack() }
+            hourlyLatency[hour] = histograms
+        }
+        recordingHours.removeAll(keepingCapacity: true)
     }
 
     public func makeView() -> MetricsProjection { self }
@@ -207,7 +224,7 @@ public struct MetricsProjection: PayloadFieldsProjection {
     public func latency(_ kind: LatencyKind, lastHours count: Int) -> LatencySummary {
         var merged = Self.histogram()
         for bucket in hourBuckets(last: count) {
-            if let histograms = hourlyLatency[bucket.start] { merged.add(histograms[kind.rawValue]) }
+            hourlyLatency[bucket.start]?[kind.rawValue].add(to: &merged)
         }
         return LatencySummary(merged)
     }

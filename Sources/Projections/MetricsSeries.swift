@@ -55,6 +55,7 @@ extension MetricsProjection {
     /// With `cache`, a summary computed before for the same histogram is reused.
     public func latency(_ kind: LatencyKind, hourStarting start: Int64, cache: LatencySummaryCache? = nil) -> LatencySummary? {
         guard let histograms = hourlyLatency[start], histograms[kind.rawValue].totalCount > 0 else { return nil }
-        return cache?.summary(of: histograms[kind.rawValue], hour: start, kind: kind) ?? LatencySummary(histograms[kind.rawValue])
+        let hour = histograms[kind.rawValue]
+        return cache?.summary(of: hour, hour: start, kind: kind) ?? LatencySummary(hour.histogram)
     }
 }

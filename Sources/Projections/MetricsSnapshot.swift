@@ -64,8 +64,9 @@ extension MetricsProjection {
             guard try r.count("histograms of an hour", minimumBytes: 1) == LatencyKind.allCases.count else {
                 throw r.corrupted("an hour holds \(LatencyKind.allCases.count) histograms")
             }
-            var histograms: [Histogram<UInt64>] = []
-            for _ in LatencyKind.allCases { histograms.append(try r.readHistogram()) }
+            // Each hour is checked as a whole histogram, then kept packed.
+            var histograms: [HourHistogram] = []
+            for _ in LatencyKind.allCases { histograms.append(HourHistogram(packing: try r.readHistogram())) }
             guard hourlyLatency.updateValue(histograms, forKey: hour) == nil else { throw r.corrupted("latency hour \(hour) appears twice") }
         }
         let gaugeCount = try r.section(Section.gauges.rawValue, minimumBytes: 35)
@@ -103,26 +104,21 @@ extension SnapshotWriter {
         }
     }
 
-    /// (value, count) entries, values strictly increasing, which `record(value, count:)`
-    /// turns back into an equal histogram: one entry per non-empty bucket, at the bucket's
-    /// lowest value, except that the lowest non-zero bucket is entered at the exact minimum
-    /// and the highest gets a (maximum, 0) entry, because percentiles are clamped to the
-    /// exact minimum and maximum recorded, not to their buckets.
+    /// (value, count) entries, values strictly increasing (`HourHistogram.entries(of:)`),
+    /// which `record(value, count:)` turns back into an equal histogram.
     mutating func writeHistogram(_ histogram: Histogram<UInt64>) {
-        var entries: [(UInt64, UInt64)] = []
-        if histogram.totalCount > 0 {
-            let maximum = histogram.maxRecorded
-            let minimum: UInt64? = histogram.min != 0 ? histogram.min : histogram.minNonZero != .max ? histogram.minNonZero : nil
-            for recorded in histogram.recordedValues() where recorded.count > 0 {
-                let level = recorded.value
-                var value = histogram.lowestEquivalentForValue(level)
-                if let minimum, minimum != 0, histogram.valuesAreEquivalent(level, minimum) { value = minimum }
-                entries.append((value, recorded.count))
-                if histogram.valuesAreEquivalent(level, maximum), maximum != value { entries.append((maximum, 0)) }
-            }
-        }
+        let entries = HourHistogram.entries(of: histogram)
         unsigned(UInt64(entries.count))
         for (value, count) in entries {
+            unsigned(value)
+            unsigned(count)
+        }
+    }
+
+    /// The same entries for an hour, from its packed form when it is at rest.
+    mutating func writeHistogram(_ hour: HourHistogram) {
+        unsigned(UInt64(hour.entryCount))
+        hour.forEachEntry { value, count in
             unsigned(value)
             unsigned(count)
         }
