@@ -1,19 +1,57 @@
 /// Reads a snapshot's state as `SnapshotWriter` wrote it. Every count and length is checked
 /// against its bound and against the bytes that remain before anything is allocated, so a
 /// damaged state throws `ProjectionError` (`corrupted`) and never traps or over-allocates.
+///
+/// The state is read through a window: the whole state when it is in memory, or, for a file
+/// (`SnapshotChunks`), the chunks read so far from the first one still needed, so that a load
+/// holds about one chunk of the file (plus the longest run read at once), not the file.
 public struct SnapshotReader {
-    private let bytes: [UInt8]
+    /// State bytes `windowStart ..< windowStart + bytes.count`.
+    private var bytes: [UInt8]
     private var offset = 0
+    private var windowStart = 0
+    private let stateBytes: Int
+    private let chunks: SnapshotChunks?
     private let expectedSections: UInt32
     private var sections: UInt32 = 0
 
     /// `sections`: how many sections the trailer says the state holds.
     init(_ bytes: [UInt8], sections: UInt32) {
         self.bytes = bytes
+        stateBytes = bytes.count
+        chunks = nil
         expectedSections = sections
     }
 
-    public var remaining: Int { bytes.count - offset }
+    /// The state of a checked file, read chunk by chunk.
+    init(streaming chunks: SnapshotChunks) {
+        bytes = []
+        stateBytes = chunks.framing.stateBytes
+        self.chunks = chunks
+        expectedSections = chunks.framing.sections
+    }
+
+    public var remaining: Int { stateBytes - windowStart - offset }
+
+    /// At least `count` bytes from `offset` in the window (`count` ≤ `remaining`, checked by
+    /// the caller): the bytes already read are dropped, then chunks are appended.
+    private mutating func fill(_ count: Int) throws {
+        guard let chunks else { return }
+        bytes.removeSubrange(0..<offset)
+        windowStart += offset
+        offset = 0
+        while bytes.count < count {
+            guard try chunks.appendNext(to: &bytes) else { throw truncated("a chunk") }
+        }
+    }
+
+    /// Makes `count` bytes readable at `offset`, or throws when the state holds fewer.
+    @inline(__always)
+    private mutating func need(_ count: Int, _ what: () -> String) throws {
+        if bytes.count - offset >= count { return }
+        guard count <= remaining else { throw truncated(what()) }
+        try fill(count)
+    }
 
     /// Section `tag`'s element count; each element takes at least `minimumBytes`, so a
     /// count the remaining bytes cannot hold is refused before any allocation.
@@ -36,7 +74,7 @@ public struct SnapshotReader {
 
     @inline(__always)
     public mutating func byte(_ what: @autoclosure () -> String) throws -> UInt8 {
-        guard offset < bytes.count else { throw truncated(what()) }
+        if offset == bytes.count { try need(1, what) }
         defer { offset += 1 }
         return bytes[offset]
     }
@@ -93,7 +131,7 @@ public struct SnapshotReader {
     }
 
     public mutating func double(_ what: @autoclosure () -> String) throws -> Double {
-        guard remaining >= 8 else { throw truncated(what()) }
+        try need(8, what)
         var bits: UInt64 = 0
         for i in (0..<8).reversed() { bits = bits << 8 | UInt64(bytes[offset + i]) }
         offset += 8
@@ -104,6 +142,7 @@ public struct SnapshotReader {
     public mutating func string(_ what: @autoclosure () -> String) throws -> String {
         let length = try unsigned(what())
         guard length <= UInt64(remaining) else { throw truncated(what()) }
+        try need(Int(length), what)
         let end = offset + Int(length)
         guard let string = String(validating: bytes[offset..<end], as: UTF8.self) else {
             throw corrupted("\(what()) is not UTF-8")
@@ -118,6 +157,7 @@ public struct SnapshotReader {
         let length = try unsigned(what())
         guard length <= UInt64(max) else { throw corrupted("\(what()) is \(length) bytes, above the bound \(max)") }
         guard length <= UInt64(remaining) else { throw truncated(what()) }
+        try need(Int(length), what)
         let end = offset + Int(length)
         defer { offset = end }
         return bytes[offset..<end]
@@ -143,9 +183,9 @@ public struct SnapshotReader {
     }
 
     @inline(__always)
-    private func checkRun(_ count: Int, max: Int, _ what: () -> String) throws {
+    private mutating func checkRun(_ count: Int, max: Int, _ what: () -> String) throws {
         guard count >= 0, count <= max else { throw corrupted("\(what()) is \(count) bytes, above the bound \(max)") }
-        guard count <= remaining else { throw truncated(what()) }
+        try need(count, what)
     }
 
     /// A value of a `CaseIterable` enum, stored as its index in `allCases`.
@@ -158,14 +198,14 @@ public struct SnapshotReader {
 
     /// The state must end exactly here, after every section the trailer records.
     func finish() throws {
-        guard offset == bytes.count else { throw corrupted("\(remaining) bytes after the last section") }
+        guard remaining == 0 else { throw corrupted("\(remaining) bytes after the last section") }
         guard sections == expectedSections else {
             throw corrupted("\(sections) sections read, the trailer records \(expectedSections)")
         }
     }
 
     public func corrupted(_ why: String) -> ProjectionError {
-        ProjectionError(.corrupted, "snapshot state: \(why) (at byte \(offset) of \(bytes.count))")
+        ProjectionError(.corrupted, "snapshot state: \(why) (at byte \(windowStart + offset) of \(stateBytes))")
     }
 
     private func truncated(_ what: String) -> ProjectionError {

@@ -117,18 +117,28 @@ public struct SnapshotStore: Sendable {
         return projection
     }
 
+    /// `P`'s state streamed from a checked file (`openFile`), one chunk at a time.
+    static func decodeState<P: Projection>(_: P.Type, from chunks: SnapshotChunks) throws -> P {
+        var reader = SnapshotReader(streaming: chunks)
+        let projection = try P(snapshot: &reader)
+        try reader.finish()
+        return projection
+    }
+
     /// The newest usable snapshot for `P`: same name and version, intact, decodable; the
-    /// previous file is tried when the newest is not usable.
+    /// previous file is tried when the newest is not usable. Each file is checked whole,
+    /// then decoded as it is read again, so a load holds about one chunk of it.
     public func load<P: Projection>(_ type: P.Type) -> SnapshotLoad<P> {
         var result = SnapshotLoad<P>(projection: P(), position: 0, recordedAt: nil, maxRecordedAt: nil, file: nil, olderVersion: nil,
                                      ignored: [], previous: nil)
         for path in [path(for: P.name), previousPath(for: P.name)] {
-            switch Self.readFile(atPath: path) {
+            switch Self.openFile(atPath: path) {
             case .missing:
                 continue
             case .invalid(let reason):
                 result.ignored.append("\(path): \(reason)")
-            case .valid(let snapshot):
+            case .valid(let chunks):
+                let snapshot = chunks.framing
                 guard snapshot.name == P.name else {
                     result.ignored.append("\(path): holds projection \"\(snapshot.name)\", not \"\(P.name)\"")
                     continue
@@ -136,7 +146,7 @@ public struct SnapshotStore: Sendable {
                 guard snapshot.version == P.version else {
                     if snapshot.version < P.version {
                         result.olderVersion = max(result.olderVersion ?? snapshot.version, snapshot.version)
-                        if result.previous == nil, let old = try? Self.decodeState(P.self, from: snapshot) {
+                        if result.previous == nil, let old = try? Self.decodeState(P.self, from: chunks) {
                             result.previous = RebuiltProjection(projection: old, position: snapshot.position, recordedAt: snapshot.recordedAt)
                         }
                     }
@@ -144,7 +154,7 @@ public struct SnapshotStore: Sendable {
                     continue
                 }
                 do {
-                    result.projection = try Self.decodeState(P.self, from: snapshot)
+                    result.projection = try Self.decodeState(P.self, from: chunks)
                 } catch {
                     result.ignored.append("\(path): state does not decode: \(error)")
                     continue
@@ -244,6 +254,34 @@ public struct SnapshotStore: Sendable {
         switch SnapshotFormat.decode(bytes, kind: kind) {
         case .success(let snapshot): return .valid(snapshot)
         case .failure(let error): return .invalid(reason: error.message)
+        }
+    }
+
+    enum OpenedFile {
+        case missing
+        case valid(SnapshotChunks)
+        case invalid(reason: String)
+    }
+
+    /// Checks one snapshot file whole, reading it in chunks, and keeps it open for decoding.
+    static func openFile(atPath path: String) -> OpenedFile {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            return errno == ENOENT ? .missing : .invalid(reason: "cannot be opened: \(String(cString: strerror(errno)))")
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size >= 0 else {
+            close(fd)
+            return .invalid(reason: "cannot be read: fstat failed")
+        }
+        let framed = SnapshotFormat.frame(size: Int(info.st_size), kind: .snapshot) { offset, count in
+            try SnapshotChunks.read(fd, count: count, at: offset, path: path)[...]
+        }
+        switch framed {
+        case .success(let framing): return .valid(SnapshotChunks(fd: fd, path: path, framing: framing))
+        case .failure(let error):
+            close(fd)
+            return .invalid(reason: error.message)
         }
     }
 
