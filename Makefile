@@ -7,6 +7,10 @@ SHELL := /bin/bash
 
 SWIFT          ?= swift
 CONFIG         ?= debug
+# Release builds (the bench targets) link the Swift runtime and Foundation into the binary, as
+# Hummingbird's deployment template does: `replay --help` then takes 12-13 ms rather than 18-19
+# and tally-server listens sooner (BENCHMARKS.md, "Static release builds").
+RELEASE        ?= -c release --static-swift-stdlib
 DATA_DIR       ?= $(CURDIR)/.tally-dev/data
 # prometheus: its promtool checks /metrics in the tests (the server itself is never started).
 # chromium: the dashboard's browser test drives it headless (TALLY_TEST_CHROMIUM).
@@ -132,8 +136,8 @@ pg-test-stop:
 
 BENCH_EVENTS ?= 2000000
 bench: deps
-	$(SWIFT) build -c release --product replay
-	@bin=$$($(SWIFT) build -c release --show-bin-path)/replay; dir=$$(mktemp -d); \
+	$(SWIFT) build $(RELEASE) --product replay
+	@bin=$$($(SWIFT) build $(RELEASE) --show-bin-path)/replay; dir=$$(mktemp -d); \
 	echo "== durable append, group commit (256 appenders x 64)"; \
 	"$$bin" bench append --log "$$dir/a" --fsync always --appenders 256 --batch 64 --events $(BENCH_EVENTS); \
 	echo "== durable single-event appends (256 appenders x 1)"; \
@@ -147,8 +151,8 @@ bench: deps
 # HTTP load on loopback with wrk (installed when missing); figures in BENCHMARKS.md.
 bench-api: deps
 	@command -v wrk >/dev/null || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk curl; }
-	$(SWIFT) build -c release --product tally-server
-	Benchmarks/api/run.sh "$$($(SWIFT) build -c release --show-bin-path)/tally-server"
+	$(SWIFT) build $(RELEASE) --product tally-server
+	Benchmarks/api/run.sh "$$($(SWIFT) build $(RELEASE) --show-bin-path)/tally-server"
 
 # The scale table (BENCHMARKS.md): the logs are built once into SCALE_DIR and kept there
 # (the 100 M-event log is about 6 GB); never part of `make test`.
@@ -156,9 +160,9 @@ SCALE_DIR    ?= $(CURDIR)/.build/scale
 SCALE_EVENTS ?= 1000000 10000000 100000000
 bench-scale: deps
 	@command -v curl >/dev/null && [ -x /usr/bin/time ] || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl time; }
-	$(SWIFT) build -c release --product replay
-	$(SWIFT) build -c release --product tally-server
-	bin=$$($(SWIFT) build -c release --show-bin-path); \
+	$(SWIFT) build $(RELEASE) --product replay
+	$(SWIFT) build $(RELEASE) --product tally-server
+	bin=$$($(SWIFT) build $(RELEASE) --show-bin-path); \
 	Benchmarks/scale/run.sh "$$bin/replay" "$$bin/tally-server" "$(SCALE_DIR)" $(SCALE_EVENTS)
 
 bench-micro: deps
