@@ -42,7 +42,9 @@ struct IDBitSet: Sendable, Hashable {
     func hash(into hasher: inout Hasher) { hasher.combine(count) }
 }
 
-/// A set of (id, id) pairs: open addressing over the pair packed in 64 bits.
+/// A set of (id, id) pairs: open addressing over the pair packed in 64 bits, at most 3/4
+/// full (as Swift's own `Dictionary`): eight slots share a cache line, so a longer probe
+/// costs little, and half full, 603 k unlocked pairs took 16.8 MB where 8.4 MB do.
 struct IDPairSet: Sendable {
     private static let empty = UInt64.max
     private var slots = [UInt64](repeating: IDPairSet.empty, count: 64)
@@ -52,7 +54,7 @@ struct IDPairSet: Sendable {
 
     init(minimumCapacity: Int) {
         var capacity = 64
-        while minimumCapacity * 2 > capacity { capacity *= 2 }
+        while minimumCapacity * 4 > capacity * 3 { capacity *= 2 }
         slots = [UInt64](repeating: Self.empty, count: capacity)
     }
 
@@ -94,7 +96,7 @@ struct IDPairSet: Sendable {
         }
         slots[index] = key
         count += 1
-        if count * 2 > slots.count { grow() }
+        if count * 4 > slots.count * 3 { grow() }
         return true
     }
 

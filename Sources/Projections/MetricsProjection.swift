@@ -201,9 +201,7 @@ public struct MetricsProjection: PayloadFieldsProjection {
     /// until the next new hour starts).
     private mutating func packRecordingHours() {
         for hour in recordingHours {
-            guard var histograms = hourlyLatency.removeValue(forKey: hour) else { continue }
-            for i in histograms.indices { histograms[i].pack() }
-            hourlyLatency[hour] = histograms
+            for kind in LatencyKind.allCases { hourlyLatency[hour]?[kind.rawValue].pack() }
         }
         recordingHours.removeAll(keepingCapacity: true)
     }

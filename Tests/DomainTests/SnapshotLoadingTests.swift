@@ -69,6 +69,23 @@ import Testing
         }
     }
 
+    /// Inserted one by one, through every growth (at 3/4 full), a pair set holds exactly
+    /// the distinct pairs, and equals the set loaded from them at once.
+    @Test func pairSetsGrowWithoutLosingAPair() {
+        var rng = SplitMix64(seed: 9)
+        var set = IDPairSet()
+        var expected = Set<UInt64>()
+        for _ in 0..<120_000 {
+            let a = UInt32.random(in: 0..<3_000, using: &rng), b = UInt32.random(in: 0..<60_000, using: &rng)
+            let isNew = expected.insert(UInt64(a) << 32 | UInt64(b)).inserted
+            #expect(set.insert(a, b) == isNew)
+        }
+        #expect(set.count == expected.count)
+        #expect(expected.allSatisfy { set.contains(UInt32($0 >> 32), UInt32(truncatingIfNeeded: $0)) })
+        #expect(!set.contains(3_000, 0) && !set.contains(0, 60_000))
+        #expect(IDPairSet.loading(Array(expected)).set == set)
+    }
+
     @Test func pairSetsLoadEveryPairAndFindARepeat() {
         var rng = SplitMix64(seed: 5)
         var keys = Set<UInt64>()
