@@ -1,6 +1,6 @@
 public import EventLog
 public import Events
-public import Histogram
+import Histogram
 
 /// Latency distributions, gauges and transitions the metrics view keeps besides its buckets.
 public struct LatencySummary: Sendable, Hashable, Codable {

@@ -1,4 +1,4 @@
-public import Events
+import Events
 import Histogram
 
 /// The metrics fold state in a binary snapshot (docs/snapshot-format.md). Rings are written

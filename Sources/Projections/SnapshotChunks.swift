@@ -1,4 +1,4 @@
-public import EventLog
+import EventLog
 
 #if canImport(Glibc)
 import Glibc
@@ -11,8 +11,7 @@ import Darwin
 /// a 10 M-event log, two such files at once in a cold start). `SnapshotStore.openFile`
 /// checks the whole file first (`SnapshotFormat.frame`); each chunk's CRC is checked again
 /// as it is read here, so a file changed in between is refused, not misread.
-public final class SnapshotChunks: @unchecked Sendable {
-    // @unchecked: one reader uses it at a time (a load), and it is never shared.
+final class SnapshotChunks {
     let framing: SnapshotFormat.Framing
     let path: String
     private let fd: Int32
