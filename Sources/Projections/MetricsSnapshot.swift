@@ -117,6 +117,7 @@ extension SnapshotWriter {
 
     /// The same entries for an hour, from its packed form when it is at rest.
     mutating func writeHistogram(_ hour: HourHistogram) {
+        guard !hour.isRecording else { return writeHistogram(hour.histogram) }
         unsigned(UInt64(hour.entryCount))
         hour.forEachEntry { value, count in
             unsigned(value)

@@ -111,15 +111,16 @@ public struct SnapshotStore: Sendable {
 
     /// `P`'s state from a snapshot's bytes: every section read, nothing left over.
     public static func decodeState<P: Projection>(_: P.Type, from snapshot: Snapshot) throws -> P {
-        var reader = SnapshotReader(snapshot.payload, sections: snapshot.sections)
-        let projection = try P(snapshot: &reader)
-        try reader.finish()
-        return projection
+        try decodeState(P.self, reading: SnapshotReader(snapshot.payload, sections: snapshot.sections))
     }
 
     /// `P`'s state streamed from a checked file (`openFile`), one chunk at a time.
     static func decodeState<P: Projection>(_: P.Type, from chunks: SnapshotChunks) throws -> P {
-        var reader = SnapshotReader(streaming: chunks)
+        try decodeState(P.self, reading: SnapshotReader(streaming: chunks))
+    }
+
+    private static func decodeState<P: Projection>(_: P.Type, reading start: SnapshotReader) throws -> P {
+        var reader = start
         let projection = try P(snapshot: &reader)
         try reader.finish()
         return projection
@@ -233,14 +234,13 @@ public struct SnapshotStore: Sendable {
 
     /// Reads and checks one file of `kind`, in time proportional to its bytes.
     static func readFile(atPath path: String, kind: SnapshotFormat.Kind) -> SnapshotFile {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            return errno == ENOENT ? .missing : .invalid(reason: "cannot be opened: \(String(cString: strerror(errno)))")
+        let (fd, size): (Int32, Int)
+        switch openSized(path) {
+        case .opened(let file): (fd, size) = file
+        case .missing: return .missing
+        case .unreadable(let reason): return .invalid(reason: reason)
         }
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size >= 0 else { return .invalid(reason: "cannot be read: fstat failed") }
-        let size = Int(info.st_size)
         var failed = false
         let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             while count < size {
@@ -265,16 +265,13 @@ public struct SnapshotStore: Sendable {
 
     /// Checks one snapshot file whole, reading it in chunks, and keeps it open for decoding.
     static func openFile(atPath path: String) -> OpenedFile {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            return errno == ENOENT ? .missing : .invalid(reason: "cannot be opened: \(String(cString: strerror(errno)))")
+        let (fd, size): (Int32, Int)
+        switch openSized(path) {
+        case .opened(let file): (fd, size) = file
+        case .missing: return .missing
+        case .unreadable(let reason): return .invalid(reason: reason)
         }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size >= 0 else {
-            close(fd)
-            return .invalid(reason: "cannot be read: fstat failed")
-        }
-        let framed = SnapshotFormat.frame(size: Int(info.st_size), kind: .snapshot) { offset, count in
+        let framed = SnapshotFormat.frame(size: size, kind: .snapshot) { offset, count in
             try SnapshotChunks.read(fd, count: count, at: offset, path: path)[...]
         }
         switch framed {
@@ -283,6 +280,26 @@ public struct SnapshotStore: Sendable {
             close(fd)
             return .invalid(reason: error.message)
         }
+    }
+
+    private enum SizedFile {
+        case opened(fd: Int32, size: Int)
+        case missing
+        case unreadable(String)
+    }
+
+    /// `path` opened for reading, with its size; the caller closes it.
+    private static func openSized(_ path: String) -> SizedFile {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            return errno == ENOENT ? .missing : .unreadable("cannot be opened: \(String(cString: strerror(errno)))")
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size >= 0 else {
+            close(fd)
+            return .unreadable("cannot be read: fstat failed")
+        }
+        return .opened(fd: fd, size: Int(info.st_size))
     }
 
     /// Snapshot names become file names: 1–100 of `A-Z a-z 0-9 . _ -`, not starting with a dot.
