@@ -11,20 +11,31 @@
 ///
 /// Storage is chunked (`ChunkedColumn`, 64 KiB byte chunks), so a copy shares everything
 /// and an insert after a copy duplicates one chunk.
+///
+/// Eight bytes a string besides its bytes, at half-full slots: a 4-byte slot and a 4-byte
+/// start. (8-byte slots and spans took 16: 50 MB more at a cold start of the 10 M-event log's
+/// views, where the post ids are 1.87 M strings in each of two views.) A table holds at most
+/// 4 GiB of string bytes (65,536 chunks) and so fewer than 2^31 strings: about 250 M post
+/// ids, 13 times the 100 M-event log's, and far past the memory a process of ours has.
 struct InternTable: Sendable {
-    /// 0: empty; else the hash's high 32 bits << 32 | (id + 1). Open addressing, linear
-    /// probing. (A slot holding the span too saves a cache miss per probe but costs 8 bytes
-    /// a slot: 70 MB more on the 10 M-event log, over the memory budget.)
-    private var slots = ChunkedColumn<UInt64>(repeating: 0, count: 64)
+    /// 0: empty; else the hash's high bits above `idMask` | (id + 1). Ids stay below half
+    /// the slot count (the table grows at half full), so id + 1 fits under the mask and the
+    /// bits above it filter probes: 10 bits at 2^22 slots, one string compare per 1,024
+    /// foreign slots. Open addressing, linear probing.
+    private var slots = ChunkedColumn<UInt32>(repeating: 0, count: 64)
+    /// The slot count − 1, a power of two − 1.
     private var slotMask = 63
     private var arena: [ContiguousArray<UInt8>] = []
-    /// Per id: chunk << 32 | offset << 16 | length.
-    private var spans = ChunkedColumn<UInt64>()
+    /// Per id: where its bytes start, chunk << 16 | offset. Its length is where the next
+    /// id's start, or, for the last string of a chunk, the chunk's end.
+    private var starts = ChunkedColumn<UInt32>()
     /// Spellings with a byte ≥ 0x80, by their `String` (canonical equality).
     private var nonASCII: [String: UInt32] = [:]
     private let seed: UInt64
 
     static let arenaChunk = 1 << 16
+    /// Chunk numbers fit the start's high 16 bits.
+    static let maximumChunks = 1 << 16
     /// Longer strings are not interned (the catalogue's fields are at most 1 KiB).
     static let maximumLength = 4_096
 
@@ -32,7 +43,27 @@ struct InternTable: Sendable {
         seed = UInt64.random(in: 0...UInt64.max)
     }
 
-    var count: Int { spans.count }
+    var count: Int { starts.count }
+
+    /// Slot bits that hold id + 1; the bits above hold the hash's.
+    @inline(__always) private var idMask: UInt32 { UInt32(truncatingIfNeeded: slotMask) }
+
+    /// A slot's hash bits for `hash`: its high half, above the id's bits.
+    @inline(__always) private func tagBits(_ hash: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: hash >> 32) & ~idMask
+    }
+
+    /// Where `id`'s bytes are.
+    @inline(__always)
+    private func span(_ id: Int) -> (chunk: Int, offset: Int, length: Int) {
+        let start = starts[id]
+        let chunk = Int(start >> 16), offset = Int(start & 0xFFFF)
+        if id + 1 < starts.count {
+            let next = starts[id + 1]
+            if Int(next >> 16) == chunk { return (chunk, offset, Int(next & 0xFFFF) - offset) }
+        }
+        return (chunk, offset, arena[chunk].count - offset)
+    }
 
     // MARK: - Lookups
 
@@ -47,15 +78,15 @@ struct InternTable: Sendable {
 
     /// Open addressing: the id of exactly these bytes, or the empty slot where they would go.
     @inline(__always)
-    private func probe(_ bytes: UnsafeRawBufferPointer) -> (id: UInt32?, emptySlot: Int, tag: UInt64) {
+    private func probe(_ bytes: UnsafeRawBufferPointer) -> (id: UInt32?, emptySlot: Int, tag: UInt32) {
         let hash = Self.hash(bytes, seed)
-        let tag = hash >> 32
+        let tag = tagBits(hash), idMask = idMask
         var index = Int(truncatingIfNeeded: hash) & slotMask
         while true {
             let slot = slots[index]
             if slot == 0 { return (nil, index, tag) }
-            if slot >> 32 == tag, equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], bytes) {
-                return (UInt32(truncatingIfNeeded: slot) &- 1, index, tag)
+            if slot & ~idMask == tag, equals(Int(slot & idMask) - 1, bytes) {
+                return ((slot & idMask) &- 1, index, tag)
             }
             index = (index + 1) & slotMask
         }
@@ -104,14 +135,13 @@ struct InternTable: Sendable {
     }
 
     func withBytes<Result>(_ id: UInt32, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
-        let span = spans[Int(id)]
-        let chunk = Int(span >> 32), offset = Int((span >> 16) & 0xFFFF), length = Int(span & 0xFFFF)
+        let (chunk, offset, length) = span(Int(id))
         return try arena[chunk].withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + length])) }
     }
 
     // MARK: - Inserting
 
-    private mutating func insert(_ bytes: UnsafeRawBufferPointer, slot: Int, tag: UInt64) -> UInt32 {
+    private mutating func insert(_ bytes: UnsafeRawBufferPointer, slot: Int, tag: UInt32) -> UInt32 {
         let id: UInt32
         if Self.isASCII(bytes) {
             id = append(bytes)
@@ -135,13 +165,15 @@ struct InternTable: Sendable {
                 return id
             }
         }
-        slots[slot] = tag << 32 | UInt64(id + 1)
+        slots[slot] = tag | (id + 1)
         growIfNeeded()
         return id
     }
 
     private mutating func append(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         if arena.isEmpty || arena[arena.count - 1].count + bytes.count >= Self.arenaChunk {
+            // 4 GiB of distinct names in one view: memory ran out long before.
+            precondition(arena.count < Self.maximumChunks, "an interning table holds at most 4 GiB of strings")
             var chunk = ContiguousArray<UInt8>()
             chunk.reserveCapacity(Self.arenaChunk)
             arena.append(chunk)
@@ -149,8 +181,8 @@ struct InternTable: Sendable {
         let chunk = arena.count - 1
         let offset = arena[chunk].count
         arena[chunk].append(contentsOf: bytes)
-        let id = UInt32(spans.count)
-        spans.append(UInt64(chunk) << 32 | UInt64(offset) << 16 | UInt64(bytes.count))
+        let id = UInt32(starts.count)
+        starts.append(UInt32(chunk) << 16 | UInt32(offset))
         return id
     }
 
@@ -158,7 +190,7 @@ struct InternTable: Sendable {
         let hash = withBytes(id) { Self.hash($0, seed) }
         var index = Int(truncatingIfNeeded: hash) & slotMask
         while slots[index] != 0 { index = (index + 1) & slotMask }
-        slots[index] = (hash >> 32) << 32 | UInt64(id + 1)
+        slots[index] = tagBits(hash) | (id + 1)
     }
 
     private mutating func growIfNeeded() {
@@ -179,10 +211,10 @@ struct InternTable: Sendable {
     }
 
     @inline(__always)
-    private func equals(_ span: UInt64, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    private func equals(_ id: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
         let n = bytes.count
-        guard Int(span & 0xFFFF) == n else { return false }
-        let chunk = Int(span >> 32), offset = Int((span >> 16) & 0xFFFF)
+        let (chunk, offset, length) = span(id)
+        guard length == n else { return false }
         return arena[chunk].withUnsafeBytes { stored in
             // Word by word: the strings are short, a call to memcmp costs more.
             var i = 0
@@ -312,13 +344,15 @@ extension InternTable {
     init(snapshot r: inout SnapshotReader, section tag: UInt8, what: String) throws {
         self.init()
         let count = try r.section(tag, minimumBytes: 1)
-        guard count < Int(UInt32.max) else { throw r.corrupted("\(count) \(what)s do not fit 32-bit ids") }
+        // Ids below 2^31 keep id + 1 under the slots' id bits at half-full slots.
+        guard count < 1 << 31 else { throw r.corrupted("\(count) \(what)s are more than a table holds (2^31)") }
         reserveSlots(count)
         var scratch = [UInt8](repeating: 0, count: Self.maximumLength)
         for _ in 0..<count {
             let header = try r.unsigned(what + " header", max: UInt64(Self.maximumLength) << 1 | 1)
             let length = Int(header >> 1)
             if arena.isEmpty || arena[arena.count - 1].count + length >= Self.arenaChunk {
+                guard arena.count < Self.maximumChunks else { throw r.corrupted("\(what)s hold more than 4 GiB") }
                 var chunk = ContiguousArray<UInt8>()
                 chunk.reserveCapacity(Self.arenaChunk)
                 arena.append(chunk)
@@ -346,8 +380,8 @@ extension InternTable {
                     }
                 }
             }
-            let id = UInt32(spans.count)
-            spans.append(UInt64(chunk) << 32 | UInt64(offset) << 16 | UInt64(length))
+            let id = UInt32(starts.count)
+            starts.append(UInt32(chunk) << 16 | UInt32(offset))
             let ascii = arena[chunk].withUnsafeBytes { Self.isASCII(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + length])) }
             if !ascii {
                 let text = self.string(id)
@@ -369,8 +403,8 @@ extension InternTable {
     }
 
     /// Places every id's slot into an empty slot array sized for them, in the order of their
-    /// home slots: ids are counted and then grouped by a run of 65536 home slots (512 KiB, a
-    /// core's L2 cache), so the probes walk the array once instead of missing the cache at
+    /// home slots: ids are counted and then grouped by a run of 65536 home slots (256 KiB, in
+    /// a core's L2 cache), so the probes walk the array once instead of missing the cache at
     /// random, and the grouping writes few enough streams to stay in L1. Returns an id whose
     /// bytes another id already holds, if any (nothing is placed after it).
     private mutating func placeAllSlots() -> UInt32? {
@@ -381,32 +415,30 @@ extension InternTable {
             for id in 0..<UInt32(count) { if let twice = placeSlot(unless: id) { return twice } }
             return nil
         }
-        var starts = [Int](repeating: 0, count: groups + 1)
+        var groupStarts = [Int](repeating: 0, count: groups + 1)
         for id in 0..<UInt32(count) {
             let home = Int(truncatingIfNeeded: withBytes(id) { Self.hash($0, seed) }) & slotMask
-            starts[(home >> shift) + 1] += 1
+            groupStarts[(home >> shift) + 1] += 1
         }
-        for group in 0..<groups { starts[group + 1] += starts[group] }
-        // Per position in home order: the hash's low 32 bits (all of the home slot) and the id.
-        var next = starts
-        var tags = [UInt32]()
+        for group in 0..<groups { groupStarts[group + 1] += groupStarts[group] }
+        // Per position in home order: the slot's hash bits and the home slot in one word
+        // (the home fills the id's bits), and the id.
+        let idMask = idMask
+        var next = groupStarts
         let order = [UInt64](unsafeUninitializedCapacity: count) { order, written in
-            tags = [UInt32](unsafeUninitializedCapacity: count) { tags, tagged in
-                for id in 0..<UInt32(count) {
-                    let hash = withBytes(id) { Self.hash($0, seed) }
-                    let group = (Int(truncatingIfNeeded: hash) & slotMask) >> shift
-                    let at = next[group]
-                    next[group] = at + 1
-                    order.initializeElement(at: at, to: UInt64(UInt32(truncatingIfNeeded: hash)) << 32 | UInt64(id))
-                    tags.initializeElement(at: at, to: UInt32(truncatingIfNeeded: hash >> 32))
-                }
-                tagged = count
+            for id in 0..<UInt32(count) {
+                let hash = withBytes(id) { Self.hash($0, seed) }
+                let home = Int(truncatingIfNeeded: hash) & slotMask
+                let at = next[home >> shift]
+                next[home >> shift] = at + 1
+                order.initializeElement(at: at, to: UInt64(tagBits(hash) | UInt32(truncatingIfNeeded: home)) << 32 | UInt64(id))
             }
             written = count
         }
-        for at in 0..<count {
-            let id = UInt32(truncatingIfNeeded: order[at])
-            if let twice = placeSlot(unless: id, tag: UInt64(tags[at]), home: Int(truncatingIfNeeded: order[at] >> 32)) { return twice }
+        for word in order {
+            let homeAndTag = UInt32(truncatingIfNeeded: word >> 32)
+            let id = UInt32(truncatingIfNeeded: word)
+            if let twice = placeSlot(unless: id, tag: homeAndTag & ~idMask, home: Int(homeAndTag & idMask)) { return twice }
         }
         return nil
     }
@@ -415,22 +447,23 @@ extension InternTable {
     /// of the two ids (the repeat).
     private mutating func placeSlot(unless id: UInt32) -> UInt32? {
         let hash = withBytes(id) { Self.hash($0, seed) }
-        return placeSlot(unless: id, tag: hash >> 32, home: Int(truncatingIfNeeded: hash))
+        return placeSlot(unless: id, tag: tagBits(hash), home: Int(truncatingIfNeeded: hash))
     }
 
     /// The probe both placements share: from `home`, the first empty slot, or the slot of an
     /// id with the same bytes.
-    private mutating func placeSlot(unless id: UInt32, tag: UInt64, home: Int) -> UInt32? {
+    private mutating func placeSlot(unless id: UInt32, tag: UInt32, home: Int) -> UInt32? {
+        let idMask = idMask
         var index = home & slotMask
         while true {
             let slot = slots[index]
             if slot == 0 { break }
-            if slot >> 32 == tag, withBytes(id, { equals(spans[Int(UInt32(truncatingIfNeeded: slot) &- 1)], $0) }) {
-                return max(id, UInt32(truncatingIfNeeded: slot) &- 1)
+            if slot & ~idMask == tag, withBytes(id, { equals(Int(slot & idMask) - 1, $0) }) {
+                return max(id, (slot & idMask) - 1)
             }
             index = (index + 1) & slotMask
         }
-        slots[index] = tag << 32 | UInt64(id + 1)
+        slots[index] = tag | (id + 1)
         return nil
     }
 }
