@@ -12,16 +12,18 @@
 /// Storage is chunked (`ChunkedColumn`, 64 KiB byte chunks), so a copy shares everything
 /// and an insert after a copy duplicates one chunk.
 ///
-/// Eight bytes a string besides its bytes, at half-full slots: a 4-byte slot and a 4-byte
-/// start. (8-byte slots and spans took 16: 50 MB more at a cold start of the 10 M-event log's
-/// views, where the post ids are 1.87 M strings in each of two views.) A table holds at most
+/// Besides its bytes, a string costs a 4-byte start and 5.3–10.7 bytes of 4-byte slots (a
+/// table is 3/8 to 3/4 full). 8-byte slots, 1/4 to 1/2 full, and 8-byte spans took 24–40:
+/// 50 MB more at a cold start of the 10 M-event log's views, where the post ids are 1.87 M
+/// strings in each of two views, and 320 MB more at 100 M events. A table holds at most
 /// 4 GiB of string bytes (65,536 chunks) and so fewer than 2^31 strings: about 250 M post
 /// ids, 13 times the 100 M-event log's, and far past the memory a process of ours has.
 struct InternTable: Sendable {
-    /// 0: empty; else the hash's high bits above `idMask` | (id + 1). Ids stay below half
-    /// the slot count (the table grows at half full), so id + 1 fits under the mask and the
-    /// bits above it filter probes: 10 bits at 2^22 slots, one string compare per 1,024
-    /// foreign slots. Open addressing, linear probing.
+    /// 0: empty; else the hash's high bits above `idMask` | (id + 1). Ids stay below 3/4 of
+    /// the slot count (the table grows at 3/4 full, as the pair sets do: 16 slots share a
+    /// cache line, so longer probes cost little), so id + 1 fits under the mask and the bits
+    /// above it filter probes: 10 bits at 2^22 slots, one string compare per 1,024 foreign
+    /// slots. Open addressing, linear probing.
     private var slots = ChunkedColumn<UInt32>(repeating: 0, count: 64)
     /// The slot count − 1, a power of two − 1.
     private var slotMask = 63
@@ -194,7 +196,7 @@ struct InternTable: Sendable {
     }
 
     private mutating func growIfNeeded() {
-        guard count * 2 > slotMask + 1 else { return }
+        guard count * 4 > (slotMask + 1) * 3 else { return }
         slotMask = (slotMask + 1) * 2 - 1
         slots = ChunkedColumn(repeating: 0, count: slotMask + 1)
         for id in 0..<UInt32(count) { placeSlot(for: id) }
@@ -203,7 +205,7 @@ struct InternTable: Sendable {
     /// Room for `count` more strings without rehashing on the way.
     mutating func reserve(_ more: Int) {
         var capacity = slotMask + 1
-        while (count + more) * 2 > capacity { capacity *= 2 }
+        while (count + more) * 4 > capacity * 3 { capacity *= 2 }
         guard capacity > slotMask + 1 else { return }
         slotMask = capacity - 1
         slots = ChunkedColumn(repeating: 0, count: capacity)
@@ -396,7 +398,7 @@ extension InternTable {
     /// Slots for `count` strings, none placed yet (the table is empty).
     private mutating func reserveSlots(_ count: Int) {
         var capacity = slotMask + 1
-        while count * 2 > capacity { capacity *= 2 }
+        while count * 4 > capacity * 3 { capacity *= 2 }
         guard capacity > slotMask + 1 else { return }
         slotMask = capacity - 1
         slots = ChunkedColumn(repeating: 0, count: capacity)
