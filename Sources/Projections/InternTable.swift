@@ -13,9 +13,9 @@
 /// and an insert after a copy duplicates one chunk.
 ///
 /// Besides its bytes, a string costs a 4-byte start and 5.3–10.7 bytes of 4-byte slots (a
-/// table is 3/8 to 3/4 full). 8-byte slots, 1/4 to 1/2 full, and 8-byte spans took 24–40:
-/// 50 MB more at a cold start of the 10 M-event log's views, where the post ids are 1.87 M
-/// strings in each of two views, and 320 MB more at 100 M events. A table holds at most
+/// table is 3/8 to 3/4 full). 8-byte slots, 1/4 to 1/2 full, and 8-byte spans took 24–40
+/// (each view holds every post id: 1.87 M of them on the 10 M-event log). BENCHMARKS.md,
+/// "Four-byte interning slots and starts", has the figures. A table holds at most
 /// 4 GiB of string bytes (65,536 chunks) and so fewer than 2^31 strings: about 250 M post
 /// ids, 13 times the 100 M-event log's, and far past the memory a process of ours has.
 struct InternTable: Sendable {
