@@ -195,21 +195,25 @@ struct InternTable: Sendable {
         slots[index] = tagBits(hash) | (id + 1)
     }
 
-    private mutating func growIfNeeded() {
-        guard count * 4 > (slotMask + 1) * 3 else { return }
-        slotMask = (slotMask + 1) * 2 - 1
-        slots = ChunkedColumn(repeating: 0, count: slotMask + 1)
-        for id in 0..<UInt32(count) { placeSlot(for: id) }
-    }
+    @inline(__always)
+    private mutating func growIfNeeded() { reserve(0) }
 
     /// Room for `count` more strings without rehashing on the way.
     mutating func reserve(_ more: Int) {
+        guard resizeSlots(for: count + more) else { return }
+        for id in 0..<UInt32(count) { placeSlot(for: id) }
+    }
+
+    /// Empty slots for `strings` when the current ones hold fewer than that at 3/4 full (the
+    /// one growth rule: ids stay below 3/4 of the slot count). Returns whether it resized.
+    @inline(__always)
+    private mutating func resizeSlots(for strings: Int) -> Bool {
         var capacity = slotMask + 1
-        while (count + more) * 4 > capacity * 3 { capacity *= 2 }
-        guard capacity > slotMask + 1 else { return }
+        guard strings * 4 > capacity * 3 else { return false }
+        while strings * 4 > capacity * 3 { capacity *= 2 }
         slotMask = capacity - 1
         slots = ChunkedColumn(repeating: 0, count: capacity)
-        for id in 0..<UInt32(count) { placeSlot(for: id) }
+        return true
     }
 
     @inline(__always)
@@ -348,7 +352,8 @@ extension InternTable {
         let count = try r.section(tag, minimumBytes: 1)
         // Ids below 2^31 keep id + 1 under the slots' id bits at half-full slots.
         guard count < 1 << 31 else { throw r.corrupted("\(count) \(what)s are more than a table holds (2^31)") }
-        reserveSlots(count)
+        // Slots for them all, none placed yet: `placeAllSlots` fills them at the end.
+        _ = resizeSlots(for: count)
         var scratch = [UInt8](repeating: 0, count: Self.maximumLength)
         for _ in 0..<count {
             let header = try r.unsigned(what + " header", max: UInt64(Self.maximumLength) << 1 | 1)
@@ -395,14 +400,6 @@ extension InternTable {
         if let twice = placeAllSlots() { throw r.corrupted("\(what) appears twice (id \(twice))") }
     }
 
-    /// Slots for `count` strings, none placed yet (the table is empty).
-    private mutating func reserveSlots(_ count: Int) {
-        var capacity = slotMask + 1
-        while count * 4 > capacity * 3 { capacity *= 2 }
-        guard capacity > slotMask + 1 else { return }
-        slotMask = capacity - 1
-        slots = ChunkedColumn(repeating: 0, count: capacity)
-    }
 
     /// Places every id's slot into an empty slot array sized for them, in the order of their
     /// home slots: ids are counted and then grouped by a run of 65536 home slots (256 KiB, in
